@@ -1,0 +1,53 @@
+"""hfmagic: MMagic's super-resolution and GAN models, Hugging Face-native.
+
+Names are imported lazily (``import hfmagic`` stays cheap for the CLI); ``from hfmagic import
+MSRResNet`` imports transformers and registers every architecture with the Auto classes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY = {
+    **dict.fromkeys(
+        [
+            "register_model",
+            "SuperResolutionConfig",
+            "SuperResolutionPreTrainedModel",
+            "SRCNNConfig",
+            "SRCNN",
+            "MSRResNetConfig",
+            "MSRResNet",
+            "EDSRConfig",
+            "EDSR",
+            "DCGANConfig",
+            "DCGANGenerator",
+            "DCGANDiscriminator",
+            "DCGANPreTrainedModel",
+        ],
+        "hfmagic.models",
+    ),
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hfmagic' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .models import *  # noqa: F401,F403

@@ -1,0 +1,70 @@
+"""DCGAN configuration (shared by the generator and the discriminator)."""
+
+from __future__ import annotations
+
+import math
+
+from transformers import PretrainedConfig
+
+
+class DCGANConfig(PretrainedConfig):
+    r"""Configuration of [`DCGANGenerator`] and [`DCGANDiscriminator`] (Radford et al. 2016), with
+    MMagic's defaults for 64x64 images.
+
+    Args:
+        image_size (`int`, *optional*, defaults to 64):
+            Side of the generated (and discriminated) square images; a power of two times
+            `generator_input_scale`.
+        num_channels (`int`, *optional*, defaults to 3):
+            Image channels (3 for RGB, 1 for grayscale).
+        noise_size (`int`, *optional*, defaults to 100):
+            Length of the generator's noise vector.
+        generator_base_channels (`int`, *optional*, defaults to 1024):
+            Channels of the generator's first feature map (halved at each upsampling).
+        generator_input_scale (`int`, *optional*, defaults to 4):
+            Side of the generator's first feature map.
+        discriminator_base_channels (`int`, *optional*, defaults to 128):
+            Channels after the discriminator's first convolution (doubled at each downsampling).
+        discriminator_output_scale (`int`, *optional*, defaults to 4):
+            Side of the discriminator's last feature map, before its output convolution.
+
+    Example:
+
+    ```python
+    >>> from hfmagic import DCGANConfig, DCGANGenerator, DCGANDiscriminator
+    >>> config = DCGANConfig(image_size=64)
+    >>> generator, discriminator = DCGANGenerator(config), DCGANDiscriminator(config)
+    ```
+    """
+
+    model_type = "dcgan"
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        num_channels: int = 3,
+        noise_size: int = 100,
+        generator_base_channels: int = 1024,
+        generator_input_scale: int = 4,
+        discriminator_base_channels: int = 128,
+        discriminator_output_scale: int = 4,
+        **kwargs,
+    ):
+        for name, scale in (("generator_input_scale", generator_input_scale), ("discriminator_output_scale", discriminator_output_scale)):
+            ratio = image_size // scale if scale > 0 else 0
+            if scale <= 0 or image_size % scale or ratio < 2 or not math.log2(ratio).is_integer():
+                raise ValueError(
+                    f"image_size={image_size} must be {name}={scale} times a power of two (>= 2), "
+                    f"e.g. image_size=64 with {name}=4."
+                )
+        self.image_size = image_size
+        self.num_channels = num_channels
+        self.noise_size = noise_size
+        self.generator_base_channels = generator_base_channels
+        self.generator_input_scale = generator_input_scale
+        self.discriminator_base_channels = discriminator_base_channels
+        self.discriminator_output_scale = discriminator_output_scale
+        super().__init__(**kwargs)
+
+
+__all__ = ["DCGANConfig"]

@@ -1,0 +1,60 @@
+"""EDSR: enhanced deep residual network (MMagic's `EDSRNet`)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ...layers import PixelShufflePack, ResidualBlockNoBN, make_layer
+from ..sr_base import SuperResolutionPreTrainedModel
+from .configuration_edsr import EDSRConfig
+
+
+def _upsample_stages(scale: int, mid_channels: int) -> nn.Sequential:
+    """x2 pixel-shuffle stages for a power of two, one x3 stage for 3 (MMagic's UpsampleModule)."""
+    if scale & (scale - 1) == 0:
+        stages = [PixelShufflePack(mid_channels, mid_channels, 2, upsample_kernel=3) for _ in range(int(math.log2(scale)))]
+    else:
+        stages = [PixelShufflePack(mid_channels, mid_channels, 3, upsample_kernel=3)]
+    return nn.Sequential(*stages)
+
+
+class EDSR(SuperResolutionPreTrainedModel):
+    """``conv_last(upsample(body(conv_first(x')) + conv_first(x')))`` on ``x' = (x - mean) / std``.
+
+    Input (N, in_channels, H, W) in [0, 1] -> output (N, out_channels, H*s, W*s). The mean and
+    std come from the config (non-persistent buffers: not in the state dict, as in MMagic).
+    """
+
+    config_class = EDSRConfig
+
+    def __init__(self, config: EDSRConfig):
+        super().__init__(config)
+        mid = config.mid_channels
+        self.register_buffer("mean", torch.tensor(config.rgb_mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(config.rgb_std).view(1, -1, 1, 1), persistent=False)
+        self.conv_first = nn.Conv2d(config.in_channels, mid, 3, padding=1)
+        self.body = make_layer(ResidualBlockNoBN, config.num_blocks, mid_channels=mid, res_scale=config.res_scale)
+        self.conv_after_body = nn.Conv2d(mid, mid, 3, 1, 1)
+        self.upsample = _upsample_stages(config.upscale_factor, mid)
+        self.conv_last = nn.Conv2d(mid, config.out_channels, 3, 1, 1, bias=True)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if module is self:
+            # Buffers built on the meta device by from_pretrained are refilled from the config.
+            with torch.no_grad():
+                self.mean.copy_(torch.tensor(self.config.rgb_mean).view(1, -1, 1, 1))
+                self.std.copy_(torch.tensor(self.config.rgb_std).view(1, -1, 1, 1))
+
+    def reconstruct(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        mean, std = self.mean.to(pixel_values), self.std.to(pixel_values)
+        x = self.conv_first((pixel_values - mean) / std)
+        res = self.conv_after_body(self.body(x)) + x
+        return self.conv_last(self.upsample(res)) * std + mean
+
+
+__all__ = ["EDSR"]

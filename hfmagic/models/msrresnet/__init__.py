@@ -1,0 +1,4 @@
+from .configuration_msrresnet import MSRResNetConfig
+from .modeling_msrresnet import MSRResNet
+
+__all__ = ["MSRResNetConfig", "MSRResNet"]

@@ -1,0 +1,56 @@
+"""MSRResNet: modified SRResNet without BatchNorm (MMagic's `MSRResNet`)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ...layers import PixelShufflePack, ResidualBlockNoBN, make_layer, mark_init_scale
+from ..sr_base import SuperResolutionPreTrainedModel
+from .configuration_msrresnet import MSRResNetConfig
+
+
+class MSRResNet(SuperResolutionPreTrainedModel):
+    """``conv_last(lrelu(conv_hr(upsample(trunk(lrelu(conv_first(x))))))) + bilinear(x)``.
+
+    Input (N, in_channels, H, W) in [0, 1] -> output (N, out_channels, H*s, W*s).
+    """
+
+    config_class = MSRResNetConfig
+
+    def __init__(self, config: MSRResNetConfig):
+        super().__init__(config)
+        mid = config.mid_channels
+        self.conv_first = nn.Conv2d(config.in_channels, mid, 3, 1, 1, bias=True)
+        self.trunk_net = make_layer(ResidualBlockNoBN, config.num_blocks, mid_channels=mid)
+        if config.upscale_factor in (2, 3):
+            self.upsample1 = PixelShufflePack(mid, mid, config.upscale_factor, upsample_kernel=3)
+        else:  # x4 as two x2 stages
+            self.upsample1 = PixelShufflePack(mid, mid, 2, upsample_kernel=3)
+            self.upsample2 = PixelShufflePack(mid, mid, 2, upsample_kernel=3)
+        self.conv_hr = nn.Conv2d(mid, mid, 3, 1, 1, bias=True)
+        self.conv_last = nn.Conv2d(mid, config.out_channels, 3, 1, 1, bias=True)
+        self.lrelu = nn.LeakyReLU(negative_slope=0.1, inplace=True)
+        mark_init_scale([self.conv_first, self.conv_hr, self.conv_last], 0.1)
+        self.post_init()
+
+    def _upsample(self, feat: torch.Tensor) -> torch.Tensor:
+        stages = [self.upsample1] + ([self.upsample2] if self.config.upscale_factor == 4 else [])
+        for stage in stages:
+            feat = stage(feat)
+            if self.config.upsample_lrelu:
+                feat = self.lrelu(feat)
+        return feat
+
+    def reconstruct(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        feat = self.lrelu(self.conv_first(pixel_values))
+        out = self._upsample(self.trunk_net(feat))
+        out = self.conv_last(self.lrelu(self.conv_hr(out)))
+        base = F.interpolate(
+            pixel_values, scale_factor=self.config.upscale_factor, mode="bilinear", align_corners=False
+        )
+        return out + base
+
+
+__all__ = ["MSRResNet"]

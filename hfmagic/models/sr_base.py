@@ -1,0 +1,149 @@
+"""What every hfmagic super-resolution model shares: the config fields, the loss, the forward contract.
+
+A new SR network is a subclass of ``SuperResolutionConfig`` (with its own ``model_type``) and
+of ``SuperResolutionPreTrainedModel`` that implements ``reconstruct(pixel_values)``; it then
+gets ``from_pretrained``/``push_to_hub``, the pipeline, the CLI and the training loop.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import ImageSuperResolutionOutput
+
+from ..layers import init_module
+
+__all__ = ["SuperResolutionConfig", "SuperResolutionPreTrainedModel", "LOSSES", "charbonnier_loss"]
+
+
+def charbonnier_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """MMagic's CharbonnierLoss (mean of sqrt((pred - target)^2 + eps))."""
+    return torch.sqrt((pred - target) ** 2 + eps).mean()
+
+
+# The loss kinds a config may name (MMagic's pixel losses with reduction "mean").
+LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss, "charbonnier": charbonnier_loss}
+
+
+class SuperResolutionConfig(PretrainedConfig):
+    r"""Base configuration of the super-resolution models.
+
+    Args:
+        upscale_factor (`int`, *optional*, defaults to 4):
+            How much the model enlarges its input; must be one of the model's `supported_upscale_factors`.
+        in_channels (`int`, *optional*, defaults to 3):
+            Channels of the input image.
+        out_channels (`int`, *optional*, defaults to 3):
+            Channels of the output image.
+        loss_type (`str`, *optional*, defaults to `"l1"`):
+            Pixel loss used when `labels` are passed to `forward`: `"l1"`, `"mse"` or `"charbonnier"`.
+    """
+
+    # Subclasses narrow this to what their upsampler supports.
+    supported_upscale_factors: tuple[int, ...] = (1, 2, 3, 4, 8)
+
+    def __init__(
+        self,
+        upscale_factor: int = 4,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        loss_type: str = "l1",
+        **kwargs,
+    ):
+        if upscale_factor not in self.supported_upscale_factors:
+            raise ValueError(
+                f"{type(self).__name__} does not support upscale_factor={upscale_factor!r}; "
+                f"choose one of {list(self.supported_upscale_factors)}."
+            )
+        if loss_type not in LOSSES:
+            raise ValueError(f"Unknown loss_type={loss_type!r}; choose one of {sorted(LOSSES)}.")
+        self.upscale_factor = upscale_factor
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.loss_type = loss_type
+        super().__init__(**kwargs)
+
+
+class SuperResolutionPreTrainedModel(PreTrainedModel):
+    """Base of the SR models: input/label checks, the pixel loss and ``ImageSuperResolutionOutput``.
+
+    Subclasses build their layers in ``__init__`` (ending with ``self.post_init()``) and
+    implement ``reconstruct``: (N, in_channels, H, W) in [0, 1] -> (N, out_channels, sH, sW).
+    """
+
+    config_class = SuperResolutionConfig
+    base_model_prefix = "generator"
+    main_input_name = "pixel_values"
+    supports_gradient_checkpointing = False
+    _no_split_modules: list[str] = []
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        config_class = cls.__dict__.get("config_class")
+        if config_class is not None and not issubclass(config_class, PretrainedConfig):
+            raise TypeError(
+                f"{cls.__name__}.config_class must be a PretrainedConfig subclass, got {config_class!r}."
+            )
+
+    def __init__(self, config: SuperResolutionConfig, *args, **kwargs):
+        if type(self).config_class is SuperResolutionConfig and type(self) is not SuperResolutionPreTrainedModel:
+            raise TypeError(
+                f"{type(self).__name__} has no config_class of its own: add `config_class = YourConfig` "
+                "(a SuperResolutionConfig subclass with its own model_type) to the class."
+            )
+        super().__init__(config, *args, **kwargs)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        init_module(module)
+
+    def reconstruct(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Upscale ``pixel_values`` (N, C, H, W) in [0, 1] to (N, C_out, sH, sW)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement reconstruct(pixel_values).")
+
+    def compute_loss(self, reconstruction: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Pixel loss of the kind named by ``config.loss_type`` (mean over all elements)."""
+        return LOSSES[self.config.loss_type](reconstruction, labels)
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> ImageSuperResolutionOutput | tuple:
+        """Upscale a batch and, when ``labels`` (the HR images) are given, compute the pixel loss.
+
+        Args:
+            pixel_values: (N, in_channels, H, W), RGB float in [0, 1].
+            labels: optional (N, out_channels, H*s, W*s) ground truth in [0, 1].
+        Returns:
+            ``ImageSuperResolutionOutput`` with ``reconstruction`` (N, out_channels, H*s, W*s)
+            and ``loss`` when labels are given.
+        """
+        if pixel_values.dim() != 4 or pixel_values.shape[1] != self.config.in_channels:
+            raise ValueError(
+                f"{type(self).__name__} expects pixel_values of shape (N, {self.config.in_channels}, H, W), "
+                f"got {tuple(pixel_values.shape)}."
+            )
+        reconstruction = self.reconstruct(pixel_values)
+        if not isinstance(reconstruction, torch.Tensor):
+            raise TypeError(
+                f"{type(self).__name__}.reconstruct must return a tensor (N, C, H*s, W*s), "
+                f"got {type(reconstruction).__name__}."
+            )
+        loss = None
+        if labels is not None:
+            if labels.shape != reconstruction.shape:
+                scale = self.config.upscale_factor
+                raise ValueError(
+                    f"labels of shape {tuple(labels.shape)} do not match the x{scale} reconstruction "
+                    f"{tuple(reconstruction.shape)} of input {tuple(pixel_values.shape)}: the data's scale "
+                    f"must equal config.upscale_factor={scale}."
+                )
+            loss = self.compute_loss(reconstruction, labels)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if not return_dict:
+            return (reconstruction,) if loss is None else (loss, reconstruction)
+        return ImageSuperResolutionOutput(loss=loss, reconstruction=reconstruction)

@@ -1,0 +1,38 @@
+"""SRCNN: bicubic upsampling followed by three convolutions (MMagic's `SRCNNNet`)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..sr_base import SuperResolutionPreTrainedModel
+from .configuration_srcnn import SRCNNConfig
+
+class SRCNN(SuperResolutionPreTrainedModel):
+    """SRCNN: ``conv3(relu(conv2(relu(conv1(bicubic(x))))))``; PyTorch's default init.
+
+    Input (N, 3, H, W) in [0, 1] -> output (N, 3, H*s, W*s).
+    """
+
+    config_class = SRCNNConfig
+
+    def __init__(self, config: SRCNNConfig):
+        super().__init__(config)
+        c, k = config.channels, config.kernel_sizes
+        self.conv1 = nn.Conv2d(c[0], c[1], k[0], padding=k[0] // 2)
+        self.conv2 = nn.Conv2d(c[1], c[2], k[1], padding=k[1] // 2)
+        self.conv3 = nn.Conv2d(c[2], c[3], k[2], padding=k[2] // 2)
+        self.relu = nn.ReLU()
+        self.post_init()
+
+    def reconstruct(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(
+            pixel_values, scale_factor=self.config.upscale_factor, mode="bicubic", align_corners=False
+        )
+        x = self.relu(self.conv1(x))
+        x = self.relu(self.conv2(x))
+        return self.conv3(x)
+
+
+__all__ = ["SRCNN"]

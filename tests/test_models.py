@@ -1,0 +1,236 @@
+"""Model tests in transformers' manner: tiny configs, every scale, save/load, init and reference values."""
+
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from hfmagic import (
+    EDSR,
+    SRCNN,
+    DCGANConfig,
+    DCGANDiscriminator,
+    DCGANGenerator,
+    EDSRConfig,
+    MSRResNet,
+    MSRResNetConfig,
+    SRCNNConfig,
+)
+
+
+def tiny(cls, cfg_cls, scale, **kw):
+    defaults = {"mid_channels": 8, "num_blocks": 2} if cfg_cls is not SRCNNConfig else {"channels": (3, 8, 4, 3)}
+    defaults.update(kw)
+    return cls(cfg_cls(upscale_factor=scale, **defaults))
+
+
+@pytest.mark.parametrize(
+    "cls,cfg_cls,scales",
+    [(SRCNN, SRCNNConfig, (2, 3, 4)), (MSRResNet, MSRResNetConfig, (2, 3, 4)), (EDSR, EDSRConfig, (2, 3, 4, 8))],
+)
+def test_sr_shapes_and_loss(cls, cfg_cls, scales):
+    for scale in scales:
+        model = tiny(cls, cfg_cls, scale)
+        x = torch.rand(2, 3, 5, 7)
+        gt = torch.rand(2, 3, 5 * scale, 7 * scale)
+        out = model(x, labels=gt)
+        assert out.reconstruction.shape == gt.shape
+        assert torch.allclose(out.loss, (out.reconstruction - gt).abs().mean())
+        assert model(x).loss is None
+        assert model(x, return_dict=False)[0].shape == gt.shape
+
+
+def test_loss_type_is_a_config_field():
+    model = tiny(MSRResNet, MSRResNetConfig, 2, loss_type="mse")
+    x, gt = torch.rand(1, 3, 4, 4), torch.rand(1, 3, 8, 8)
+    out = model(x, labels=gt)
+    assert torch.allclose(out.loss, F.mse_loss(out.reconstruction, gt))
+    with pytest.raises(ValueError, match="loss_type"):
+        MSRResNetConfig(loss_type="l3")
+
+
+@pytest.mark.parametrize("cfg_cls,bad", [(MSRResNetConfig, 8), (EDSRConfig, 5), (MSRResNetConfig, 1)])
+def test_unsupported_scale_names_the_supported_ones(cfg_cls, bad):
+    with pytest.raises(ValueError, match=r"upscale_factor=.*choose one of \["):
+        cfg_cls(upscale_factor=bad)
+
+
+def test_bad_input_and_label_shapes():
+    model = tiny(MSRResNet, MSRResNetConfig, 4)
+    with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
+        model(torch.rand(3, 8, 8))
+    with pytest.raises(ValueError, match="upscale_factor=4"):
+        model(torch.rand(1, 3, 8, 8), labels=torch.rand(1, 3, 16, 16))
+
+
+def test_default_sizes_match_mmagic():
+    assert sum(p.numel() for p in MSRResNet(MSRResNetConfig()).parameters()) == 1_517_571
+    cfg = EDSRConfig()
+    assert (cfg.mid_channels, cfg.num_blocks, cfg.res_scale, cfg.rgb_mean) == (64, 16, 1.0, [0.4488, 0.4371, 0.4040])
+    assert SRCNNConfig().channels == [3, 64, 32, 3] and SRCNNConfig().kernel_sizes == [9, 1, 5]
+
+
+def test_msrresnet_keys_and_init():
+    model = MSRResNet(MSRResNetConfig(mid_channels=64, num_blocks=2))
+    keys = set(model.state_dict())
+    assert {"conv_first.weight", "trunk_net.1.conv2.bias", "upsample1.upsample_conv.weight",
+            "upsample2.upsample_conv.weight", "conv_hr.weight", "conv_last.bias"} <= keys
+    kaiming = lambda w: math.sqrt(2.0 / (w.shape[1] * w.shape[2] * w.shape[3]))
+    for name, scale in [("conv_first", 0.1), ("conv_hr", 0.1), ("trunk_net.0.conv1", 0.1), ("upsample1.upsample_conv", 1.0)]:
+        conv = model.get_submodule(name)
+        assert conv.weight.std().item() == pytest.approx(kaiming(conv.weight) * scale, rel=0.15), name
+        assert torch.all(conv.bias == 0), name
+
+
+def _msrresnet_reference(sd, x, scale, upsample_lrelu=False):
+    """MSRResNet written with functional ops straight from REFERENCE.md, for comparison."""
+    lrelu = lambda t: F.leaky_relu(t, 0.1)
+    conv = lambda t, n: F.conv2d(t, sd[n + ".weight"], sd[n + ".bias"], padding=1)
+    feat = lrelu(conv(x, "conv_first"))
+    i = 0
+    while f"trunk_net.{i}.conv1.weight" in sd:
+        feat = feat + conv(F.relu(conv(feat, f"trunk_net.{i}.conv1")), f"trunk_net.{i}.conv2")
+        i += 1
+    stages = [("upsample1", 2), ("upsample2", 2)] if scale == 4 else [("upsample1", scale)]
+    for name, factor in stages:
+        feat = F.pixel_shuffle(conv(feat, name + ".upsample_conv"), factor)
+        if upsample_lrelu:
+            feat = lrelu(feat)
+    out = conv(lrelu(conv(feat, "conv_hr")), "conv_last")
+    return out + F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("upsample_lrelu", [False, True])
+def test_msrresnet_matches_functional_reference(scale, upsample_lrelu):
+    torch.manual_seed(0)
+    model = tiny(MSRResNet, MSRResNetConfig, scale, upsample_lrelu=upsample_lrelu).eval()
+    for p in model.parameters():  # non-zero biases so that they are exercised
+        p.data.normal_(0, 0.05)
+    x = torch.rand(1, 3, 6, 5)
+    with torch.no_grad():
+        ours = model(x).reconstruction
+        ref = _msrresnet_reference(model.state_dict(), x, scale, upsample_lrelu)
+    assert (ours - ref).abs().max() < 1e-5
+
+
+def test_edsr_matches_functional_reference():
+    torch.manual_seed(0)
+    model = tiny(EDSR, EDSRConfig, 4, res_scale=0.1, rgb_std=(0.5, 1.0, 2.0)).eval()
+    sd, x = model.state_dict(), torch.rand(1, 3, 5, 6)
+    assert "mean" not in sd and "std" not in sd
+    mean = torch.tensor([0.4488, 0.4371, 0.4040]).view(1, 3, 1, 1)
+    std = torch.tensor([0.5, 1.0, 2.0]).view(1, 3, 1, 1)
+    conv = lambda t, n: F.conv2d(t, sd[n + ".weight"], sd[n + ".bias"], padding=1)
+    h = conv((x - mean) / std, "conv_first")
+    body = h
+    for i in range(2):
+        body = body + 0.1 * conv(F.relu(conv(body, f"body.{i}.conv1")), f"body.{i}.conv2")
+    res = conv(body, "conv_after_body") + h
+    for i in range(2):
+        res = F.pixel_shuffle(conv(res, f"upsample.{i}.upsample_conv"), 2)
+    ref = conv(res, "conv_last") * std + mean
+    with torch.no_grad():
+        assert (model(x).reconstruction - ref).abs().max() < 1e-5
+
+
+def test_srcnn_matches_functional_reference():
+    torch.manual_seed(0)
+    model = SRCNN(SRCNNConfig(upscale_factor=3)).eval()
+    sd, x = model.state_dict(), torch.rand(1, 3, 7, 6)
+    up = F.interpolate(x, scale_factor=3, mode="bicubic", align_corners=False)
+    h = F.relu(F.conv2d(up, sd["conv1.weight"], sd["conv1.bias"], padding=4))
+    h = F.relu(F.conv2d(h, sd["conv2.weight"], sd["conv2.bias"]))
+    ref = F.conv2d(h, sd["conv3.weight"], sd["conv3.bias"], padding=2)
+    with torch.no_grad():
+        assert (model(x).reconstruction - ref).abs().max() < 1e-5
+
+
+def test_save_load_roundtrip_is_bitwise_and_keeps_buffers(tmp_path):
+    model = tiny(EDSR, EDSRConfig, 2, rgb_mean=(0.1, 0.2, 0.3))
+    model.save_pretrained(tmp_path)
+    loaded = EDSR.from_pretrained(tmp_path)
+    for (k, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert torch.equal(loaded.mean.flatten(), torch.tensor([0.1, 0.2, 0.3]))
+    x = torch.rand(1, 3, 4, 4)
+    assert torch.equal(model(x).reconstruction, loaded(x).reconstruction)
+
+
+def test_partial_checkpoint_inits_missing_weights_with_mmagic_scheme(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = MSRResNet(MSRResNetConfig(mid_channels=64, num_blocks=1))
+    model.save_pretrained(tmp_path)
+    sd = load_file(tmp_path / "model.safetensors")
+    del sd["conv_first.weight"]
+    save_file(sd, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    loaded, info = MSRResNet.from_pretrained(tmp_path, output_loading_info=True)
+    assert info["missing_keys"] == {"conv_first.weight"} or set(info["missing_keys"]) == {"conv_first.weight"}
+    assert torch.equal(loaded.conv_last.weight, model.conv_last.weight)  # loaded: untouched
+    w = loaded.conv_first.weight
+    assert w.std().item() == pytest.approx(math.sqrt(2 / 27) * 0.1, rel=0.2)
+
+
+def test_auto_classes():
+    from transformers import AutoConfig, AutoModel, AutoModelForImageToImage
+
+    assert isinstance(AutoModelForImageToImage.from_config(MSRResNetConfig(num_blocks=1)), MSRResNet)
+    assert isinstance(AutoModel.from_config(AutoConfig.for_model("edsr", num_blocks=1)), EDSR)
+    assert isinstance(AutoModel.from_config(DCGANConfig(generator_base_channels=16)), DCGANGenerator)
+
+
+def tiny_gan_config(**kw):
+    return DCGANConfig(image_size=16, generator_base_channels=32, discriminator_base_channels=8, **kw)
+
+
+def test_dcgan_shapes_keys_and_range():
+    config = DCGANConfig()
+    g, d = DCGANGenerator(config), DCGANDiscriminator(config)
+    assert g.noise2feat.conv.weight.shape == (100, 1024, 4, 4)
+    assert [g.upsampling[i].conv.weight.shape[1] for i in range(3)] == [512, 256, 128]
+    assert g.output_layer.conv.bias is not None and g.noise2feat.conv.bias is None
+    assert d.downsamples[0].bn is None and d.downsamples[0].conv.bias is not None
+    assert [d.downsamples[i].conv.weight.shape[0] for i in range(4)] == [128, 256, 512, 1024]
+    assert d.downsamples[1].activate.negative_slope == 0.01
+    images = g(num_batches=2)
+    assert images.shape == (2, 3, 64, 64) and images.abs().max() <= 1
+    assert d(images).shape == (2, 1)
+
+
+def test_dcgan_init_and_reproducible_noise():
+    g = DCGANGenerator(DCGANConfig())
+    assert g.upsampling[0].conv.weight.std().item() == pytest.approx(0.02, rel=0.05)
+    assert g.upsampling[0].bn.weight.std().item() == pytest.approx(1.0, rel=0.1)
+    assert torch.all(g.output_layer.conv.bias == 0)
+    small = DCGANGenerator(tiny_gan_config()).eval()
+    a = small(num_batches=3, generator=torch.Generator().manual_seed(1))
+    b = small(num_batches=3, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    noise = torch.randn(3, 100)
+    assert torch.equal(small(noise), small(noise[:, :, None, None]))
+
+
+def test_dcgan_bad_inputs():
+    g, d = DCGANGenerator(tiny_gan_config()), DCGANDiscriminator(tiny_gan_config())
+    with pytest.raises(ValueError, match="noise_size|noise"):
+        g(torch.randn(2, 7))
+    with pytest.raises(ValueError, match="num_batches"):
+        g()
+    with pytest.raises(ValueError, match=r"\(N, 3, 16, 16\)"):
+        d(torch.randn(2, 3, 8, 8))
+    with pytest.raises(ValueError, match="power of two"):
+        DCGANConfig(image_size=48)
+
+
+def test_dcgan_grayscale_and_roundtrip(tmp_path):
+    cfg = tiny_gan_config(num_channels=1)
+    g = DCGANGenerator(cfg)
+    g.save_pretrained(tmp_path)
+    loaded = DCGANGenerator.from_pretrained(tmp_path)
+    noise = torch.randn(2, 100)
+    g.eval(), loaded.eval()
+    assert torch.equal(g(noise), loaded(noise))
+    assert g(noise).shape == (2, 1, 16, 16)
+    assert DCGANDiscriminator(cfg)(g(noise)).shape == (2, 1)
