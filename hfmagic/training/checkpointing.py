@@ -1,0 +1,151 @@
+"""Crash-safe training checkpoints on top of ``accelerator.save_state`` / ``load_state``.
+
+A checkpoint is written to ``<output_dir>/.checkpoint-<step>.tmp`` by every rank, then the main
+process renames it to ``checkpoint-<step>`` (an atomic rename on one file system). So a run killed
+while saving never leaves a folder named ``checkpoint-*`` that resume would pick; stale ``.tmp``
+folders are removed on the next save.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+from pathlib import Path
+
+import torch
+
+__all__ = [
+    "CHECKPOINT_STATE_FILE",
+    "CheckpointableGenerator",
+    "TrainingDivergedError",
+    "check_finite",
+    "list_checkpoints",
+    "read_checkpoint_state",
+    "resolve_resume_checkpoint",
+    "save_checkpoint",
+]
+
+CHECKPOINT_STATE_FILE = "hfmagic_state.json"
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+class TrainingDivergedError(RuntimeError):
+    """Raised when a loss becomes NaN or infinite."""
+
+
+def check_finite(losses: dict[str, torch.Tensor | float], step: int, last_checkpoint: str | None) -> None:
+    """Stop the run with a clear message when any loss is NaN/inf.
+
+    Args:
+        losses: name -> scalar loss (tensor or float).
+        step: the optimisation step the losses belong to.
+        last_checkpoint: path of the last good checkpoint (or None), named in the message.
+    """
+    bad = {name: float(v) for name, v in losses.items() if not math.isfinite(float(v))}
+    if bad:
+        where = (
+            f"The last good checkpoint is {last_checkpoint}; resume from it with "
+            f"--resume_from_checkpoint {last_checkpoint} (e.g. with a lower --learning_rate)."
+            if last_checkpoint
+            else "No checkpoint was written yet; lower --learning_rate or set --checkpointing_steps."
+        )
+        raise TrainingDivergedError(f"Training diverged at step {step}: non-finite loss {bad}. {where}")
+
+
+class CheckpointableGenerator:
+    """A ``torch.Generator`` whose state is saved with ``accelerator.register_for_checkpointing``,
+    so noise drawn from it continues exactly after a resume."""
+
+    def __init__(self, seed: int, device: str | torch.device = "cpu"):
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(seed)
+
+    def state_dict(self) -> dict:
+        return {"state": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["state"])
+
+
+def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints ``checkpoint-<step>`` (with their state file) in ``output_dir``, oldest first."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _CHECKPOINT_RE.match(p.name)) and (p / CHECKPOINT_STATE_FILE).is_file()]
+    return [p for _, p in sorted(found)]
+
+
+def save_checkpoint(
+    accelerator,
+    output_dir: str | os.PathLike,
+    step: int,
+    total_limit: int | None = None,
+    extra_state: dict | None = None,
+) -> Path:
+    """Save the accelerator state atomically as ``output_dir/checkpoint-<step>``; call on EVERY rank.
+
+    Args:
+        accelerator: the run's ``accelerate.Accelerator``.
+        output_dir: the run's output folder.
+        step: global optimisation step (also recorded in ``hfmagic_state.json``).
+        total_limit: keep at most this many checkpoints (oldest removed first).
+        extra_state: JSON-serialisable values stored next to the state (e.g. the epoch).
+    Returns:
+        The final checkpoint path.
+    """
+    root = Path(output_dir)
+    final = root / f"checkpoint-{step}"
+    tmp = root / f".checkpoint-{step}.tmp"
+    if accelerator.is_main_process:
+        root.mkdir(parents=True, exist_ok=True)
+        for stale in root.glob(".checkpoint-*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        state = {"step": step, **(extra_state or {})}
+        (tmp / CHECKPOINT_STATE_FILE).write_text(json.dumps(state, indent=2))
+        with open(tmp / CHECKPOINT_STATE_FILE) as f:
+            os.fsync(f.fileno())
+        if final.exists():  # re-saving the same step (e.g. final save after a periodic one)
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        if total_limit is not None and total_limit > 0:
+            for old in list_checkpoints(root)[:-total_limit]:
+                shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def resolve_resume_checkpoint(resume_from: str | None, output_dir: str | os.PathLike) -> Path | None:
+    """Turn ``--resume_from_checkpoint`` (``latest``, a path, or a ``checkpoint-N`` name) into a path.
+
+    ``latest`` with no checkpoint yet returns None (a fresh start). A named checkpoint that does
+    not exist, or lacks its state file, raises ``FileNotFoundError`` listing what exists.
+    """
+    if not resume_from:
+        return None
+    if resume_from == "latest":
+        found = list_checkpoints(output_dir)
+        return found[-1] if found else None
+    path = Path(resume_from)
+    if not path.exists() and (Path(output_dir) / resume_from).exists():
+        path = Path(output_dir) / resume_from
+    if not path.is_dir() or not (path / CHECKPOINT_STATE_FILE).is_file():
+        existing = [p.name for p in list_checkpoints(output_dir)]
+        raise FileNotFoundError(
+            f"Cannot resume from {resume_from!r}: not a complete hfmagic checkpoint folder. "
+            f"Checkpoints in {output_dir}: {existing or 'none'}; use --resume_from_checkpoint latest."
+        )
+    return path
+
+
+def read_checkpoint_state(path: str | os.PathLike) -> dict:
+    """The ``hfmagic_state.json`` of a checkpoint (at least ``{"step": N}``)."""
+    return json.loads((Path(path) / CHECKPOINT_STATE_FILE).read_text())
+
