@@ -1,0 +1,10 @@
+"""Data for hfmagic: MATLAB-exact bicubic resizing, paired super-resolution datasets built on HF
+``datasets``, DIV2K preparation and the standard evaluation sets.
+
+``hfmagic.data`` imports torch and numpy only; ``datasets`` is imported when a dataset is built.
+"""
+
+from .images import load_rgb, to_numpy, to_tensor
+from .imresize import imresize
+
+__all__ = ["imresize", "load_rgb", "to_tensor", "to_numpy"]
