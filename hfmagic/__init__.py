@@ -31,6 +31,7 @@ _LAZY = {
         ],
         "hfmagic.models",
     ),
+    "convert_checkpoint": "hfmagic.convert",
 }
 
 __all__ = sorted(_LAZY)

@@ -9,7 +9,9 @@ import importlib
 import sys
 
 # sub-command -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "convert": ("hfmagic.commands.convert", "Convert an MMagic or BasicSR checkpoint into a from_pretrained folder."),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,76 @@
+"""``hfmagic convert``: an MMagic or BasicSR checkpoint -> a ``from_pretrained`` folder (and the Hub)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+# Kept here (not imported from hfmagic.convert) so that `hfmagic --help` does not import torch.
+ARCHS = ("srcnn", "msrresnet", "edsr", "dcgan")
+SOURCES = ("auto", "mmagic", "basicsr")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="MMagic (.pth with 'state_dict') or BasicSR (.pth with 'params'/'params_ema') checkpoint.")
+    parser.add_argument("output_dir", help="Folder to write: config.json, model.safetensors, README.md (DCGAN: discriminator/ too).")
+    parser.add_argument("--arch", required=True, choices=ARCHS, help="Architecture of the checkpoint (checked against its tensor shapes).")
+    parser.add_argument(
+        "--scale",
+        type=int,
+        default=None,
+        help="Upscale factor. Read from the weights for MSRResNet and EDSR (then only checked); required for SRCNN, "
+        "whose weights do not hold it.",
+    )
+    parser.add_argument(
+        "--source", choices=SOURCES, default="auto", help="Which codebase wrote the checkpoint (default: from its layout and key names)."
+    )
+    parser.add_argument("--ema", action="store_true", help="Convert the EMA generator (MMagic generator_ema, BasicSR params_ema).")
+    parser.add_argument(
+        "--no-bgr-to-rgb",
+        dest="bgr_to_rgb",
+        action="store_false",
+        help="DCGAN: keep the channel order (for GANs trained on RGB; MMagic's were trained on BGR and are reversed by default).",
+    )
+    parser.add_argument(
+        "--res-scale",
+        type=float,
+        default=None,
+        help="EDSR: residual scale, not stored in the weights (default 1.0, or 0.1 for the large 256-feature, 32-block EDSR).",
+    )
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="Also upload the folder to this Hub repo.")
+    parser.add_argument("--private", action="store_true", default=None, help="Create the Hub repo as private.")
+    parser.add_argument("--token", default=None, help="Hub token (default: the logged-in one or HF_TOKEN).")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..convert import convert_checkpoint
+
+    # Show the converter's notes (what was skipped, what was read from the shapes) on stderr.
+    log = logging.getLogger("hfmagic.convert")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    previous_level = log.level
+    log.setLevel(logging.INFO)
+    try:
+        convert_checkpoint(
+            args.checkpoint,
+            args.output_dir,
+            arch=args.arch,
+            scale=args.scale,
+            source=args.source,
+            ema=args.ema,
+            bgr_to_rgb=args.bgr_to_rgb,
+            res_scale=args.res_scale,
+            push_to_hub=args.push_to_hub,
+            private=args.private,
+            token=args.token,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        print(f"hfmagic convert: error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(previous_level)
+    return 0
