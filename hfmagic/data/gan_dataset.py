@@ -1,0 +1,240 @@
+"""Unconditional image data for GAN training, from any HF dataset with an image column.
+
+``build_gan_dataset`` accepts a Hub id (``pcuenq/lsun-bedrooms``), a local image folder (loaded as
+``imagefolder`` with ``drop_labels=True``), parquet files, a ``save_to_disk`` folder, or a
+``datasets.Dataset`` / ``IterableDataset`` object. Every image is decoded here (not by
+``datasets``) so that an unreadable one is reported with its row, or skipped when asked.
+
+Preprocessing as MMagic's unconditional pipelines: bilinear resize without antialiasing (what
+``cv2.resize(..., INTER_LINEAR)`` does, MMagic's backend) of the shorter side to ``resolution``,
+rounded back to uint8, then a center crop, then ``x / 127.5 - 1``: tensors (C, R, R) in [-1, 1].
+Channels are RGB (MMagic's released DCGAN checkpoints are BGR; ``hfmagic.convert`` handles that).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from .images import load_rgb
+
+__all__ = [
+    "GANImageDataset",
+    "GANImageIterableDataset",
+    "build_gan_dataset",
+    "collate_gan_batch",
+    "load_image_dataset",
+    "preprocess_gan_image",
+]
+
+
+def preprocess_gan_image(image: Any, resolution: int = 64, num_channels: int = 3) -> torch.Tensor:
+    """One image (PIL, path, bytes, ``{"bytes", "path"}`` dict or uint8 array) -> (C, R, R) float32 in [-1, 1].
+
+    The shorter side is resized to ``resolution`` (bilinear, no antialiasing, rounded to uint8 as
+    cv2 does), then the center ``resolution`` x ``resolution`` square is kept. ``num_channels=1``
+    converts to grayscale with PIL's ITU-R 601 luma ("L" mode).
+    """
+    if num_channels not in (1, 3):
+        raise ValueError(f"num_channels must be 1 (grayscale) or 3 (RGB), got {num_channels}.")
+    if resolution < 1:
+        raise ValueError(f"resolution must be a positive number of pixels, got {resolution}.")
+    rgb = load_rgb(image)  # (H, W, 3) uint8 for any input mode
+    array = rgb if num_channels == 3 else np.asarray(Image.fromarray(rgb).convert("L"))[..., None]
+    x = torch.from_numpy(np.array(array)).permute(2, 0, 1).float()  # a writable copy
+    height, width = x.shape[1:]
+    scale = resolution / min(height, width)
+    new_h, new_w = max(resolution, round(height * scale)), max(resolution, round(width * scale))
+    if (new_h, new_w) != (height, width):
+        x = F.interpolate(x[None], size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=False)[0]
+        x = x.round_().clamp_(0, 255)
+    top, left = (new_h - resolution) // 2, (new_w - resolution) // 2
+    x = x[:, top : top + resolution, left : left + resolution]
+    return x.div_(127.5).sub_(1.0).contiguous()
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict) and value.get("path"):
+        return f" ({value['path']})"
+    if isinstance(value, (str, os.PathLike)):
+        return f" ({os.fspath(value)})"
+    return ""
+
+
+class _Decoder:
+    """Shared decode-or-skip logic of the map-style and streaming datasets."""
+
+    def __init__(self, resolution: int, num_channels: int, image_column: str, skip_corrupt: bool):
+        self.resolution = resolution
+        self.num_channels = num_channels
+        self.image_column = image_column
+        self.skip_corrupt = skip_corrupt
+        self.num_skipped = 0  # in this process (each DataLoader worker counts its own)
+
+    def decode(self, value: Any, row: int) -> dict | None:
+        try:
+            if value is None:
+                raise ValueError("the entry is empty")
+            pixel_values = preprocess_gan_image(value, self.resolution, self.num_channels)
+        except Exception as error:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
+            message = f"Image at row {row} of column {self.image_column!r}{_describe(value)} cannot be read: {error}"
+            if not self.skip_corrupt:
+                raise ValueError(
+                    f"{message}. Fix or remove it, or skip unreadable images with skip_corrupt=True "
+                    "(--skip_corrupt_images in the training script)."
+                ) from error
+            self.num_skipped += 1
+            warnings.warn(f"{message}; skipped ({self.num_skipped} skipped so far in this process).", stacklevel=2)
+            return None
+        return {"pixel_values": pixel_values}
+
+
+class GANImageDataset(torch.utils.data.Dataset):
+    """Map-style GAN images: ``dataset[i]`` -> ``{"pixel_values": (C, R, R) in [-1, 1]}``, or None for an
+    unreadable image when ``skip_corrupt`` (``collate_gan_batch`` drops those and counts them)."""
+
+    def __init__(self, dataset, resolution: int = 64, num_channels: int = 3, image_column: str = "image", skip_corrupt: bool = False):
+        self.dataset = _undecoded(dataset.select_columns([image_column]), image_column)
+        self.decoder = _Decoder(resolution, num_channels, image_column, skip_corrupt)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict | None:
+        return self.decoder.decode(self.dataset[int(index)][self.decoder.image_column], int(index))
+
+    @property
+    def num_skipped(self) -> int:
+        return self.decoder.num_skipped
+
+
+class GANImageIterableDataset(torch.utils.data.IterableDataset):
+    """Streaming GAN images over a ``datasets.IterableDataset`` (sharded across DataLoader workers by
+    ``datasets``); unreadable images are yielded as None when ``skip_corrupt``. Rows are numbered
+    in the order this process reads them."""
+
+    def __init__(self, dataset, resolution: int = 64, num_channels: int = 3, image_column: str = "image", skip_corrupt: bool = False):
+        self.dataset = _undecoded(dataset.select_columns([image_column]), image_column)
+        self.decoder = _Decoder(resolution, num_channels, image_column, skip_corrupt)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reshuffles a shuffled stream differently each epoch (called by accelerate's DataLoader)."""
+        self.dataset.set_epoch(epoch)
+
+    def __iter__(self):
+        for row, example in enumerate(self.dataset):
+            yield self.decoder.decode(example[self.decoder.image_column], row)
+
+    @property
+    def num_skipped(self) -> int:
+        return self.decoder.num_skipped
+
+
+def collate_gan_batch(items: list[dict | None]) -> dict:
+    """Stack items into ``{"pixel_values": (N, C, R, R), "num_skipped": int}``, dropping skipped (None) ones."""
+    kept = [item["pixel_values"] for item in items if item is not None]
+    if not kept:
+        raise ValueError(
+            f"All {len(items)} images of a batch were unreadable (skipped); check the dataset's image column."
+        )
+    return {"pixel_values": torch.stack(kept), "num_skipped": len(items) - len(kept)}
+
+
+def _undecoded(dataset, image_column: str):
+    """Let hfmagic decode images itself (so errors name the row) by turning off ``datasets``' decoding."""
+    import datasets
+
+    features = dataset.features
+    if features is not None and isinstance(features.get(image_column), datasets.Image):
+        dataset = dataset.cast_column(image_column, datasets.Image(decode=False))
+    return dataset
+
+
+def _pick_split(dataset, split: str, source: str):
+    import datasets
+
+    if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+        if split not in dataset:
+            raise ValueError(f"{source} has no split {split!r}; available splits: {sorted(dataset)}. Pass split=...")
+        return dataset[split]
+    return dataset
+
+
+def load_image_dataset(source: Any, split: str = "train", streaming: bool = False):
+    """Open ``source`` as a ``datasets.Dataset`` (or ``IterableDataset`` when ``streaming``).
+
+    ``source``: a Dataset/IterableDataset/DatasetDict object, a ``save_to_disk`` folder, a folder of
+    parquet files, a folder of images (``imagefolder``, labels dropped), a parquet file, or a Hub id.
+    """
+    import datasets
+
+    if isinstance(source, (datasets.Dataset, datasets.IterableDataset, datasets.DatasetDict, datasets.IterableDatasetDict)):
+        dataset = _pick_split(source, split, "The dataset")
+        if streaming and isinstance(dataset, datasets.Dataset):
+            dataset = dataset.to_iterable_dataset()
+        return dataset
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"source must be a path, a Hub dataset id or a datasets object, got {type(source).__name__}.")
+    path = Path(source)
+    if path.is_dir():
+        if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+            dataset = _pick_split(datasets.load_from_disk(str(path)), split, str(path))
+            return dataset.to_iterable_dataset() if streaming else dataset
+        if next(path.rglob("*.parquet"), None) is not None:
+            return datasets.load_dataset(str(path), split=split, streaming=streaming)
+        return datasets.load_dataset("imagefolder", data_dir=str(path), drop_labels=True, split=split, streaming=streaming)
+    if path.is_file():
+        if path.suffix != ".parquet":
+            raise ValueError(f"{path} is a file but not a .parquet file; pass a folder of images, parquet files or a Hub id.")
+        return datasets.load_dataset("parquet", data_files=str(path), split="train", streaming=streaming)
+    if os.fspath(source).count("/") != 1 or os.fspath(source).startswith((".", "/")):
+        raise FileNotFoundError(
+            f"{os.fspath(source)!r} is neither an existing folder/file nor a Hub dataset id like 'pcuenq/lsun-bedrooms'."
+        )
+    return datasets.load_dataset(os.fspath(source), split=split, streaming=streaming)
+
+
+def build_gan_dataset(
+    source: Any,
+    resolution: int = 64,
+    num_channels: int = 3,
+    image_column: str = "image",
+    split: str = "train",
+    streaming: bool = False,
+    skip_corrupt: bool = False,
+) -> GANImageDataset | GANImageIterableDataset:
+    """GAN training images from any HF image dataset.
+
+    Args:
+        source: Hub id, local folder (images, parquet or ``save_to_disk``), parquet file, or a
+            ``datasets`` object (see ``load_image_dataset``).
+        resolution: side R of the square training images.
+        num_channels: 3 (RGB) or 1 (grayscale).
+        image_column: the column holding the images.
+        split: which split to use.
+        streaming: read the data lazily (an ``IterableDataset``) for datasets too big for the disk.
+        skip_corrupt: skip unreadable images with a warning (and a count) instead of raising.
+    Returns:
+        A torch dataset of ``{"pixel_values": (C, R, R) float32 in [-1, 1]}``; batch it with
+        ``collate_gan_batch``.
+    """
+    if num_channels not in (1, 3):
+        raise ValueError(f"num_channels must be 1 (grayscale) or 3 (RGB), got {num_channels}.")
+    dataset = load_image_dataset(source, split=split, streaming=streaming)
+    columns = dataset.column_names
+    if columns is not None and image_column not in columns:
+        raise ValueError(
+            f"The dataset has no column {image_column!r}; its columns are {columns}. "
+            "Pass image_column=... (--image_column) naming the column that holds the images."
+        )
+    import datasets
+
+    cls = GANImageIterableDataset if isinstance(dataset, datasets.IterableDataset) else GANImageDataset
+    return cls(dataset, resolution=resolution, num_channels=num_channels, image_column=image_column, skip_corrupt=skip_corrupt)
