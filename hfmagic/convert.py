@@ -573,16 +573,18 @@ def convert_checkpoint(
 
     if output_dir is None and push_to_hub:
         with tempfile.TemporaryDirectory() as tmp:
-            _save(result, arch, tmp, naming, ema, label, bgr_to_rgb)
+            _save(result, arch, tmp, naming, ema, label, bgr_to_rgb, push_to_hub)
             _push(tmp, push_to_hub, private, token)
     elif output_dir is not None:
-        _save(result, arch, output_dir, naming, ema, label, bgr_to_rgb)
+        _save(result, arch, output_dir, naming, ema, label, bgr_to_rgb, push_to_hub)
         if push_to_hub:
             _push(output_dir, push_to_hub, private, token)
     return result
 
 
-def _save(result, arch: str, output_dir, naming: str, ema: bool, label: str, bgr_to_rgb: bool) -> None:
+def _save(
+    result, arch: str, output_dir, naming: str, ema: bool, label: str, bgr_to_rgb: bool, repo_id: str | None
+) -> None:
     from . import hub
 
     origin = "BasicSR" if naming == "basicsr" else "MMagic"
@@ -592,11 +594,11 @@ def _save(result, arch: str, output_dir, naming: str, ema: bool, label: str, bgr
     if arch == "dcgan":
         generator, discriminator = result
         if discriminator is not None:
-            hub.save_gan_pretrained(generator, discriminator, output_dir, extra_text=note)
+            hub.save_gan_pretrained(generator, discriminator, output_dir, extra_text=note, repo_id=repo_id)
             return
         result = generator
     result.save_pretrained(output_dir)
-    hub.write_model_card(output_dir, result, extra_text=note)
+    hub.write_model_card(output_dir, result, extra_text=note, repo_id=repo_id)
     logger.info("Saved to %s.", output_dir)
 
 

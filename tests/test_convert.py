@@ -1,0 +1,335 @@
+"""Conversion of MMagic / BasicSR checkpoints: fake checkpoints are built here from hfmagic models
+with random weights (keys renamed to each codebase's names), saved with torch.save, converted
+through the function and the CLI, reloaded with from_pretrained and compared output for output."""
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from hfmagic import (
+    EDSR,
+    SRCNN,
+    DCGANConfig,
+    DCGANDiscriminator,
+    DCGANGenerator,
+    EDSRConfig,
+    MSRResNet,
+    MSRResNetConfig,
+    SRCNNConfig,
+    convert_checkpoint,
+)
+from hfmagic.cli import main
+
+ATOL = 1e-6
+
+
+# ----------------------------------------------------------------------------- fake checkpoints
+def randomize(model, seed=0, std=0.1):
+    """Fill every float tensor (parameters and BatchNorm statistics) with random values; eval mode."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if not tensor.dtype.is_floating_point:
+                continue
+            if name.endswith("running_var"):
+                tensor.copy_(torch.rand(tensor.shape, generator=gen) + 0.5)
+            else:
+                tensor.copy_(torch.randn(tensor.shape, generator=gen) * std)
+    return model.eval()
+
+
+def mmagic_checkpoint(generator, ema=None, discriminator=None, extra=None):
+    """An MMagic/MMEngine checkpoint: prefixed keys under 'state_dict', plus 'meta'."""
+    state = {f"generator.{k}": v for k, v in generator.state_dict().items()}
+    if ema is not None:
+        state.update({f"generator_ema.module.{k}": v for k, v in ema.state_dict().items()})
+        state["generator_ema.steps"] = torch.tensor([1234])
+    if discriminator is not None:
+        state.update({f"discriminator.{k}": v for k, v in discriminator.state_dict().items()})
+    state.update(extra or {})
+    return {"meta": {"mmagic_version": "1.2.0", "epoch": 1, "iter": 5000}, "state_dict": state}
+
+
+def to_basicsr_names(arch, state):
+    """hfmagic (= MMagic) names -> BasicSR 1.4 names, written out by hand for the test."""
+    out = {}
+    for key, value in state.items():
+        if arch == "msrresnet":
+            key = key.replace("trunk_net.", "body.").replace("upsample1.upsample_conv.", "upconv1.")
+            key = key.replace("upsample2.upsample_conv.", "upconv2.")
+        elif arch == "edsr" and key.startswith("upsample."):
+            _, stage, _, param = key.split(".")  # upsample.{i}.upsample_conv.{param}
+            key = f"upsample.{2 * int(stage)}.{param}"  # Sequential(conv, PixelShuffle, conv, ...)
+        out[key] = value.clone()
+    return out
+
+
+def save(tmp_path, obj, name="ckpt.pth"):
+    path = tmp_path / name
+    torch.save(obj, path)
+    return path
+
+
+def convert_both(path, out_root, arch, *flags, **kwargs):
+    """Convert with the Python function and with the CLI; returns both output folders."""
+    fn_dir, cli_dir = out_root / "fn", out_root / "cli"
+    convert_checkpoint(path, fn_dir, arch=arch, **kwargs)
+    assert main(["convert", str(path), str(cli_dir), "--arch", arch, *flags]) == 0
+    return fn_dir, cli_dir
+
+
+# ----------------------------------------------------------------------------- reference forwards
+def _conv(params, name, x):
+    weight = params[f"{name}.weight"]
+    return F.conv2d(x, weight, params[f"{name}.bias"], padding=weight.shape[-1] // 2)
+
+
+def _blocks(params, prefix, x):
+    i = 0
+    while f"{prefix}.{i}.conv1.weight" in params:
+        x = x + _conv(params, f"{prefix}.{i}.conv2", F.relu(_conv(params, f"{prefix}.{i}.conv1", x)))
+        i += 1
+    return x
+
+
+def basicsr_msrresnet(params, x, scale):
+    """BasicSR's MSRResNet forward: LeakyReLU(0.1) after every pixel shuffle."""
+    lrelu = lambda t: F.leaky_relu(t, 0.1)  # noqa: E731
+    out = _blocks(params, "body", lrelu(_conv(params, "conv_first", x)))
+    if scale == 4:
+        out = lrelu(F.pixel_shuffle(_conv(params, "upconv1", out), 2))
+        out = lrelu(F.pixel_shuffle(_conv(params, "upconv2", out), 2))
+    else:
+        out = lrelu(F.pixel_shuffle(_conv(params, "upconv1", out), scale))
+    out = _conv(params, "conv_last", lrelu(_conv(params, "conv_hr", out)))
+    return out + F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+
+
+def basicsr_edsr(params, x, img_range=255.0):
+    """BasicSR's EDSR forward: (x - mean) * img_range ... / img_range + mean."""
+    mean = torch.tensor((0.4488, 0.4371, 0.4040)).view(1, 3, 1, 1)
+    feat = _conv(params, "conv_first", (x - mean) * img_range)
+    out = _conv(params, "conv_after_body", _blocks(params, "body", feat)) + feat
+    i = 0
+    while f"upsample.{i}.weight" in params:
+        conv = _conv(params, f"upsample.{i}", out)
+        out = F.pixel_shuffle(conv, round((conv.shape[1] / out.shape[1]) ** 0.5))
+        i += 2
+    return _conv(params, "conv_last", out) / img_range + mean
+
+
+def assert_close(a, b):
+    assert a.shape == b.shape
+    assert (a - b).abs().max().item() <= ATOL
+
+
+# ----------------------------------------------------------------------------- MMagic SR
+SR_CASES = [
+    ("msrresnet", MSRResNet, MSRResNetConfig, {"mid_channels": 8, "num_blocks": 3}, 2),
+    ("msrresnet", MSRResNet, MSRResNetConfig, {"mid_channels": 8, "num_blocks": 3}, 3),
+    ("msrresnet", MSRResNet, MSRResNetConfig, {"mid_channels": 12, "num_blocks": 2}, 4),
+    ("edsr", EDSR, EDSRConfig, {"mid_channels": 8, "num_blocks": 2}, 2),
+    ("edsr", EDSR, EDSRConfig, {"mid_channels": 8, "num_blocks": 2}, 3),
+    ("edsr", EDSR, EDSRConfig, {"mid_channels": 4, "num_blocks": 1}, 4),
+    ("srcnn", SRCNN, SRCNNConfig, {"channels": (3, 8, 4, 3), "kernel_sizes": (5, 1, 3)}, 3),
+]
+
+
+@pytest.mark.parametrize("arch,cls,cfg_cls,sizes,scale", SR_CASES)
+def test_mmagic_sr_converts_with_identical_outputs(tmp_path, arch, cls, cfg_cls, sizes, scale):
+    original = randomize(cls(cfg_cls(upscale_factor=scale, **sizes)), seed=scale)
+    path = save(tmp_path, mmagic_checkpoint(original))
+    scale_flags = ["--scale", str(scale)] if arch == "srcnn" else []
+    dirs = convert_both(path, tmp_path, arch, *scale_flags, scale=scale if arch == "srcnn" else None)
+    x = torch.rand(2, 3, 6, 5)
+    with torch.no_grad():
+        expected = original(x).reconstruction
+        for folder in dirs:
+            model = cls.from_pretrained(folder)
+            assert model.config.upscale_factor == scale
+            for key, value in sizes.items():
+                assert getattr(model.config, key) == (list(value) if isinstance(value, tuple) else value)
+            assert_close(model(x).reconstruction, expected)
+            assert (folder / "README.md").is_file()
+
+
+def test_mmagic_ema_generator_and_skipped_modules(tmp_path):
+    config = MSRResNetConfig(upscale_factor=2, mid_channels=8, num_blocks=1)
+    plain, ema = randomize(MSRResNet(config), seed=1), randomize(MSRResNet(config), seed=2)
+    # An SRGAN-like checkpoint: the discriminator and the perceptual loss's VGG are not converted.
+    extra = {"discriminator.conv0_0.weight": torch.zeros(4, 3, 3, 3), "perceptual_loss.vgg.0.weight": torch.zeros(2)}
+    path = save(tmp_path, mmagic_checkpoint(plain, ema=ema, extra=extra))
+    x = torch.rand(1, 3, 4, 4)
+    with torch.no_grad():
+        for flags, reference in (([], plain), (["--ema"], ema)):
+            out = tmp_path / f"out{len(flags)}"
+            assert main(["convert", str(path), str(out), "--arch", "msrresnet", *flags]) == 0
+            assert_close(MSRResNet.from_pretrained(out)(x).reconstruction, reference(x).reconstruction)
+        # The function returns the converted model.
+        model = convert_checkpoint(path, arch="msrresnet", ema=True)
+        assert_close(model(x).reconstruction, ema(x).reconstruction)
+
+
+# ----------------------------------------------------------------------------- BasicSR SR
+@pytest.mark.parametrize("scale", [4, 3])
+def test_basicsr_msrresnet_matches_basicsr_forward(tmp_path, scale):
+    config = MSRResNetConfig(upscale_factor=scale, mid_channels=8, num_blocks=2)
+    params = to_basicsr_names("msrresnet", randomize(MSRResNet(config), seed=3, std=0.3).state_dict())
+    params_ema = to_basicsr_names("msrresnet", randomize(MSRResNet(config), seed=4, std=0.3).state_dict())
+    path = save(tmp_path, {"params": params, "params_ema": params_ema})
+    dirs = convert_both(path, tmp_path, "msrresnet")
+    x = torch.rand(2, 3, 5, 6)
+    with torch.no_grad():
+        expected = basicsr_msrresnet(params, x, scale)
+        for folder in dirs:
+            model = MSRResNet.from_pretrained(folder)
+            assert model.config.upsample_lrelu is True
+            assert model.config.upscale_factor == scale
+            assert_close(model(x).reconstruction, expected)
+        # Without the LeakyReLU after the pixel shuffles (MMagic's forward) the output differs.
+        model.config.upsample_lrelu = False
+        assert (model(x).reconstruction - expected).abs().max() > 1e-3
+        ema_model = convert_checkpoint(path, arch="msrresnet", ema=True, source="basicsr")
+        assert_close(ema_model(x).reconstruction, basicsr_msrresnet(params_ema, x, scale))
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+def test_basicsr_edsr_matches_basicsr_forward(tmp_path, scale):
+    config = EDSRConfig(upscale_factor=scale, mid_channels=8, num_blocks=2)
+    params = to_basicsr_names("edsr", randomize(EDSR(config), seed=5, std=0.05).state_dict())
+    path = save(tmp_path, {"params_ema": params})
+    dirs = convert_both(path, tmp_path, "edsr", "--ema", ema=True)
+    x = torch.rand(1, 3, 5, 4)
+    with torch.no_grad():
+        expected = basicsr_edsr(params, x)
+        for folder in dirs:
+            model = EDSR.from_pretrained(folder)
+            assert model.config.upscale_factor == scale
+            assert_close(model(x).reconstruction, expected)
+    with pytest.raises(ValueError, match="has no 'params'.*pass --ema"):
+        convert_checkpoint(path, arch="edsr")
+
+
+def test_bare_state_dicts_are_accepted(tmp_path):
+    config = MSRResNetConfig(upscale_factor=4, mid_channels=8, num_blocks=1)
+    model = randomize(MSRResNet(config), seed=6, std=0.3)
+    x = torch.rand(1, 3, 4, 4)
+    with torch.no_grad():
+        # MMagic names: the network itself.
+        converted = convert_checkpoint(save(tmp_path, model.state_dict(), "mm.pth"), arch="msrresnet")
+        assert converted.config.upsample_lrelu is False
+        assert_close(converted(x).reconstruction, model(x).reconstruction)
+        # BasicSR names, recognised from the key names.
+        params = to_basicsr_names("msrresnet", model.state_dict())
+        converted = convert_checkpoint(save(tmp_path, params, "bsr.pth"), arch="msrresnet")
+        assert converted.config.upsample_lrelu is True
+        assert_close(converted(x).reconstruction, basicsr_msrresnet(params, x, 4))
+
+
+# ----------------------------------------------------------------------------- DCGAN
+def tiny_gan(seed):
+    config = DCGANConfig(image_size=32, noise_size=8, generator_base_channels=16, discriminator_base_channels=4)
+    return randomize(DCGANGenerator(config), seed, std=0.2), randomize(DCGANDiscriminator(config), seed + 1, std=0.2)
+
+
+def load_gan(folder):
+    generator = DCGANGenerator.from_pretrained(folder)
+    discriminator = DCGANDiscriminator.from_pretrained(folder, subfolder="discriminator")
+    return generator.eval(), discriminator.eval()
+
+
+def test_dcgan_bgr_checkpoint_converts_to_rgb(tmp_path):
+    generator, discriminator = tiny_gan(seed=10)
+    ema, _ = tiny_gan(seed=20)
+    path = save(tmp_path, mmagic_checkpoint(generator, ema=ema, discriminator=discriminator))
+    noise = torch.randn(3, 8)
+    rgb = torch.rand(3, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        for folder in convert_both(path, tmp_path, "dcgan"):
+            g, d = load_gan(folder)
+            assert (g.config.image_size, g.config.noise_size, g.config.generator_base_channels) == (32, 8, 16)
+            assert (d.config.discriminator_base_channels, d.config.discriminator_output_scale) == (4, 4)
+            # MMagic draws BGR: the converted generator draws the same image with channels reversed...
+            assert_close(g(noise), generator(noise).flip(1))
+            # ... and the converted discriminator scores RGB as MMagic's scores the BGR image.
+            assert_close(d(rgb), discriminator(rgb.flip(1)))
+            assert (folder / "README.md").is_file()
+
+        g, d = convert_checkpoint(path, arch="dcgan", ema=True)
+        assert_close(g(noise), ema(noise).flip(1))
+        assert_close(d(rgb), discriminator(rgb.flip(1)))
+
+        out = tmp_path / "rgb"
+        assert main(["convert", str(path), str(out), "--arch", "dcgan", "--no-bgr-to-rgb"]) == 0
+        g, d = load_gan(out)
+        assert_close(g(noise), generator(noise))
+        assert_close(d(rgb), discriminator(rgb))
+
+
+# ----------------------------------------------------------------------------- errors
+@pytest.fixture
+def msrresnet_x4():
+    return randomize(MSRResNet(MSRResNetConfig(upscale_factor=4, mid_channels=8, num_blocks=2)))
+
+
+def test_missing_and_left_over_keys_are_listed(tmp_path, msrresnet_x4):
+    ckpt = mmagic_checkpoint(msrresnet_x4)
+    del ckpt["state_dict"]["generator.trunk_net.1.conv2.bias"]
+    with pytest.raises(ValueError, match=r"missing keys: generator\.trunk_net\.1\.conv2\.bias"):
+        convert_checkpoint(save(tmp_path, ckpt), arch="msrresnet")
+
+    ckpt = mmagic_checkpoint(msrresnet_x4, extra={"generator.extra_conv.weight": torch.zeros(1)})
+    with pytest.raises(ValueError, match=r"left-over keys: generator\.extra_conv\.weight"):
+        convert_checkpoint(ckpt, arch="msrresnet")
+
+    # BasicSR checkpoints: listed in BasicSR's own names.
+    params = to_basicsr_names("msrresnet", msrresnet_x4.state_dict())
+    del params["body.0.conv1.weight"], params["upconv2.bias"]
+    with pytest.raises(ValueError, match=r"missing keys: body\.0\.conv1\.weight, upconv2\.bias"):
+        convert_checkpoint({"params": params}, arch="msrresnet")
+
+
+def test_wrong_arch_and_scale_are_named_from_shapes(tmp_path, msrresnet_x4):
+    path = save(tmp_path, mmagic_checkpoint(msrresnet_x4))
+    with pytest.raises(ValueError, match=r"--arch edsr does not match.*MSRResNet \(x4, mid_channels=8, num_blocks=2.*--arch msrresnet"):
+        convert_checkpoint(path, arch="edsr")
+    with pytest.raises(ValueError, match=r"--scale 2 does not match.*32 = 8\*2\^2.*x4\. Pass --scale 4"):
+        convert_checkpoint(path, arch="msrresnet", scale=2)
+    edsr = EDSR(EDSRConfig(upscale_factor=3, mid_channels=8, num_blocks=1))
+    with pytest.raises(ValueError, match=r"--scale 2 does not match.*one x3 stage.*72 channels"):
+        convert_checkpoint(mmagic_checkpoint(edsr), arch="edsr", scale=2)
+    generator, _ = tiny_gan(seed=0)
+    with pytest.raises(ValueError, match=r"--arch msrresnet does not match.*DCGAN \(image_size=32"):
+        convert_checkpoint(mmagic_checkpoint(generator), arch="msrresnet")
+
+    # The CLI reports the same error and fails.
+    assert main(["convert", str(path), str(tmp_path / "out"), "--arch", "srcnn", "--scale", "4"]) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_srcnn_needs_scale(tmp_path, capsys):
+    srcnn = SRCNN(SRCNNConfig(upscale_factor=4, channels=(3, 8, 4, 3)))
+    path = save(tmp_path, mmagic_checkpoint(srcnn))
+    with pytest.raises(ValueError, match="SRCNN's scale is not stored in its weights.*--scale"):
+        convert_checkpoint(path, arch="srcnn")
+    assert main(["convert", str(path), str(tmp_path / "out"), "--arch", "srcnn"]) == 1
+    assert "--scale" in capsys.readouterr().err
+
+
+class NotATensor:
+    pass
+
+
+def test_files_that_are_not_checkpoints(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello, not a checkpoint\n")
+    with pytest.raises(ValueError, match="is not a PyTorch checkpoint"):
+        convert_checkpoint(text, arch="msrresnet")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        convert_checkpoint(tmp_path / "missing.pth", arch="msrresnet")
+    with pytest.raises(ValueError, match="Python object of type .*NotATensor.*weights_only"):
+        convert_checkpoint(save(tmp_path, {"state_dict": {}, "hook": NotATensor()}), arch="msrresnet")
+    with pytest.raises(ValueError, match=r"no 'state_dict' \(MMagic\), no 'params'"):
+        convert_checkpoint(save(tmp_path, {"epoch": 3}), arch="msrresnet")
+    with pytest.raises(ValueError, match="has no EMA generator"):
+        convert_checkpoint(mmagic_checkpoint(MSRResNet(MSRResNetConfig(mid_channels=4, num_blocks=1))), arch="msrresnet", ema=True)
