@@ -29,7 +29,7 @@ def pil_to_rgb_array(image: Image.Image) -> np.ndarray:
     are expanded to their colours; float ("F") images are taken as 0..255 and rounded.
     """
     mode = image.mode
-    if mode in ("RGB",):
+    if mode == "RGB":
         array = np.asarray(image)
     elif mode.startswith("I;16") or mode == "I":
         # 16-bit grayscale: keep the full range by mapping 65535 -> 255.
@@ -46,7 +46,9 @@ def pil_to_rgb_array(image: Image.Image) -> np.ndarray:
         array = np.asarray(image.convert("RGBA"))[..., :3]
     else:  # L, 1, P, CMYK, YCbCr, LAB, HSV ...
         array = np.asarray(image.convert("RGB"))
-    return np.ascontiguousarray(array, dtype=np.uint8)
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    # np.asarray of a PIL image is read-only; callers (and torch.from_numpy) expect a normal array.
+    return array if array.flags.writeable else array.copy()
 
 
 def _open(source: Any) -> Image.Image:

@@ -1,0 +1,386 @@
+"""Paired super-resolution data from any HF dataset with an image column.
+
+``build_sr_dataset`` loads the images (Hub id, local image folder, parquet, ``save_to_disk``
+folder, or a ``datasets.Dataset``) and attaches an on-the-fly transform that does what MMagic's
+SR training pipeline does:
+
+1. decode the HR image once, as RGB uint8 (grayscale/RGBA/16-bit/palette are converted);
+2. crop it to a multiple of the scale (MMagic's ``modcrop``), or to ``scale x`` the size of the
+   image in the LR column when the dataset has one;
+3. pick a random LR patch of ``gt_patch_size // scale`` and the HR patch at the same place
+   (MMagic's ``PairedRandomCrop``);
+4. make the LR patch with MATLAB bicubic (:func:`~hfmagic.data.imresize`), rounded to uint8 levels
+   as the DIV2K LR PNGs are. Only the HR patch plus a small margin is resized, which gives the same
+   pixels as resizing the whole image and cropping (the kernel never reaches past the margin);
+5. flip horizontally, vertically and transpose, each with probability 0.5 (MMagic's ``Flip``
+   x2 and ``RandomTransposeHW``), identically for LR and HR.
+
+Randomness comes from torch's RNG: the global one by default (so ``DataLoader`` worker seeding and
+``accelerate.utils.set_seed`` apply), or a private generator when ``seed`` is given.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from .images import image_size, load_rgb
+from .imresize import imresize
+
+if TYPE_CHECKING:  # pragma: no cover
+    import datasets
+
+__all__ = [
+    "build_sr_dataset",
+    "load_image_dataset",
+    "PairedSRTransform",
+    "sr_collate_fn",
+    "modcrop",
+]
+
+logger = logging.getLogger(__name__)
+
+# Name of the row-number column build_sr_dataset adds, so errors can say which row is bad.
+ROW_COLUMN = "__hfmagic_row__"
+# LR pixels of context kept around a patch before resizing: the x-s bicubic kernel reaches
+# 2 LR pixels (4*s HR pixels wide) from a pixel centre; one more for the tap rounding.
+_LR_MARGIN = 3
+
+
+def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
+    """Crop an (H, W, ...) array to H and W multiples of ``scale`` (bottom/right rows dropped)."""
+    h, w = image.shape[:2]
+    return image[: h - h % scale, : w - w % scale]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _is_save_to_disk_folder(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "dataset_dict.json")) or (
+        os.path.isfile(os.path.join(path, "state.json")) and os.path.isfile(os.path.join(path, "dataset_info.json"))
+    )
+
+
+def _pick_split(dataset_dict: Any, split: str, source: str, lenient: bool):
+    if split in dataset_dict:
+        return dataset_dict[split]
+    names = list(dataset_dict)
+    if lenient and len(names) == 1:
+        # A local folder or file holds one split (imagefolder calls it "train"): it is the one asked for.
+        logger.info("%s has a single split %r; using it as split %r.", source, names[0], split)
+        return dataset_dict[names[0]]
+    raise ValueError(f"{source!r} has no split {split!r}; available splits: {names}. Pass split=... accordingly.")
+
+
+def load_image_dataset(
+    source: "str | os.PathLike | datasets.Dataset | datasets.DatasetDict",
+    *,
+    split: str = "train",
+    data_files: Any = None,
+) -> "datasets.Dataset | datasets.IterableDataset":
+    """Load ``source`` as a ``datasets.Dataset``, detecting what it is:
+
+    - a ``datasets.Dataset``/``IterableDataset`` (returned as is) or ``DatasetDict`` (``[split]``);
+    - a folder written by ``save_to_disk`` (``Dataset`` or ``DatasetDict``);
+    - a folder holding ``.parquet`` files (anywhere below it), e.g. from ``hfmagic prepare-div2k``;
+    - any other folder: ``imagefolder`` with ``drop_labels=True`` (sub-folder names are not labels);
+    - a ``.parquet`` file or a glob such as ``"shards/*.parquet"``;
+    - otherwise a Hub dataset id (``load_dataset(source, split=split, data_files=data_files)``).
+
+    A local folder or file with a single split is returned whatever ``split`` says.
+    """
+    import datasets
+
+    if isinstance(source, (datasets.Dataset, datasets.IterableDataset)):
+        return source
+    if isinstance(source, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+        return _pick_split(source, split, "the DatasetDict", lenient=False)
+    source = os.fspath(source)
+    if os.path.isdir(source):
+        if _is_save_to_disk_folder(source):
+            loaded = datasets.load_from_disk(source)
+            return _pick_split(loaded, split, source, lenient=True) if isinstance(loaded, datasets.DatasetDict) else loaded
+        if data_files is None and glob.glob(os.path.join(source, "**", "*.parquet"), recursive=True):
+            loaded = datasets.load_dataset(source)
+        else:
+            loaded = datasets.load_dataset("imagefolder", data_dir=source, data_files=data_files, drop_labels=True)
+        return _pick_split(loaded, split, source, lenient=True)
+    if os.path.isfile(source) or glob.has_magic(source):
+        if not source.endswith(".parquet"):
+            raise ValueError(
+                f"{source!r} is a file or pattern that is not .parquet; pass a parquet file/glob, a folder of "
+                "images, a save_to_disk folder or a Hub dataset id."
+            )
+        if glob.has_magic(source) and not glob.glob(source, recursive=True):
+            raise FileNotFoundError(f"No file matches {source!r}.")
+        return datasets.load_dataset("parquet", data_files={split: source}, split=split)
+    if source.startswith((".", "/", "~")) or source.count("/") > 1 or os.sep in source.replace("/", ""):
+        raise FileNotFoundError(f"{source!r} does not exist (and is not a Hub dataset id like 'org/name').")
+    return datasets.load_dataset(source, split=split, data_files=data_files)
+
+
+# --------------------------------------------------------------------------- transform
+
+
+class PairedSRTransform:
+    """Batch transform for ``Dataset.with_transform``: rows of HR images -> LR/HR tensor pairs.
+
+    Input batch: ``{image_column: [...], lr_column: [...] (optional), ROW_COLUMN: [...] (optional)}``
+    with images as anything :func:`~hfmagic.data.load_rgb` reads (datasets' ``{"bytes", "path"}``
+    dicts with ``decode=False`` avoid a second decode).
+    Output batch: ``{"pixel_values": [float32 (3, h, w) in [0, 1]], "labels": [float32 (3, h*s, w*s) in [0, 1]]}``;
+    ``h = w = gt_patch_size // scale`` when patches are cropped, the whole (mod-cropped) image otherwise.
+    """
+
+    def __init__(
+        self,
+        scale: int,
+        gt_patch_size: int | None,
+        *,
+        image_column: str = "image",
+        lr_column: str | None = None,
+        augment: bool = True,
+        seed: int | None = None,
+    ):
+        if not isinstance(scale, int) or scale < 1:
+            raise ValueError(f"scale must be a positive int (2, 3, 4, ...); got {scale!r}.")
+        if gt_patch_size is not None and (gt_patch_size < scale or gt_patch_size % scale):
+            raise ValueError(f"gt_patch_size={gt_patch_size} must be a positive multiple of scale={scale} (e.g. 128 for x2/x4, 96 for x3).")
+        self.scale = scale
+        self.gt_patch_size = gt_patch_size
+        self.image_column = image_column
+        self.lr_column = lr_column
+        self.augment = augment
+        self.seed = seed
+        self._generator: torch.Generator | None = None
+        self._generator_owner: tuple[int, int] | None = None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_generator"], state["_generator_owner"] = None, None  # each process makes its own
+        return state
+
+    # ---- randomness
+    def _rng(self) -> torch.Generator | None:
+        """None (torch's global RNG) without a seed; otherwise a generator per process and DataLoader
+        worker, seeded from (seed, worker id) so that workers do not repeat each other's crops."""
+        if self.seed is None:
+            return None
+        info = torch.utils.data.get_worker_info()
+        owner = (os.getpid(), info.id if info is not None else -1)
+        if self._generator is None or self._generator_owner != owner:
+            self._generator = torch.Generator().manual_seed(self.seed * 1000003 + owner[1] + 1)
+            self._generator_owner = owner
+        return self._generator
+
+    def _randint(self, high: int) -> int:
+        """Uniform int in [0, high]."""
+        return int(torch.randint(0, high + 1, (1,), generator=self._rng()).item())
+
+    def _coin(self) -> bool:
+        return bool(torch.rand(1, generator=self._rng()).item() < 0.5)
+
+    # ---- one pair
+    @staticmethod
+    def _describe(row: Any, source: Any) -> str:
+        where = f"row {row}" if row is not None else "an image"
+        path = source.get("path") if isinstance(source, dict) else source if isinstance(source, str) else None
+        return f"{where} ({path})" if path else where
+
+    def make_pair(self, hr_source: Any, lr_source: Any = None, row: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode and crop one HR image (and its LR when given); returns (lr, hr) float tensors in [0, 1]."""
+        s = self.scale
+        hr = load_rgb(hr_source)
+        lr = None
+        if lr_source is not None:
+            lr = load_rgb(lr_source)
+            h_lr, w_lr = lr.shape[:2]
+            h, w = hr.shape[:2]
+            if not (h_lr * s <= h < (h_lr + 1) * s and w_lr * s <= w < (w_lr + 1) * s):
+                raise ValueError(
+                    f"{self._describe(row, hr_source)}: HR is {h}x{w} (HxW) but its LR is {h_lr}x{w_lr}; "
+                    f"with scale={s} the HR must be {h_lr * s}x{w_lr * s} (up to {s - 1} extra rows/columns). "
+                    "Check `scale` and `lr_column`."
+                )
+            hr = hr[: h_lr * s, : w_lr * s]
+        else:
+            hr = modcrop(hr, s)
+        h, w = hr.shape[:2]
+        p = self.gt_patch_size
+        if (p is not None and (h < p or w < p)) or h < s or w < s:
+            raise ValueError(
+                f"{self._describe(row, hr_source)} is {h}x{w} (HxW after cropping to a multiple of {s}), "
+                f"smaller than gt_patch_size={p or s}. Remove it, lower gt_patch_size, or pass skip_small=True "
+                "to build_sr_dataset to skip such images."
+            )
+        if p is None:
+            lr_t = self._to_tensor(lr) if lr is not None else self._downscale(hr)
+            return self._augment(lr_t, self._to_tensor(hr))
+        # Paired random crop, chosen in LR coordinates as MMagic's PairedRandomCrop does.
+        lq = p // s
+        h_lr, w_lr = h // s, w // s
+        top, left = self._randint(h_lr - lq), self._randint(w_lr - lq)
+        gt = hr[top * s : top * s + p, left * s : left * s + p]
+        if lr is not None:
+            lr_t = self._to_tensor(lr[top : top + lq, left : left + lq])
+        else:
+            # Resize the patch plus a margin, clipped to the image (at the border, the image's own
+            # symmetric padding then applies), and keep the centre: equal to resizing the whole image.
+            t0, l0 = max(0, top - _LR_MARGIN), max(0, left - _LR_MARGIN)
+            t1, l1 = min(h_lr, top + lq + _LR_MARGIN), min(w_lr, left + lq + _LR_MARGIN)
+            lr_t = self._downscale(hr[t0 * s : t1 * s, l0 * s : l1 * s])
+            lr_t = lr_t[:, top - t0 : top - t0 + lq, left - l0 : left - l0 + lq]
+        return self._augment(lr_t, self._to_tensor(gt))
+
+    @staticmethod
+    def _to_tensor(image: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+
+    def _downscale(self, hr: np.ndarray) -> torch.Tensor:
+        """HR uint8 (h, w, 3) -> LR float (3, h/s, w/s) in [0, 1], MATLAB bicubic rounded to uint8 levels."""
+        x = torch.from_numpy(np.ascontiguousarray(hr)).permute(2, 0, 1).float()
+        return imresize(x, 1.0 / self.scale, round_uint8=True).float().div_(255.0)
+
+    def _augment(self, lr: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.augment:
+            if self._coin():  # horizontal flip
+                lr, gt = lr.flip(-1), gt.flip(-1)
+            if self._coin():  # vertical flip
+                lr, gt = lr.flip(-2), gt.flip(-2)
+            if self._coin():  # transpose H and W
+                lr, gt = lr.transpose(-1, -2), gt.transpose(-1, -2)
+        return lr.contiguous(), gt.contiguous()
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list[torch.Tensor]]:
+        images = batch[self.image_column]
+        lrs = batch[self.lr_column] if self.lr_column else [None] * len(images)
+        rows = batch.get(ROW_COLUMN, [None] * len(images))
+        pixel_values, labels = [], []
+        for hr_source, lr_source, row in zip(images, lrs, rows):
+            lr, gt = self.make_pair(hr_source, lr_source, row)
+            pixel_values.append(lr)
+            labels.append(gt)
+        return {"pixel_values": pixel_values, "labels": labels}
+
+
+def sr_collate_fn(examples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack ``pixel_values`` (N, 3, h, w) and ``labels`` (N, 3, H, W); whole images of different
+    sizes cannot be stacked, so that raises a ValueError telling to use batch size 1."""
+    batch = {}
+    for key in ("pixel_values", "labels"):
+        tensors = [example[key] for example in examples]
+        shapes = {tuple(t.shape) for t in tensors}
+        if len(shapes) > 1:
+            raise ValueError(
+                f"Cannot batch {key} of different shapes {sorted(shapes)}: whole images (gt_patch_size=None) "
+                "need batch_size=1, or crop patches with gt_patch_size."
+            )
+        batch[key] = torch.stack(tensors)
+    return batch
+
+
+# --------------------------------------------------------------------------- builder
+
+
+def _drop_small(dataset, image_column: str, min_size: int, scale: int):
+    """Rows whose (mod-cropped) HR image is at least min_size on both sides; reads image headers only."""
+    keep, skipped = [], []
+    columns = [image_column] + ([ROW_COLUMN] if ROW_COLUMN in dataset.column_names else [])
+    for start, batch in zip(range(0, len(dataset), 256), dataset.select_columns(columns).iter(batch_size=256)):
+        for offset, source in enumerate(batch[image_column]):
+            h, w = image_size(source)
+            h, w = h - h % scale, w - w % scale
+            if h >= min_size and w >= min_size:
+                keep.append(start + offset)
+            else:
+                skipped.append(f"{PairedSRTransform._describe(start + offset, source)} {h}x{w}")
+    if skipped:
+        shown = "; ".join(skipped[:5]) + (f"; ... ({len(skipped) - 5} more)" if len(skipped) > 5 else "")
+        warnings.warn(f"build_sr_dataset skipped {len(skipped)} image(s) smaller than {min_size} px: {shown}", stacklevel=3)
+    return dataset.select(keep) if skipped else dataset
+
+
+def build_sr_dataset(
+    source: "str | os.PathLike | datasets.Dataset | datasets.DatasetDict",
+    *,
+    scale: int,
+    gt_patch_size: int | None,
+    split: str = "train",
+    image_column: str = "image",
+    lr_column: str | None = None,
+    augment: bool = True,
+    skip_small: bool = False,
+    seed: int | None = None,
+    data_files: Any = None,
+) -> "datasets.Dataset | datasets.IterableDataset":
+    """A paired SR dataset: every item is ``{"pixel_values": LR, "labels": HR}``.
+
+    Args:
+        source: Hub dataset id, local image folder, parquet file/glob, ``save_to_disk`` folder, or
+            a ``datasets`` object (see :func:`load_image_dataset`).
+        scale: upscale factor s (2, 3, 4, ...).
+        gt_patch_size: HR patch size p (a multiple of s); ``None`` keeps whole images (validation).
+        split: split to load.
+        image_column: column with the HR images.
+        lr_column: column with ready-made LR images (HR must be ``s x`` their size, up to s-1 extra
+            pixels). ``None`` uses a column ``lr_x{s}`` or ``lr`` when the dataset has one, and
+            otherwise makes LR from HR with MATLAB bicubic.
+        augment: random horizontal flip, vertical flip and transpose (p = 0.5 each).
+        skip_small: drop images smaller than ``gt_patch_size`` up front (reading their headers)
+            with a warning; otherwise such an image raises ``ValueError`` naming its row and size.
+        seed: seed of a private torch generator for crops and flips (per DataLoader worker:
+            ``seed`` and the worker id); ``None`` uses torch's global RNG.
+        data_files: passed to ``datasets.load_dataset`` (Hub ids and image folders).
+
+    Returns:
+        The ``datasets.Dataset`` with the transform attached (``with_transform``): indexing or
+        iterating gives ``pixel_values`` float32 (3, p/s, p/s) and ``labels`` float32 (3, p, p),
+        both RGB in [0, 1] (whole images: (3, H/s, W/s) and (3, H, W)). Batch with
+        :func:`sr_collate_fn` (or torch's default collate). An ``IterableDataset`` source gives
+        an ``IterableDataset`` with the same items. Different data per rank/worker is the
+        DataLoader's (accelerate's) job.
+    """
+    import datasets
+
+    transform = PairedSRTransform(scale, gt_patch_size, image_column=image_column, augment=augment, seed=seed)
+    dataset = load_image_dataset(source, split=split, data_files=data_files)
+    columns = list(dataset.column_names or [])
+    if image_column not in columns:
+        raise ValueError(f"Dataset {source!r} has no column {image_column!r}; its columns are {columns}. Pass image_column=...")
+    if lr_column is None:
+        lr_column = next((c for c in (f"lr_x{scale}", "lr") if c in columns), None)
+    elif lr_column not in columns:
+        raise ValueError(f"Dataset {source!r} has no column {lr_column!r} (lr_column); its columns are {columns}.")
+    transform.lr_column = lr_column
+
+    # Decode ourselves (once, to RGB uint8): keep the encoded bytes/paths.
+    features = dataset.features or {}
+    for column in filter(None, (image_column, lr_column)):
+        if isinstance(features.get(column), datasets.Image):
+            dataset = dataset.cast_column(column, datasets.Image(decode=False))
+    used = [c for c in (image_column, lr_column) if c]
+
+    if isinstance(dataset, datasets.IterableDataset):
+        if skip_small and gt_patch_size:
+
+            def large_enough(example):
+                h, w = image_size(example[image_column])
+                return h - h % scale >= gt_patch_size and w - w % scale >= gt_patch_size
+
+            dataset = dataset.filter(large_enough)
+        return dataset.map(transform, batched=True, batch_size=16, remove_columns=columns)
+
+    # Row numbers (of the source dataset) for error messages; added before any filtering.
+    dataset = dataset.add_column(ROW_COLUMN, np.arange(len(dataset)))
+    if skip_small:
+        dataset = _drop_small(dataset, image_column, gt_patch_size or scale, scale)
+        if len(dataset) == 0:
+            raise ValueError(f"No image of {source!r} is at least {gt_patch_size} px on both sides; lower gt_patch_size.")
+    return dataset.with_transform(transform, columns=used + [ROW_COLUMN], output_all_columns=False)
