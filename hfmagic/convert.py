@@ -605,5 +605,5 @@ def _save(
 def _push(folder, repo_id: str, private: bool | None, token: str | None) -> None:
     from . import hub
 
-    url = hub.push_folder_to_hub(folder, repo_id, private=private, token=token)
+    url = hub.push_folder_to_hub(folder, repo_id, private=private, token=token, commit_message="Upload weights converted with hfmagic convert")
     logger.info("Pushed to %s.", url)

@@ -333,3 +333,27 @@ def test_files_that_are_not_checkpoints(tmp_path):
         convert_checkpoint(save(tmp_path, {"epoch": 3}), arch="msrresnet")
     with pytest.raises(ValueError, match="has no EMA generator"):
         convert_checkpoint(mmagic_checkpoint(MSRResNet(MSRResNetConfig(mid_channels=4, num_blocks=1))), arch="msrresnet", ema=True)
+
+
+# ----------------------------------------------------------------------------- Hub
+def test_push_converted_models_to_the_hub(tmp_path, hub_server):
+    generator, discriminator = tiny_gan(seed=30)
+    path = save(tmp_path, mmagic_checkpoint(generator, discriminator=discriminator))
+    repo_id = hub_server.new_repo_id("dcgan-converted")
+    assert main(["convert", str(path), str(tmp_path / "gan"), "--arch", "dcgan", "--push-to-hub", repo_id]) == 0
+    files = set(hub_server.list_files(repo_id))
+    assert {"config.json", "model.safetensors", "README.md", "discriminator/config.json", "discriminator/model.safetensors"} <= files
+    assert b"hfmagic convert" in hub_server.read_file(repo_id, "README.md")
+    g, d = load_gan(repo_id)
+    noise, rgb = torch.randn(2, 8), torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert_close(g(noise), generator(noise).flip(1))
+        assert_close(d(rgb), discriminator(rgb.flip(1)))
+
+    # The function pushes without an output folder too (it saves to a temporary one).
+    sr = randomize(MSRResNet(MSRResNetConfig(upscale_factor=2, mid_channels=8, num_blocks=1)), seed=31)
+    sr_repo = hub_server.new_repo_id("msrresnet-converted")
+    convert_checkpoint(mmagic_checkpoint(sr), arch="msrresnet", push_to_hub=sr_repo)
+    x = torch.rand(1, 3, 4, 4)
+    with torch.no_grad():
+        assert_close(MSRResNet.from_pretrained(sr_repo)(x).reconstruction, sr(x).reconstruction)
