@@ -98,6 +98,20 @@ class SuperResolutionPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module: nn.Module) -> None:
         init_module(module)
 
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """transformers' ``save_pretrained``, plus a model card ``README.md`` when the folder has none
+        (see ``hfmagic.hub``; a card already there is kept)."""
+        from ..hub import save_pretrained_with_card  # hub.py sits above the models: imported on use
+
+        save_pretrained_with_card(self, super().save_pretrained, save_directory, *args, **kwargs)
+
+    def push_to_hub(self, repo_id: str, **kwargs):
+        """Upload config, safetensors and the model card in one commit; ``kwargs`` as transformers'
+        ``push_to_hub`` plus card fields (``metrics``, ``datasets``, ...; see ``hfmagic.hub.push_model_to_hub``)."""
+        from ..hub import push_model_to_hub
+
+        return push_model_to_hub(self, repo_id, **kwargs)
+
     def reconstruct(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Upscale ``pixel_values`` (N, C, H, W) in [0, 1] to (N, C_out, sH, sW)."""
         raise NotImplementedError(f"{type(self).__name__} must implement reconstruct(pixel_values).")

@@ -1,0 +1,500 @@
+"""Model cards and Hub helpers: what ``push_to_hub`` uploads besides the weights.
+
+Every hfmagic model's ``save_pretrained`` writes a ``README.md`` card into the folder when it has
+none (a card the user wrote is never overwritten), and its ``push_to_hub`` uploads
+``config.json`` + ``model.safetensors`` + that card in one commit. The card's YAML carries
+``library_name: hfmagic``, tags, the ``pipeline_tag`` (``image-to-image`` for super-resolution,
+``unconditional-image-generation`` for GANs) and, when metrics are known, a ``model-index``.
+
+A GAN repo holds the generator at its root and the discriminator under ``discriminator/``::
+
+    save_gan_pretrained(generator, discriminator, "out")          # or push_gan_to_hub(..., "me/dcgan")
+    DCGANGenerator.from_pretrained("out")
+    DCGANDiscriminator.from_pretrained("out", subfolder="discriminator")
+
+A metric is a dict ``{"dataset": "Set5", "name": "PSNR", "value": 30.22, "type": "psnr",
+"split": "test"}``, optionally with ``"config"`` (e.g. ``"RGB, crop_border=4"``) and ``"args"``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
+from huggingface_hub.errors import EntryNotFoundError
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
+
+from .models import DCGANConfig, SuperResolutionConfig
+
+__all__ = [
+    "model_card",
+    "write_model_card",
+    "add_metrics_to_card",
+    "save_gan_pretrained",
+    "push_folder_to_hub",
+    "push_model_to_hub",
+    "push_gan_to_hub",
+    "save_pretrained_with_card",
+]
+
+CARD_NAME = "README.md"
+DISCRIMINATOR_SUBFOLDER = "discriminator"
+
+# What each kind of model is on the Hub: (tag, pipeline_tag, task name in the model-index).
+_KINDS = {
+    "super-resolution": ("super-resolution", "image-to-image", "Image Super-Resolution"),
+    "gan": ("gan", "unconditional-image-generation", "Unconditional Image Generation"),
+}
+# hfmagic model_type -> MMagic's module with the same weights, for the card's provenance line.
+_MMAGIC_NAMES = {"srcnn": "SRCNNNet", "msrresnet": "MSRResNet", "edsr": "EDSRNet", "dcgan": "DCGANGenerator"}
+_METRIC_KEYS = ("dataset", "name", "value")
+
+
+# ------------------------------------------------------------------------------ building cards
+def _kind(config: PretrainedConfig) -> str:
+    if isinstance(config, SuperResolutionConfig):
+        return "super-resolution"
+    if isinstance(config, DCGANConfig):
+        return "gan"
+    raise ValueError(
+        f"No model card template for {type(config).__name__} (model_type={config.model_type!r}): hfmagic "
+        "writes cards for SuperResolutionConfig and DCGANConfig models."
+    )
+
+
+def _config_of(model: PreTrainedModel | PretrainedConfig) -> PretrainedConfig:
+    if isinstance(model, PreTrainedModel):
+        return model.config
+    if isinstance(model, PretrainedConfig):
+        return model
+    raise TypeError(f"Expected an hfmagic model or its config, got {type(model).__name__}.")
+
+
+def _class_name(model: PreTrainedModel | PretrainedConfig, config: PretrainedConfig) -> str:
+    if isinstance(model, PreTrainedModel):
+        return type(model).__name__
+    architectures = getattr(config, "architectures", None) or []
+    return architectures[0] if architectures else type(config).__name__.removesuffix("Config")
+
+
+def _eval_results(metrics: list[dict], task_type: str, task_name: str) -> list[EvalResult]:
+    if not isinstance(metrics, (list, tuple)):
+        raise ValueError(f"metrics must be a list of dicts such as {{'dataset': 'Set5', 'name': 'PSNR', 'value': 30.2}}, got {type(metrics).__name__}.")
+    results = []
+    for metric in metrics:
+        missing = [key for key in _METRIC_KEYS if not isinstance(metric, dict) or metric.get(key) is None]
+        if missing:
+            raise ValueError(
+                f"Metric {metric!r} lacks {missing}: each metric needs 'dataset', 'name' and 'value' "
+                "(and optionally 'type', 'split', 'config', 'args'), e.g. "
+                "{'dataset': 'Set5', 'name': 'PSNR', 'value': 30.22, 'type': 'psnr', 'split': 'test'}."
+            )
+        results.append(
+            EvalResult(
+                task_type=task_type,
+                task_name=task_name,
+                dataset_type=str(metric["dataset"]),
+                dataset_name=str(metric["dataset"]),
+                dataset_split=metric.get("split"),
+                metric_type=str(metric.get("type") or str(metric["name"]).lower()),
+                metric_name=str(metric["name"]),
+                metric_value=float(metric["value"]),
+                metric_config=metric.get("config"),
+                metric_args=metric.get("args"),
+            )
+        )
+    return results
+
+
+def _details(kind: str, class_name: str, config: PretrainedConfig, num_parameters: int | None) -> list[str]:
+    lines = [f"- **Architecture:** `{class_name}` (`model_type: {config.model_type}`)"]
+    if config.model_type in _MMAGIC_NAMES:
+        lines.append(f"- **Same network and weights as** MMagic's `{_MMAGIC_NAMES[config.model_type]}`")
+    if kind == "super-resolution":
+        scale = config.upscale_factor
+        lines.append(f"- **Task:** x{scale} single-image super-resolution")
+        lines.append(
+            f"- **Input:** `pixel_values` (N, {config.in_channels}, H, W), RGB float in [0, 1]; "
+            f"**output:** `reconstruction` (N, {config.out_channels}, {scale}H, {scale}W)"
+        )
+    else:
+        size = config.image_size
+        lines.append("- **Task:** unconditional image generation")
+        lines.append(
+            f"- **Output:** (N, {config.num_channels}, {size}, {size}) images in [-1, 1] from "
+            f"{config.noise_size}-d standard normal noise"
+        )
+    if num_parameters is not None:
+        lines.append(f"- **Parameters:** {num_parameters:,}")
+    return lines
+
+
+def _usage(kind: str, class_name: str, repo_id: str, discriminator_subfolder: str | None) -> str:
+    if kind == "super-resolution":
+        return (
+            "```python\n"
+            "import torch\n"
+            f"from hfmagic import {class_name}, SuperResolutionPipeline\n\n"
+            f'model = {class_name}.from_pretrained("{repo_id}")\n'
+            "with torch.no_grad():\n"
+            "    sr = model(torch.rand(1, 3, 32, 32)).reconstruction   # RGB in [0, 1]\n\n"
+            "# or on images, tiled for large photos:\n"
+            f'pipe = SuperResolutionPipeline.from_pretrained("{repo_id}")\n'
+            'pipe("photo.png", tile_size=256)[0].save("photo_sr.png")\n'
+            "```\n\n"
+            f"From the command line: `hfmagic upscale photo.png --model {repo_id} --output out/`."
+        )
+    if class_name == "DCGANDiscriminator":
+        return (
+            "```python\n"
+            "from hfmagic import DCGANDiscriminator\n\n"
+            f'discriminator = DCGANDiscriminator.from_pretrained("{repo_id}")\n'
+            "logits = discriminator(images)   # images (N, C, S, S) in [-1, 1] -> (N, 1)\n"
+            "```"
+        )
+    text = (
+        "```python\n"
+        "import torch\n"
+        f"from hfmagic import {class_name}, DCGANPipeline\n\n"
+        f'generator = {class_name}.from_pretrained("{repo_id}")\n'
+        "images = generator(num_batches=4, generator=torch.Generator().manual_seed(0))   # in [-1, 1]\n\n"
+        "# or as PIL images:\n"
+        f'pil_images = DCGANPipeline.from_pretrained("{repo_id}")(num_images=4, seed=0)\n'
+    )
+    if discriminator_subfolder:
+        text += (
+            "\n# the discriminator, e.g. to resume adversarial training:\n"
+            "from hfmagic import DCGANDiscriminator\n"
+            f'discriminator = DCGANDiscriminator.from_pretrained("{repo_id}", subfolder="{discriminator_subfolder}")\n'
+        )
+    return text + "```\n\n" + f"From the command line: `hfmagic sample --model {repo_id} --num-images 16 --output out/ --grid`."
+
+
+def _results_table(metrics: list[dict]) -> str:
+    rows = ["| dataset | split | metric | value | setting |", "|---|---|---|---|---|"]
+    for m in metrics:
+        rows.append(f"| {m['dataset']} | {m.get('split') or ''} | {m['name']} | {float(m['value']):.4f} | {m.get('config') or ''} |")
+    return "\n".join(rows)
+
+
+def model_card(
+    model: PreTrainedModel | PretrainedConfig,
+    *,
+    metrics: list[dict] | None = None,
+    datasets: list[str] | None = None,
+    sample_image: str | None = None,
+    extra_text: str = "",
+    repo_id: str | None = None,
+    tags: list[str] | None = None,
+    license: str | None = None,
+    discriminator_subfolder: str | None = None,
+) -> ModelCard:
+    """Build the model card of an hfmagic model (or of its config).
+
+    Args:
+        model: a super-resolution or DCGAN model, or its config.
+        metrics: results for the ``model-index``, e.g. ``[{"dataset": "Set5", "name": "PSNR",
+            "value": 30.22, "type": "psnr", "split": "test", "config": "RGB, crop_border=4"}]``.
+        datasets: Hub ids of the training data, listed in the YAML ``datasets``.
+        sample_image: path (relative to the repo) or URL of an image shown in the card.
+        extra_text: Markdown appended at the end (training recipe, license notes, ...).
+        repo_id: the repo the usage snippet loads from (a placeholder when omitted).
+        tags: extra tags besides ``hfmagic``, the kind, the architecture and ``mmagic``.
+        license: a Hub license id (``apache-2.0``, ...), when known.
+        discriminator_subfolder: for a GAN repo, where the discriminator lives (mentioned in the card).
+    Returns:
+        a ``huggingface_hub.ModelCard``; ``card.data`` holds the YAML metadata.
+    """
+    config = _config_of(model)
+    kind = _kind(config)
+    kind_tag, pipeline_tag, task_name = _KINDS[kind]
+    class_name = _class_name(model, config)
+    shown_id = repo_id or "path/or/repo-id"
+    card_tags = ["hfmagic", kind_tag, config.model_type, "mmagic"]
+    card_tags += [t for t in (tags or []) if t not in card_tags]
+    eval_results = _eval_results(metrics, pipeline_tag, task_name) if metrics else None
+    data = ModelCardData(
+        library_name="hfmagic",
+        pipeline_tag=pipeline_tag,
+        tags=card_tags,
+        datasets=list(datasets) if datasets else None,
+        license=license,
+        model_name=(repo_id.split("/")[-1] if repo_id else class_name) if eval_results else None,
+        eval_results=eval_results,
+    )
+    num_parameters = sum(p.numel() for p in model.parameters()) if isinstance(model, PreTrainedModel) else None
+    title = repo_id.split("/")[-1] if repo_id else class_name
+    what = "super-resolution model" if kind == "super-resolution" else "GAN generator"
+    if class_name == "DCGANDiscriminator":
+        what = "GAN discriminator"
+    parts = [
+        f"# {title}",
+        f"A {what} (`{class_name}`) for **hfmagic**, MMagic's models as "
+        "Hugging Face `PreTrainedModel`s (`from_pretrained`, `push_to_hub`, Accelerate training).",
+        "## Model details\n\n" + "\n".join(_details(kind, class_name, config, num_parameters)),
+    ]
+    if discriminator_subfolder:
+        parts.append(
+            f"This repo holds the generator at its root and the discriminator under `{discriminator_subfolder}/`."
+        )
+    if sample_image:
+        parts.append(f"![samples]({sample_image})")
+    parts.append("## How to use\n\n" + _usage(kind, class_name, shown_id, discriminator_subfolder))
+    if datasets:
+        parts.append("## Training data\n\n" + "\n".join(f"- [{d}](https://huggingface.co/datasets/{d})" for d in datasets))
+    if metrics:
+        parts.append("## Evaluation\n\n" + _results_table(metrics))
+    if extra_text:
+        parts.append(extra_text.strip())
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(parts) + "\n")
+
+
+def write_model_card(folder: str | os.PathLike, model: PreTrainedModel | PretrainedConfig, **card_kwargs) -> Path:
+    """Write ``model_card(model, **card_kwargs)`` to ``folder/README.md`` (replacing any card there).
+
+    A ``sample_image`` that is a local file outside ``folder`` is copied into it, so the card's
+    link works once the folder is uploaded. Returns the card's path.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    sample = card_kwargs.get("sample_image")
+    if sample and os.path.isfile(sample):
+        sample_path = Path(sample).resolve()
+        if folder.resolve() not in sample_path.parents:
+            shutil.copyfile(sample_path, folder / sample_path.name)
+            card_kwargs["sample_image"] = sample_path.name
+        else:
+            card_kwargs["sample_image"] = sample_path.relative_to(folder.resolve()).as_posix()
+    path = folder / CARD_NAME
+    model_card(model, **card_kwargs).save(path)
+    return path
+
+
+def _result_key(result: EvalResult) -> tuple:
+    return (result.task_type, result.dataset_type, result.dataset_config, result.dataset_split,
+            result.metric_type, result.metric_config)
+
+
+def add_metrics_to_card(folder: str | os.PathLike, metrics: list[dict], *, tags: list[str] | None = None) -> None:
+    """Merge ``metrics`` into the ``model-index`` of ``folder/README.md``.
+
+    A result for the same (dataset, split, metric type, config) replaces the old value; others are
+    appended. Without a card, one is created from ``folder/config.json``. ``tags`` are added too.
+    """
+    folder = Path(folder)
+    path = folder / CARD_NAME
+    if not path.is_file():
+        config_path = folder / "config.json"
+        if not config_path.is_file():
+            raise FileNotFoundError(
+                f"{folder} has neither {CARD_NAME} nor config.json: save the model there first "
+                "(model.save_pretrained(folder)), then add metrics."
+            )
+        write_model_card(folder, AutoConfig.from_pretrained(folder), metrics=metrics, tags=tags)
+        return
+    card = ModelCard.load(path)
+    pipeline_tag = card.data.get("pipeline_tag") or "image-to-image"
+    task_name = next((name for _, tag, name in _KINDS.values() if tag == pipeline_tag), pipeline_tag)
+    new = _eval_results(metrics, pipeline_tag, task_name)
+    merged = {_result_key(r): r for r in (card.data.eval_results or [])}
+    merged.update({_result_key(r): r for r in new})
+    card.data.eval_results = list(merged.values())
+    if not card.data.model_name:
+        card.data.model_name = folder.resolve().name
+    if tags:
+        card.data.tags = list(card.data.tags or []) + [t for t in tags if t not in (card.data.tags or [])]
+    card.save(path)
+
+
+# ------------------------------------------------------------------------------ saving
+def _saves_on_this_rank(model: PreTrainedModel, is_main_process: bool) -> bool:
+    should_save = getattr(model, "should_save_on_this_rank", None)  # also False off rank 0 under torch.distributed
+    return should_save(is_main_process) if should_save is not None else is_main_process
+
+
+def save_pretrained_with_card(
+    model: PreTrainedModel,
+    save: Callable[..., Any],
+    save_directory: str | os.PathLike,
+    *args,
+    **kwargs,
+) -> None:
+    """What hfmagic models' ``save_pretrained`` does: transformers' ``save`` (the parent method),
+    then a default card when ``save_directory`` has no ``README.md`` (main process only).
+
+    With ``push_to_hub=True`` the folder is then uploaded with one commit, card included
+    (transformers would replace the card with its own generic one).
+    """
+    push = kwargs.pop("push_to_hub", False)
+    hub_kwargs = {key: kwargs.pop(key) for key in ("repo_id", "commit_message", "create_pr", "private", "revision") if key in kwargs}
+    is_main_process = args[0] if args else kwargs.get("is_main_process", True)
+    save(save_directory, *args, **kwargs)
+    if not _saves_on_this_rank(model, is_main_process):
+        return
+    if not (Path(save_directory) / CARD_NAME).exists():
+        write_model_card(save_directory, model, repo_id=hub_kwargs.get("repo_id"))
+    if push:
+        repo_id = hub_kwargs.pop("repo_id", None) or Path(save_directory).resolve().name
+        push_folder_to_hub(save_directory, repo_id, token=kwargs.get("token"), **hub_kwargs)
+
+
+def save_gan_pretrained(
+    generator: PreTrainedModel,
+    discriminator: PreTrainedModel,
+    save_directory: str | os.PathLike,
+    *,
+    is_main_process: bool = True,
+    **card_kwargs,
+) -> None:
+    """Save a GAN as one repo folder: the generator at the root, the discriminator under
+    ``discriminator/``, and a card ``README.md`` at the root.
+
+    ``DCGANGenerator.from_pretrained(save_directory)`` and
+    ``DCGANDiscriminator.from_pretrained(save_directory, subfolder="discriminator")`` load them back.
+    An existing root ``README.md`` is kept (``metrics`` are merged into it). ``card_kwargs`` go to
+    :func:`model_card` (``metrics``, ``datasets``, ``sample_image``, ``extra_text``, ``repo_id``, ...).
+    """
+    for name, net in (("generator", generator), ("discriminator", discriminator)):
+        if not isinstance(net, PreTrainedModel):
+            raise TypeError(f"{name} must be an hfmagic PreTrainedModel (e.g. DCGAN{name.title()}), got {type(net).__name__}.")
+    g_cfg, d_cfg = generator.config, discriminator.config
+    for field in ("image_size", "num_channels"):
+        if getattr(g_cfg, field, None) != getattr(d_cfg, field, None):
+            raise ValueError(
+                f"generator and discriminator disagree on {field} ({getattr(g_cfg, field, None)} vs "
+                f"{getattr(d_cfg, field, None)}): they must come from the same DCGANConfig."
+            )
+    save_directory = Path(save_directory)
+    if is_main_process:
+        card_path = save_directory / CARD_NAME
+        if card_path.exists():
+            if card_kwargs.get("metrics"):
+                add_metrics_to_card(save_directory, card_kwargs["metrics"])
+        else:
+            write_model_card(save_directory, generator, discriminator_subfolder=DISCRIMINATOR_SUBFOLDER, **card_kwargs)
+    generator.save_pretrained(save_directory, is_main_process=is_main_process)
+    # The parent class's method: the subfolder needs no card of its own (the Hub shows the root one).
+    PreTrainedModel.save_pretrained(discriminator, save_directory / DISCRIMINATOR_SUBFOLDER, is_main_process=is_main_process)
+
+
+# ------------------------------------------------------------------------------ pushing
+def push_folder_to_hub(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    commit_message: str = "Upload with hfmagic",
+    revision: str | None = None,
+    create_pr: bool = False,
+) -> str:
+    """Create ``repo_id`` if needed (``exist_ok``) and upload ``folder`` in one commit.
+
+    Files already on the Hub with the same content are skipped by the client; files of the repo that
+    are not in ``folder`` stay. Returns the repo URL.
+    """
+    folder = Path(folder)
+    if not folder.is_dir() or not any(folder.iterdir()):
+        raise FileNotFoundError(f"{folder} is not a folder with files to upload: save the model there first.")
+    api = HfApi(token=token)
+    url = api.create_repo(repo_id, private=private, exist_ok=True)
+    if revision is not None and not revision.startswith("refs/pr/"):
+        api.create_branch(url.repo_id, branch=revision, exist_ok=True)
+    api.upload_folder(
+        repo_id=url.repo_id, folder_path=folder, commit_message=commit_message, revision=revision, create_pr=create_pr
+    )
+    return str(url)
+
+
+def _fetch_remote_card(api: HfApi, repo_id: str, revision: str | None, folder: Path) -> bool:
+    """Copy the repo's README.md into ``folder``; False when the repo has none."""
+    try:
+        path = api.hf_hub_download(repo_id, CARD_NAME, revision=revision)
+    except EntryNotFoundError:
+        return False
+    shutil.copyfile(path, folder / CARD_NAME)
+    return True
+
+
+def _prepare_card(api, repo_id, revision, folder: Path, write: Callable[[], Any], metrics, tags) -> None:
+    """Keep the Hub's card when the repo has one (merging new metrics/tags), else ``write()`` ours."""
+    if _fetch_remote_card(api, repo_id, revision, folder):
+        if metrics:
+            add_metrics_to_card(folder, metrics, tags=tags)
+        elif tags:
+            card = ModelCard.load(folder / CARD_NAME)
+            card.data.tags = list(card.data.tags or []) + [t for t in tags if t not in (card.data.tags or [])]
+            card.save(folder / CARD_NAME)
+    else:
+        write()
+
+
+def push_model_to_hub(
+    model: PreTrainedModel,
+    repo_id: str,
+    *,
+    commit_message: str | None = None,
+    commit_description: str | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+    revision: str | None = None,
+    create_pr: bool = False,
+    max_shard_size: int | str = "50GB",
+    tags: list[str] | None = None,
+    **card_kwargs,
+):
+    """What hfmagic models' ``push_to_hub`` does: one commit with ``config.json``,
+    ``model.safetensors`` and the card.
+
+    A repo that already has a ``README.md`` keeps it (``metrics`` and ``tags`` are merged into it);
+    otherwise the card is ``model_card(model, repo_id=repo_id, tags=tags, **card_kwargs)``.
+    Returns the ``huggingface_hub.CommitInfo``.
+    """
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    if revision is not None and not revision.startswith("refs/pr/"):
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="hfmagic-push-") as tmp:
+        folder = Path(tmp)
+        _prepare_card(
+            api, repo_id, revision, folder,
+            lambda: write_model_card(folder, model, repo_id=repo_id, tags=tags, **card_kwargs),
+            card_kwargs.get("metrics"), tags,
+        )
+        model.save_pretrained(folder, max_shard_size=max_shard_size)
+        return api.upload_folder(
+            repo_id=repo_id, folder_path=folder, commit_message=commit_message or f"Upload {type(model).__name__}",
+            commit_description=commit_description, revision=revision, create_pr=create_pr,
+        )
+
+
+def push_gan_to_hub(
+    generator: PreTrainedModel,
+    discriminator: PreTrainedModel,
+    repo_id: str,
+    *,
+    commit_message: str = "Upload GAN with hfmagic",
+    private: bool | None = None,
+    token: str | None = None,
+    revision: str | None = None,
+    create_pr: bool = False,
+    **card_kwargs,
+):
+    """Push a GAN in the layout of :func:`save_gan_pretrained` (generator at the root, discriminator
+    under ``discriminator/``, card at the root) in one commit. Returns the ``CommitInfo``."""
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+    if revision is not None and not revision.startswith("refs/pr/"):
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    card_kwargs.setdefault("repo_id", repo_id)
+    with tempfile.TemporaryDirectory(prefix="hfmagic-push-") as tmp:
+        folder = Path(tmp)
+        _fetch_remote_card(api, repo_id, revision, folder)  # kept by save_gan_pretrained when present
+        save_gan_pretrained(generator, discriminator, folder, **card_kwargs)
+        return api.upload_folder(
+            repo_id=repo_id, folder_path=folder, commit_message=commit_message, revision=revision, create_pr=create_pr
+        )
