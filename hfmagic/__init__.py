@@ -32,6 +32,8 @@ _LAZY = {
         "hfmagic.models",
     ),
     "convert_checkpoint": "hfmagic.convert",
+    "SuperResolutionPipeline": "hfmagic.pipelines",
+    "DCGANPipeline": "hfmagic.pipelines",
 }
 
 __all__ = sorted(_LAZY)

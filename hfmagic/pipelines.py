@@ -1,0 +1,614 @@
+"""Inference pipelines: super-resolution of whole images (tiled for large ones) and DCGAN sampling.
+
+```python
+>>> from hfmagic import SuperResolutionPipeline, DCGANPipeline
+>>> upscale = SuperResolutionPipeline.from_pretrained("org/msrresnet-x4", device="cuda", dtype="float16")
+>>> big = upscale("photo.jpg", tile_size=256)          # PIL image, 4x larger
+>>> faces = DCGANPipeline.from_pretrained("org/dcgan-celeba")(num_images=16, seed=0)
+```
+
+Images go in and out as 8-bit PIL images; the conversion to uint8 follows MMagic's
+``tensor2img`` (clamp to the range, scale to 255, round half to even).
+
+Tiling. ``tile_size`` cuts the low-resolution image into cores of ``tile_size`` x ``tile_size``
+pixels; each core is fed to the model with ``tile_overlap`` extra pixels of context on every side
+(clipped at the image border), and only the core's part of the output is kept. The upscaled image
+is written core by core into a preallocated uint8 array, so the memory the model needs is bounded by
+``(tile_size + 2 * tile_overlap)`` squared, not by the image. When the overlap is at least the
+model's :func:`receptive_field`, every kept output pixel is computed from exactly the same input
+pixels as in a whole-image pass, so the two agree up to the arithmetic of the backend's kernels:
+bitwise where those kernels compute a pixel the same way whatever the tensor's shape (EDSR on
+PyTorch's native CPU convolution, for instance); otherwise within ~1e-6, which moves a uint8
+value by one in rare pixels. Kernels that depend on the shape: oneDNN's first-layer convolution,
+cuDNN's algorithm choice, PyTorch's CPU bilinear/bicubic upsampling (MSRResNet's skip, SRCNN's
+first step), and the x3 interpolation coordinates (``(j + 0.5) / 3`` is not exact in binary).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from fractions import Fraction
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from tqdm.auto import tqdm
+
+from .models import EDSR, SRCNN, MSRResNet, SuperResolutionPreTrainedModel
+
+__all__ = [
+    "SuperResolutionPipeline",
+    "DCGANPipeline",
+    "make_grid",
+    "receptive_field",
+    "probe_receptive_field",
+    "DTYPES",
+    "DEFAULT_TILE_OVERLAP",
+]
+
+ImageInput = Union[Image.Image, np.ndarray, str, Path]
+
+# Names accepted for `dtype` (also the CLI's --dtype choices).
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+# Overlap used when a model's receptive field cannot be determined.
+DEFAULT_TILE_OVERLAP = 16
+
+# PIL modes with more than 8 bits per sample: refused with a hint instead of silently truncated.
+_HIGH_BIT_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+
+
+# --------------------------------------------------------------------------------------------
+# Receptive fields
+# --------------------------------------------------------------------------------------------
+# An SR network is a chain of operations from the LR grid to the HR grid. Walking the chain
+# backwards from the HR pixels of one LR pixel gives the LR interval that can influence them;
+# its radius is the context a tile needs for its centre to be exact.
+
+_Back = Callable[[int, int], tuple[int, int]]
+
+
+def _conv(radius: int) -> _Back:
+    """A same-padded convolution with kernel ``2 * radius + 1``."""
+    return lambda lo, hi: (lo - radius, hi + radius)
+
+
+def _shuffle(factor: int) -> _Back:
+    """A pixel shuffle by ``factor``: output pixel q comes from input pixel q // factor."""
+    return lambda lo, hi: (lo // factor, hi // factor)
+
+
+def _resize(factor: int, taps_before: int, taps_after: int) -> _Back:
+    """``F.interpolate(scale_factor=factor, align_corners=False)``: output pixel q reads input
+    pixels around ``floor((q + 0.5) / factor - 0.5)`` (bilinear: +0..1, bicubic: -1..+2)."""
+
+    def source(q: int) -> int:
+        return math.floor(Fraction(2 * q + 1, 2 * factor) - Fraction(1, 2))
+
+    return lambda lo, hi: (source(lo) - taps_before, source(hi) + taps_after)
+
+
+def _chain_halo(scale: int, *branches: list[_Back]) -> int:
+    """LR context (pixels on each side) that the HR pixels of one LR pixel depend on."""
+    halo = 0
+    for ops in branches:
+        lo, hi = 0, scale - 1  # the HR pixels of LR pixel 0
+        for back in reversed(ops):
+            lo, hi = back(lo, hi)
+        halo = max(halo, -lo, hi)
+    return halo
+
+
+def _srcnn_halo(config) -> int:
+    ops = [_resize(config.upscale_factor, 1, 2)] + [_conv(k // 2) for k in config.kernel_sizes]
+    return _chain_halo(config.upscale_factor, ops)
+
+
+def _msrresnet_halo(config) -> int:
+    scale = config.upscale_factor
+    stages = [2, 2] if scale == 4 else [scale]
+    main = [_conv(1)] * (1 + 2 * config.num_blocks)  # conv_first + two convs per residual block
+    for factor in stages:
+        main += [_conv(1), _shuffle(factor)]
+    main += [_conv(1), _conv(1)]  # conv_hr, conv_last
+    skip = [_resize(scale, 0, 1)]  # bilinear upsampling of the input
+    return _chain_halo(scale, main, skip)
+
+
+def _edsr_halo(config) -> int:
+    scale = config.upscale_factor
+    stages = [2] * int(math.log2(scale)) if scale & (scale - 1) == 0 else [scale]
+    ops = [_conv(1)] * (2 + 2 * config.num_blocks)  # conv_first, body, conv_after_body
+    for factor in stages:
+        ops += [_conv(1), _shuffle(factor)]
+    ops += [_conv(1)]  # conv_last
+    return _chain_halo(scale, ops)
+
+
+_HALOS = {SRCNN: _srcnn_halo, MSRResNet: _msrresnet_halo, EDSR: _edsr_halo}
+
+
+def probe_receptive_field(model: SuperResolutionPreTrainedModel, max_size: int = 129) -> int | None:
+    """Measure a model's receptive field (LR pixels on each side) by propagating a NaN.
+
+    One NaN in the centre of a zero image spreads through convolutions, activations, pixel
+    shuffles and interpolations to exactly the output pixels that depend on it (``0 * nan`` is
+    nan, so zero weights do not hide a dependency). The probe grows up to ``max_size`` pixels;
+    returns ``None`` when the NaN reaches the border even then (e.g. a global operation).
+    """
+    scale = model.config.upscale_factor
+    param = next(model.parameters())
+    size = 17
+    while size <= max_size:
+        centre = size // 2
+        probe = torch.zeros(1, model.config.in_channels, size, size, device=param.device, dtype=param.dtype)
+        probe[..., centre, centre] = float("nan")
+        with torch.inference_mode():
+            hit = torch.isnan(model(pixel_values=probe).reconstruction).any(dim=1)[0]
+        rows = torch.nonzero(hit.any(dim=1)).flatten() // scale
+        cols = torch.nonzero(hit.any(dim=0)).flatten() // scale
+        if rows.numel() == 0:
+            return None  # the model hides NaNs (e.g. nan_to_num): nothing can be said
+        lo, hi = min(rows.min().item(), cols.min().item()), max(rows.max().item(), cols.max().item())
+        if lo > 0 and hi < size - 1:
+            return max(centre - lo, hi - centre)
+        size = 2 * size - 1
+    return None
+
+
+def receptive_field(model: SuperResolutionPreTrainedModel) -> int | None:
+    """Context in LR pixels that an SR model needs on each side of a pixel.
+
+    A tile overlap of at least this value makes tiled inference agree with a whole-image pass.
+    Known values (B = ``num_blocks``; checked against :func:`probe_receptive_field` in the tests):
+
+    - SRCNN: the bicubic taps plus the convolutions' radii (``k // 2``) in HR pixels, brought back
+      to LR pixels: 3 for the default (9, 1, 5) kernels at x4, 4 at x3, 5 at x2.
+    - MSRResNet: ``2B + 3`` at every factor (16 blocks: 35); the bilinear skip needs only 1.
+    - EDSR: ``2B + 4`` at every factor (16 blocks: 36).
+
+    Other models: their own ``receptive_field`` attribute (an int, or a method returning one) when
+    they define it, otherwise :func:`probe_receptive_field`; ``None`` when it cannot be determined.
+    """
+    own = getattr(model, "receptive_field", None)
+    if own is not None:
+        return int(own() if callable(own) else own)
+    halo = _HALOS.get(type(model))  # exact type: a subclass may change the architecture
+    if halo is not None:
+        return halo(model.config)
+    return probe_receptive_field(model)
+
+
+# --------------------------------------------------------------------------------------------
+# Conversions
+# --------------------------------------------------------------------------------------------
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        if dtype not in DTYPES.values():
+            raise ValueError(f"dtype {dtype} is not supported; choose one of {sorted(DTYPES)}.")
+        return dtype
+    if dtype not in DTYPES:
+        raise ValueError(f"Unknown dtype {dtype!r}; choose one of {sorted(DTYPES)}.")
+    return DTYPES[dtype]
+
+
+def _to_uint8(tensor: torch.Tensor, low: float = 0.0, high: float = 1.0) -> np.ndarray:
+    """(C, H, W) float in [low, high] -> (H, W, C) uint8 as MMagic's ``tensor2img``: clamp,
+    rescale to [0, 1], times 255, round (half to even)."""
+    tensor = tensor.float().clamp(low, high)
+    if (low, high) != (0.0, 1.0):
+        tensor = (tensor - low) / (high - low)
+    return (tensor * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def _open_image(path: str | Path) -> Image.Image:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No image file at {str(path)!r}.")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            # Cameras store the orientation in EXIF; PNG output has none, so apply it now.
+            return ImageOps.exif_transpose(image)
+    except (OSError, Image.DecompressionBombError, SyntaxError, ValueError) as err:
+        raise ValueError(f"Cannot read image {str(path)!r}: {err}") from err
+
+
+def _split_channels(image: ImageInput) -> tuple[np.ndarray, np.ndarray | None]:
+    """Any accepted input -> (colour (H, W, 1 or 3) uint8, alpha (H, W, 1) uint8 or None)."""
+    if isinstance(image, (str, Path)):
+        image = _open_image(image)
+    if isinstance(image, Image.Image):
+        if image.mode in _HIGH_BIT_MODES:
+            raise ValueError(
+                f"{image.mode!r} images ({'16' if image.mode.startswith('I;16') else '32'}-bit) are not supported: "
+                "the pipeline reads and writes 8-bit images. Convert first, e.g. "
+                "Image.fromarray((np.asarray(img) >> 8).astype(np.uint8)) for 16-bit grayscale."
+            )
+        if image.mode == "P":
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        elif image.mode in ("1", "La", "RGBa"):
+            image = image.convert({"1": "L", "La": "LA", "RGBa": "RGBA"}[image.mode])
+        elif image.mode not in ("L", "LA", "RGB", "RGBA"):
+            image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV
+        array = np.asarray(image)
+    elif isinstance(image, np.ndarray):
+        array = image
+        if array.dtype != np.uint8:
+            hint = " (16-bit images are not supported: convert with (a >> 8).astype(np.uint8))" if array.dtype == np.uint16 else ""
+            raise ValueError(f"numpy images must be uint8 HWC (or HW) arrays, got dtype {array.dtype}{hint}.")
+    else:
+        raise TypeError(
+            f"Cannot upscale a {type(image).__name__}: pass a PIL image, a uint8 numpy array (H, W, C) or (H, W), "
+            "a file path, or a list of these."
+        )
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"Expected an image of shape (H, W) or (H, W, C) with C in 1..4, got {array.shape}.")
+    if array.shape[2] in (2, 4):  # LA, RGBA
+        return array[:, :, :-1], array[:, :, -1:]
+    return array, None
+
+
+# --------------------------------------------------------------------------------------------
+# Super-resolution
+# --------------------------------------------------------------------------------------------
+
+_Region = tuple[int, int, int, int]  # y0, y1, x0, x1
+
+
+class SuperResolutionPipeline:
+    """Upscale images with any hfmagic super-resolution model (built-in or registered with
+    :func:`hfmagic.register_model`).
+
+    Args:
+        model: a ``SuperResolutionPreTrainedModel``; moved to ``device``/``dtype`` and put in eval mode.
+        device: ``"cuda"``, ``"cpu"``, ``"cuda:1"``, ...; defaults to CUDA when available.
+        dtype: ``"float32"`` (default), ``"float16"`` or ``"bfloat16"`` (or the torch dtype). Both
+            half types run on CPU too (bfloat16 is the faster one there).
+    """
+
+    def __init__(
+        self,
+        model: SuperResolutionPreTrainedModel,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+    ):
+        if not isinstance(model, SuperResolutionPreTrainedModel):
+            raise TypeError(
+                f"SuperResolutionPipeline needs a SuperResolutionPreTrainedModel, got {type(model).__name__} "
+                "(for GAN generators use DCGANPipeline)."
+            )
+        self.device = _resolve_device(device)
+        self.dtype = _resolve_dtype(dtype)
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.scale: int = model.config.upscale_factor
+        self._receptive_field: int | None = None
+        self._receptive_field_known = False
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_id_or_path: str | Path,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        **kwargs,
+    ) -> SuperResolutionPipeline:
+        """Load an SR model from a Hub id or a local folder (``config.json`` + weights) through
+        ``AutoModelForImageToImage``; extra ``kwargs`` (``revision``, ``subfolder``, ``token``, ...)
+        go to ``from_pretrained``."""
+        from transformers import AutoModelForImageToImage
+
+        torch_dtype = _resolve_dtype(dtype)
+        try:
+            model = AutoModelForImageToImage.from_pretrained(str(model_id_or_path), dtype=torch_dtype, **kwargs)
+        except ValueError as err:
+            if "Unrecognized configuration class" not in str(err):
+                raise
+            raise ValueError(
+                f"{model_id_or_path!s} is not a super-resolution model registered with hfmagic "
+                f"({err}). GAN generators load with DCGANPipeline; custom SR models need "
+                "hfmagic.register_model(YourConfig, YourModel) first."
+            ) from err
+        return cls(model, device=device, dtype=torch_dtype)
+
+    @property
+    def receptive_field(self) -> int | None:
+        """The model's receptive field in LR pixels (see :func:`receptive_field`), computed once."""
+        if not self._receptive_field_known:
+            self._receptive_field = receptive_field(self.model)
+            self._receptive_field_known = True
+        return self._receptive_field
+
+    def __call__(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        tile_size: int | None = None,
+        tile_overlap: int | None = None,
+        batch_size: int = 1,
+        alpha_mode: str = "model",
+        progress: bool = False,
+    ) -> Image.Image | list[Image.Image]:
+        """Upscale one image or a list of images.
+
+        Args:
+            images: a PIL image, a uint8 numpy array (H, W, 3), (H, W, 4) or (H, W) grayscale,
+                a file path, or a list of these. Palette, 1-bit, CMYK and YCbCr images are
+                converted to RGB(A); 16/32-bit images raise ``ValueError``.
+            tile_size: side of the tile cores in LR pixels; ``None`` processes each image whole.
+            tile_overlap: LR pixels of context added around each core; defaults to the model's
+                :attr:`receptive_field` (exact tiling), or 16 when that cannot be determined.
+            batch_size: tiles of equal shape run through the model together (float results may
+                then differ from single tiles by ~1e-7, as the backend's kernels change).
+            alpha_mode: how the alpha channel of RGBA/LA images is upscaled: ``"model"`` (alpha
+                replicated to the model's input channels, output channels averaged) or
+                ``"bicubic"`` (PIL bicubic resize, cheaper, softer edges).
+            progress: show a progress bar over tiles.
+        Returns:
+            PIL images ``upscale_factor`` times larger: "RGB" for colour input, "L" for grayscale
+            (the model sees the gray plane replicated to RGB; the output is the mean of its
+            channels), "RGBA"/"LA" when the input has alpha. One image for one input, a list for a list.
+        """
+        if alpha_mode not in ("model", "bicubic"):
+            raise ValueError(f"alpha_mode must be 'model' or 'bicubic', got {alpha_mode!r}.")
+        if isinstance(images, (list, tuple)):
+            return [self._upscale_one(im, tile_size, tile_overlap, batch_size, alpha_mode, progress) for im in images]
+        return self._upscale_one(images, tile_size, tile_overlap, batch_size, alpha_mode, progress)
+
+    def _upscale_one(self, image, tile_size, tile_overlap, batch_size, alpha_mode, progress) -> Image.Image:
+        colour, alpha = _split_channels(image)
+        out = self.upscale_array(colour, tile_size, tile_overlap, batch_size, progress)
+        if alpha is not None:
+            if alpha_mode == "model":
+                alpha_out = self.upscale_array(alpha, tile_size, tile_overlap, batch_size, progress)
+            else:
+                h, w = alpha.shape[:2]
+                resized = Image.fromarray(alpha[:, :, 0]).resize((w * self.scale, h * self.scale), Image.Resampling.BICUBIC)
+                alpha_out = np.asarray(resized)[:, :, None]
+            out = np.concatenate([out, alpha_out], axis=2)
+        if out.shape[2] == 1:
+            return Image.fromarray(out[:, :, 0])
+        return Image.fromarray(out)  # (H, W, 2/3/4) uint8 -> "LA"/"RGB"/"RGBA"
+
+    def upscale_array(
+        self,
+        array: np.ndarray,
+        tile_size: int | None = None,
+        tile_overlap: int | None = None,
+        batch_size: int = 1,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Upscale a uint8 array (H, W, C) with C = 1 or the model's input channels; returns uint8
+        (sH, sW, C') written tile by tile into one preallocated array. A one-channel image is
+        replicated to the model's input channels and the output channels are averaged (C' = 1)."""
+        height, width, channels = array.shape
+        in_channels, out_channels = self.model.config.in_channels, self.model.config.out_channels
+        if channels not in (1, in_channels):
+            raise ValueError(
+                f"The model takes {in_channels}-channel images; got {channels} channels "
+                f"(convert the image to {'RGB' if in_channels == 3 else 'L'} first)."
+            )
+        to_gray = channels == 1 and out_channels != 1
+        out = np.empty((height * self.scale, width * self.scale, 1 if to_gray else out_channels), dtype=np.uint8)
+
+        def read(region: _Region) -> torch.Tensor:
+            y0, y1, x0, x1 = region
+            tile = torch.from_numpy(np.array(array[y0:y1, x0:x1])).permute(2, 0, 1)[None]  # a writable copy
+            return tile.float().div_(255.0).expand(-1, in_channels, -1, -1)
+
+        for (y0, y1, x0, x1), tile in self._tiles(read, height, width, tile_size, tile_overlap, batch_size, progress):
+            if to_gray:
+                tile = tile.mean(dim=1, keepdim=True)
+            out[y0:y1, x0:x1] = _to_uint8(tile[0])
+        return out
+
+    def upscale_tensor(
+        self,
+        pixel_values: torch.Tensor,
+        tile_size: int | None = None,
+        tile_overlap: int | None = None,
+        batch_size: int = 1,
+    ) -> torch.Tensor:
+        """Float version for evaluation: (N, C, H, W) in [0, 1] -> (N, C_out, sH, sW) float32 on
+        CPU, unclamped, with the same tiling as ``__call__`` (this one holds the whole float output)."""
+        if pixel_values.dim() == 3:
+            pixel_values = pixel_values[None]
+        if pixel_values.dim() != 4:
+            raise ValueError(f"pixel_values must be (N, C, H, W) or (C, H, W), got {tuple(pixel_values.shape)}.")
+        n, _, height, width = pixel_values.shape
+        out = torch.empty(n, self.model.config.out_channels, height * self.scale, width * self.scale)
+        for i in range(n):
+            sample = pixel_values[i : i + 1]
+            tiles = self._tiles(
+                lambda r: sample[:, :, r[0] : r[1], r[2] : r[3]], height, width, tile_size, tile_overlap, batch_size, False
+            )
+            for (y0, y1, x0, x1), tile in tiles:
+                out[i, :, y0:y1, x0:x1] = tile[0]
+        return out
+
+    def _tiles(
+        self,
+        read: Callable[[_Region], torch.Tensor],
+        height: int,
+        width: int,
+        tile_size: int | None,
+        tile_overlap: int | None,
+        batch_size: int,
+        progress: bool,
+    ) -> Iterator[tuple[_Region, torch.Tensor]]:
+        """Yield (HR region, float32 CPU tensor (1, C, h, w)) covering the whole output once."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        if tile_size is None:
+            cores, overlap = [(0, height, 0, width)], 0
+        else:
+            if int(tile_size) != tile_size or tile_size < 1:
+                raise ValueError(f"tile_size must be a positive integer (LR pixels) or None, got {tile_size!r}.")
+            overlap = self._overlap(tile_overlap)
+            cores = [
+                (y, min(y + tile_size, height), x, min(x + tile_size, width))
+                for y in range(0, height, tile_size)
+                for x in range(0, width, tile_size)
+            ]
+        s = self.scale
+        batch: list[tuple[_Region, _Region, torch.Tensor]] = []
+
+        def flush() -> Iterator[tuple[_Region, torch.Tensor]]:
+            inputs = torch.cat([item[2] for item in batch]).to(device=self.device, dtype=self.dtype)
+            with torch.inference_mode():
+                outputs = self.model(pixel_values=inputs).reconstruction
+            h, w = inputs.shape[-2:]
+            if tuple(outputs.shape[-2:]) != (h * s, w * s):
+                raise ValueError(
+                    f"{type(self.model).__name__} turned a {h}x{w} input into {tuple(outputs.shape[-2:])}, "
+                    f"not the {h * s}x{w * s} that upscale_factor={s} promises."
+                )
+            for (y0, y1, x0, x1), (iy0, _, ix0, _), output in zip(
+                (item[0] for item in batch), (item[1] for item in batch), outputs
+            ):
+                crop = output[:, (y0 - iy0) * s : (y1 - iy0) * s, (x0 - ix0) * s : (x1 - ix0) * s]
+                yield (y0 * s, y1 * s, x0 * s, x1 * s), crop[None].float().cpu()
+            batch.clear()
+
+        for core in tqdm(cores, desc="tiles", disable=not progress or len(cores) == 1, leave=False):
+            y0, y1, x0, x1 = core
+            context = (max(y0 - overlap, 0), min(y1 + overlap, height), max(x0 - overlap, 0), min(x1 + overlap, width))
+            tile = read(context)
+            if batch and (len(batch) == batch_size or tile.shape != batch[0][2].shape):
+                yield from flush()
+            batch.append((core, context, tile))
+        if batch:
+            yield from flush()
+
+    def _overlap(self, tile_overlap: int | None) -> int:
+        if tile_overlap is not None:
+            if int(tile_overlap) != tile_overlap or tile_overlap < 0:
+                raise ValueError(f"tile_overlap must be a non-negative integer (LR pixels), got {tile_overlap!r}.")
+            return int(tile_overlap)
+        if self.receptive_field is None:
+            warnings.warn(
+                f"The receptive field of {type(self.model).__name__} is unknown; using tile_overlap="
+                f"{DEFAULT_TILE_OVERLAP}. Tiles may differ slightly from a whole-image pass: pass "
+                "tile_overlap, or give the model a `receptive_field` attribute.",
+                stacklevel=4,
+            )
+            return DEFAULT_TILE_OVERLAP
+        return self.receptive_field
+
+
+# --------------------------------------------------------------------------------------------
+# GAN sampling
+# --------------------------------------------------------------------------------------------
+
+
+class DCGANPipeline:
+    """Draw images from a DCGAN generator (or any generator with ``sample_noise`` and
+    ``forward(noise)`` returning images in [-1, 1]).
+
+    Args:
+        generator: the generator model; moved to ``device``/``dtype`` and put in eval mode
+            (BatchNorm uses its running statistics).
+        device, dtype: as for :class:`SuperResolutionPipeline`.
+    """
+
+    def __init__(
+        self,
+        generator: torch.nn.Module,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+    ):
+        if not callable(getattr(generator, "sample_noise", None)):
+            raise TypeError(
+                f"DCGANPipeline needs a generator with a `sample_noise(num, generator)` method such as "
+                f"DCGANGenerator, got {type(generator).__name__} (super-resolution models go to SuperResolutionPipeline)."
+            )
+        self.device = _resolve_device(device)
+        self.dtype = _resolve_dtype(dtype)
+        self.model = generator.to(device=self.device, dtype=self.dtype).eval()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_id_or_path: str | Path,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        **kwargs,
+    ) -> DCGANPipeline:
+        """Load the generator at the root of a GAN repo or folder (``AutoModel`` maps a
+        ``dcgan`` config to ``DCGANGenerator``); ``kwargs`` go to ``from_pretrained``."""
+        from transformers import AutoModel
+
+        from . import models  # noqa: F401  (registers hfmagic's architectures)
+
+        torch_dtype = _resolve_dtype(dtype)
+        generator = AutoModel.from_pretrained(str(model_id_or_path), dtype=torch_dtype, **kwargs)
+        return cls(generator, device=device, dtype=torch_dtype)
+
+    def __call__(
+        self,
+        num_images: int = 1,
+        seed: int | None = None,
+        batch_size: int = 64,
+        progress: bool = False,
+    ) -> list[Image.Image]:
+        """Generate ``num_images`` PIL images ("RGB", or "L" for a one-channel generator).
+
+        The noise for all images is drawn first, on CPU, from ``torch.Generator().manual_seed(seed)``,
+        so a seed gives the same images on every device and for every ``batch_size``. Pixels go
+        from [-1, 1] to uint8 as in MMagic: ``round(clamp((x + 1) / 2, 0, 1) * 255)``.
+        """
+        if num_images < 1:
+            raise ValueError(f"num_images must be >= 1, got {num_images}.")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        rng = torch.Generator().manual_seed(seed) if seed is not None else None
+        noise = self.model.sample_noise(num_images, generator=rng)
+        images: list[Image.Image] = []
+        chunks = noise.split(batch_size)
+        for chunk in tqdm(chunks, desc="sampling", disable=not progress, leave=False):
+            with torch.inference_mode():
+                fakes = self.model(noise=chunk.to(device=self.device, dtype=self.dtype))
+            for fake in fakes:
+                array = _to_uint8(fake, -1.0, 1.0)
+                images.append(Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array))
+        return images
+
+
+def make_grid(images: Sequence[Image.Image], nrow: int = 8, padding: int = 2, pad_value: int = 0) -> Image.Image:
+    """Tile equally sized images into one image, ``nrow`` per row (like torchvision's make_grid),
+    with ``padding`` pixels of ``pad_value`` between and around them."""
+    if not images:
+        raise ValueError("make_grid needs at least one image.")
+    if nrow < 1:
+        raise ValueError(f"nrow must be >= 1, got {nrow}.")
+    width, height = images[0].size
+    mode = images[0].mode
+    for image in images:
+        if image.size != (width, height) or image.mode != mode:
+            raise ValueError(
+                f"make_grid needs images of one size and mode; got {image.size} {image.mode} next to "
+                f"{(width, height)} {mode}."
+            )
+    ncol = min(nrow, len(images))
+    nrows = math.ceil(len(images) / nrow)
+    fill = pad_value if mode == "L" else (pad_value,) * len(mode)
+    grid = Image.new(mode, (ncol * (width + padding) + padding, nrows * (height + padding) + padding), fill)
+    for i, image in enumerate(images):
+        row, col = divmod(i, nrow)
+        grid.paste(image, (padding + col * (width + padding), padding + row * (height + padding)))
+    return grid
