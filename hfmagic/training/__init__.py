@@ -10,14 +10,26 @@ from .checkpointing import (
     save_checkpoint,
 )
 from .ema import ExponentialMovingAverage
+from .schedulers import SCHEDULER_NAMES, CosineRestartLR, get_sr_scheduler
+from .sr import SRSampleStream, SRTrainingArguments, SRTrainingResult, StreamBatchSampler, create_accelerator, evaluate_model, train_sr
 
 __all__ = [
     "CheckpointableGenerator",
+    "CosineRestartLR",
     "ExponentialMovingAverage",
+    "SCHEDULER_NAMES",
+    "SRSampleStream",
+    "SRTrainingArguments",
+    "SRTrainingResult",
+    "StreamBatchSampler",
     "TrainingDivergedError",
     "check_finite",
+    "create_accelerator",
+    "evaluate_model",
+    "get_sr_scheduler",
     "list_checkpoints",
     "read_checkpoint_state",
     "resolve_resume_checkpoint",
     "save_checkpoint",
+    "train_sr",
 ]

@@ -1,0 +1,261 @@
+"""Train a super-resolution model (SRCNN, MSRResNet, EDSR, or a fine-tuned checkpoint) with MMagic's recipe.
+
+    accelerate launch examples/train_sr.py --model msrresnet --scale 4 --train_data_dir DIV2K_sub/ \\
+        --validation_dataset Set5 Set14 --output_dir msrresnet-x4
+
+Every default reproduces MMagic's recipe for the chosen ``--model`` (see ``RECIPES``); with neither
+``--dataset_name`` nor ``--train_data_dir`` the script trains on the photographs embedded in hfmagic
+(``hfmagic/assets``) and validates on the embedded validation photo, so it runs with no network.
+The loop itself is ``hfmagic.training.train_sr``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+
+import hfmagic.models  # noqa: F401  (registers the architectures with the Auto classes)
+from hfmagic import EDSR, SRCNN, EDSRConfig, MSRResNet, MSRResNetConfig, SRCNNConfig
+from hfmagic.training import SRTrainingArguments, TrainingDivergedError, create_accelerator, train_sr
+from hfmagic.training.schedulers import SCHEDULER_NAMES
+
+logger = logging.getLogger("train_sr")
+
+# --model -> class, config and MMagic's recipe (REFERENCE.md, "Recipes"). gt_patch_size is per scale.
+RECIPES = {
+    "msrresnet": {
+        "model_class": MSRResNet,
+        "config_class": MSRResNetConfig,
+        "gt_patch_size": {2: 128, 3: 129, 4: 128},
+        "learning_rate": 2e-4,
+        "lr_scheduler": "cosine_restart",  # 4 equal periods (4 x 250k at 1M steps), eta_min 1e-7
+        "lr_eta_min": 1e-7,
+        "lr_milestones": None,
+        "max_train_steps": 1_000_000,
+    },
+    "srcnn": {
+        "model_class": SRCNN,
+        "config_class": SRCNNConfig,
+        "gt_patch_size": {2: 128, 3: 129, 4: 128},
+        "learning_rate": 2e-4,
+        "lr_scheduler": "cosine_restart",
+        "lr_eta_min": 1e-7,
+        "lr_milestones": None,
+        "max_train_steps": 1_000_000,
+    },
+    "edsr": {
+        "model_class": EDSR,
+        "config_class": EDSRConfig,
+        "gt_patch_size": {2: 96, 3: 144, 4: 196},
+        "learning_rate": 1e-4,
+        "lr_scheduler": "multistep",  # x0.5 at 200k
+        "lr_eta_min": 0.0,
+        "lr_milestones": [200_000],
+        "max_train_steps": 300_000,
+    },
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Train a super-resolution model with MMagic's recipe on Accelerate.")
+    # model
+    parser.add_argument("--model", choices=sorted(RECIPES), default="msrresnet", help="Architecture to train from scratch (its MMagic recipe sets the defaults below).")
+    parser.add_argument("--model_name_or_path", default=None, help="Fine-tune this hfmagic SR model (Hub id or folder) instead of building --model.")
+    parser.add_argument("--model_config_overrides", default=None, help='JSON of config fields for --model, e.g. \'{"mid_channels": 32, "num_blocks": 4}\' for a small MSRResNet.')
+    parser.add_argument("--scale", type=int, default=None, help="Upscale factor (2, 3, 4); default 4, or the fine-tuned model's.")
+    # data
+    parser.add_argument("--dataset_name", default=None, help="HF dataset (Hub id, parquet file, save_to_disk folder) with an image column of HR images.")
+    parser.add_argument("--train_data_dir", default=None, help="Folder of HR images (an imagefolder). Without it and --dataset_name, the embedded photos are used.")
+    parser.add_argument("--image_column", default="image", help="Column holding the HR images.")
+    parser.add_argument("--lr_column", default=None, help="Column holding ready-made LR images (default: made from HR with MATLAB bicubic).")
+    parser.add_argument("--skip_small_images", action="store_true", help="Skip (with a warning) images smaller than --gt_patch_size instead of failing.")
+    parser.add_argument("--validation_dataset", nargs="+", default=None, help="Validation sets: Set5, Set14, BSD100, Urban100, a DIV2K validation folder or any folder of HR images.")
+    parser.add_argument("--gt_patch_size", type=int, default=None, help="HR training patch size (default: the recipe's, 128 for MSRResNet/SRCNN, 96/144/196 for EDSR x2/x3/x4).")
+    parser.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes (results do not depend on it).")
+    # optimisation
+    parser.add_argument("--train_batch_size", type=int, default=16, help="Batch size per process (MMagic: 16).")
+    parser.add_argument("--max_train_steps", type=int, default=None, help="Total optimisation steps (recipe: 1M for MSRResNet/SRCNN, 300k for EDSR).")
+    parser.add_argument("--learning_rate", type=float, default=None, help="Peak learning rate of Adam (recipe: 2e-4, EDSR 1e-4).")
+    parser.add_argument("--adam_beta1", type=float, default=0.9, help="Adam beta1.")
+    parser.add_argument("--adam_beta2", type=float, default=0.999, help="Adam beta2.")
+    parser.add_argument("--adam_weight_decay", type=float, default=0.0, help="Adam weight decay.")
+    parser.add_argument("--adam_epsilon", type=float, default=1e-8, help="Adam epsilon.")
+    parser.add_argument("--lr_scheduler", choices=SCHEDULER_NAMES, default=None, help="Schedule (recipe: cosine_restart, EDSR multistep); or any of transformers' schedules.")
+    parser.add_argument("--lr_warmup_steps", type=int, default=0, help="Warm-up steps (transformers' schedules).")
+    parser.add_argument("--lr_periods", type=int, nargs="+", default=None, help="cosine_restart cycle lengths (default: 4 equal cycles over --max_train_steps).")
+    parser.add_argument("--lr_restart_weights", type=float, nargs="+", default=None, help="cosine_restart peak of each cycle (default: 1 each).")
+    parser.add_argument("--lr_eta_min", type=float, default=None, help="Floor of cosine_restart (recipe: 1e-7).")
+    parser.add_argument("--lr_milestones", type=int, nargs="+", default=None, help="multistep: steps where the learning rate is multiplied by --lr_gamma (EDSR: 200000).")
+    parser.add_argument("--lr_gamma", type=float, default=0.5, help="multistep factor.")
+    parser.add_argument("--gradient_accumulation_steps", type=int, default=1, help="Micro-batches per optimisation step.")
+    parser.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default=None, help="Mixed precision (default: accelerate's config).")
+    parser.add_argument("--max_grad_norm", type=float, default=None, help="Clip the gradient norm to this (default: no clipping, as MMagic).")
+    parser.add_argument("--use_ema", action="store_true", help="Keep an EMA of the weights (buffers copied) and save it as the model.")
+    parser.add_argument("--ema_momentum", type=float, default=0.001, help="EMA momentum: weight of the new weights (MMagic's SR configs: 0.001).")
+    # validation, checkpoints, logging
+    parser.add_argument("--validation_steps", type=int, default=5000, help="Validate every this many steps (MMagic: 5000); 0 = only at the end.")
+    parser.add_argument("--crop_border", type=int, default=None, help="Pixels cropped from each side for PSNR/SSIM (default: the scale).")
+    parser.add_argument("--y_channel", action="store_true", help="Validation PSNR/SSIM on the Y channel (default RGB, as MMagic's tables).")
+    parser.add_argument("--checkpointing_steps", type=int, default=5000, help="Save a resumable checkpoint every this many steps; 0 = never.")
+    parser.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most this many checkpoints.")
+    parser.add_argument("--resume_from_checkpoint", default=None, help='Resume from "latest" or a checkpoint folder/name.')
+    parser.add_argument("--output_dir", default=None, help="Run folder (default sr-<model>-x<scale>): checkpoints, logs, best/ and final/ models.")
+    parser.add_argument("--logging_dir", default="logs", help="Tracker folder inside --output_dir.")
+    parser.add_argument("--report_to", default="tensorboard", help='Tracker: "tensorboard", "wandb", ... or "none".')
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the data order, augmentation and initialisation.")
+    # hub
+    parser.add_argument("--push_to_hub", action="store_true", help="Upload final/ (model, config, card; not checkpoints or logs) at the end.")
+    parser.add_argument("--hub_model_id", default=None, help="Repo to push to (default: the name of --output_dir).")
+    parser.add_argument("--hub_token", default=None, help="Hub token (default: the logged-in one).")
+    parser.add_argument("--hub_private", action="store_true", help="Create the Hub repo private.")
+    args = parser.parse_args(argv)
+
+    if args.dataset_name and args.train_data_dir:
+        parser.error("give either --dataset_name or --train_data_dir, not both.")
+    if args.model_config_overrides and args.model_name_or_path:
+        parser.error("--model_config_overrides applies to --model; a fine-tuned model keeps its config.")
+    if args.model_config_overrides:
+        try:
+            args.model_config_overrides = json.loads(args.model_config_overrides)
+        except json.JSONDecodeError as err:
+            parser.error(f"--model_config_overrides is not valid JSON ({err}); e.g. '{{\"num_blocks\": 4}}'.")
+        if not isinstance(args.model_config_overrides, dict):
+            parser.error("--model_config_overrides must be a JSON object, e.g. '{\"num_blocks\": 4}'.")
+    if args.hub_token is None:
+        args.hub_token = os.environ.get("HF_TOKEN")
+    return args
+
+
+def build_model(args: argparse.Namespace):
+    """The model to train and the recipe that sets the defaults."""
+    if args.model_name_or_path:
+        from transformers import AutoModelForImageToImage
+
+        model = AutoModelForImageToImage.from_pretrained(args.model_name_or_path)
+        if args.scale is not None and args.scale != model.config.upscale_factor:
+            raise ValueError(
+                f"--scale {args.scale} differs from {args.model_name_or_path}'s upscale_factor "
+                f"{model.config.upscale_factor}; drop --scale or fine-tune a x{args.scale} model."
+            )
+        recipe = RECIPES.get(model.config.model_type, RECIPES["msrresnet"])
+        return model, recipe
+    recipe = RECIPES[args.model]
+    config = recipe["config_class"](upscale_factor=args.scale or 4, **(args.model_config_overrides or {}))
+    return recipe["model_class"](config), recipe
+
+
+def main(args: argparse.Namespace):
+    # Accelerator (made from the training arguments; the model is needed for the recipe first)
+    model, recipe = build_model(args)
+    scale = model.config.upscale_factor
+    name = args.model_name_or_path and Path(args.model_name_or_path).name or args.model
+    steps = args.max_train_steps or recipe["max_train_steps"]
+    training_args = SRTrainingArguments(
+        output_dir=args.output_dir or f"sr-{name}-x{scale}",
+        train_batch_size=args.train_batch_size,
+        max_train_steps=steps,
+        learning_rate=args.learning_rate or recipe["learning_rate"],
+        adam_beta1=args.adam_beta1,
+        adam_beta2=args.adam_beta2,
+        adam_epsilon=args.adam_epsilon,
+        adam_weight_decay=args.adam_weight_decay,
+        lr_scheduler=args.lr_scheduler or recipe["lr_scheduler"],
+        lr_warmup_steps=args.lr_warmup_steps,
+        lr_periods=args.lr_periods,
+        lr_restart_weights=args.lr_restart_weights,
+        lr_eta_min=recipe["lr_eta_min"] if args.lr_eta_min is None else args.lr_eta_min,
+        # EDSR's milestone 200k of 300k steps, scaled when --max_train_steps is shorter
+        lr_milestones=args.lr_milestones
+        or ([max(1, math.floor(m * steps / recipe["max_train_steps"])) for m in recipe["lr_milestones"]] if recipe["lr_milestones"] else None),
+        lr_gamma=args.lr_gamma,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        max_grad_norm=args.max_grad_norm,
+        use_ema=args.use_ema,
+        ema_momentum=args.ema_momentum,
+        validation_steps=args.validation_steps,
+        checkpointing_steps=args.checkpointing_steps,
+        checkpoints_total_limit=args.checkpoints_total_limit,
+        resume_from_checkpoint=args.resume_from_checkpoint,
+        report_to=None if args.report_to in (None, "", "none") else args.report_to,
+        logging_dir=args.logging_dir,
+        seed=args.seed,
+        dataloader_num_workers=args.dataloader_num_workers,
+        crop_border=args.crop_border,
+        y_channel=args.y_channel,
+        push_to_hub=args.push_to_hub,
+        hub_model_id=args.hub_model_id,
+        hub_token=args.hub_token,
+        hub_private=args.hub_private or None,
+    )
+    accelerator = create_accelerator(training_args)
+
+    # Logging: INFO on the main process, errors only elsewhere
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S", level=logging.INFO)
+    if not accelerator.is_local_main_process:
+        logging.getLogger().setLevel(logging.ERROR)
+    logger.info(accelerator.state)
+
+    # Dataset (built on the main process first, so that the datasets cache is written once)
+    from hfmagic.data.embedded import embedded_sr_train_dir, embedded_sr_validation_dir
+    from hfmagic.data.sr_dataset import build_sr_dataset
+
+    source = args.dataset_name or args.train_data_dir
+    validation = args.validation_dataset
+    if source is None:
+        source = str(embedded_sr_train_dir())
+        validation = validation or [str(embedded_sr_validation_dir())]
+        logger.info("No --dataset_name/--train_data_dir: training on hfmagic's embedded photos (%s).", source)
+    training_args.dataset_names = [Path(source).name if os.path.exists(source) else source]
+    gt_patch_size = args.gt_patch_size or recipe["gt_patch_size"].get(scale, 32 * scale)
+    with accelerator.main_process_first():
+        # no `seed` here: train_sr seeds every sample's crop and flips from (seed, position)
+        train_dataset = build_sr_dataset(
+            source,
+            scale=scale,
+            gt_patch_size=gt_patch_size,
+            image_column=args.image_column,
+            lr_column=args.lr_column,
+            skip_small=args.skip_small_images,
+        )
+    eval_sets = {}
+    if validation and accelerator.is_main_process:  # validation runs on the main process only
+        try:
+            from hfmagic.data import load_eval_set
+        except ImportError:  # TEMPORARY until hfmagic.data.load_eval_set lands: a folder of HR images only
+            def load_eval_set(path, scale):
+                import numpy as np
+                from hfmagic.data import imresize, load_rgb
+
+                triples = []
+                for file in sorted(Path(path).iterdir()):
+                    hr = load_rgb(str(file))
+                    hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
+                    triples.append((file.stem, np.asarray(imresize(hr, 1 / scale, round_uint8=True)), hr))
+                return triples
+
+        for item in validation:
+            eval_sets[Path(item).name if os.path.exists(item) else item] = load_eval_set(item, scale)
+
+    # Training
+    result = train_sr(model, train_dataset, training_args, eval_sets or None, accelerator=accelerator)
+    if accelerator.is_main_process:
+        logger.info("Saved the final model to %s%s", result.final_dir, f" and the best to {result.best_dir}" if result.best_dir else "")
+        if result.final_metrics:
+            logger.info("Final validation: %s", result.final_metrics)
+        if result.samples_per_second:
+            logger.info("Throughput: %.1f samples/s", result.samples_per_second)
+    return result
+
+
+if __name__ == "__main__":
+    try:
+        main(parse_args())
+    except TrainingDivergedError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)

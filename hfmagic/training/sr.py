@@ -1,0 +1,606 @@
+"""One readable super-resolution training loop on Accelerate, for any ``SuperResolutionPreTrainedModel``.
+
+```python
+from hfmagic import MSRResNet, MSRResNetConfig
+from hfmagic.data.sr_dataset import build_sr_dataset
+from hfmagic.training import SRTrainingArguments, train_sr
+
+model = MSRResNet(MSRResNetConfig(upscale_factor=4))
+data = build_sr_dataset("path/to/images", scale=4, gt_patch_size=128)
+train_sr(model, data, SRTrainingArguments(output_dir="out", max_train_steps=1000))
+```
+
+What the loop does, in order (as diffusers' ``train_unconditional.py``): Accelerator -> EMA ->
+optimizer (Adam) -> data -> LR schedule -> one ``accelerator.prepare`` -> trackers -> resume -> loop.
+Updates run inside ``accelerator.accumulate``; the step count, the schedule, the EMA, validation and
+checkpoints advance once per optimisation step (``accelerator.sync_gradients``).
+
+Exact resume and multi-process determinism come from the data order, not from RNG states: the
+training data is an endless stream of epochs (a seeded permutation per epoch); stream position
+``p`` always gives the same augmented pair, because the dataset's transform runs with torch's (and
+numpy's and python's) RNG seeded from ``(seed, p)``. Micro-batch ``j`` is stream positions
+``[j*B*W, (j+1)*B*W)`` split in rank order (B per rank, W ranks), so W ranks with batch B see the same
+samples as one process with batch B*W, and a resumed run at step k starts at micro-batch
+``k * gradient_accumulation_steps`` with the same samples an uninterrupted run would see.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .checkpointing import check_finite, read_checkpoint_state, resolve_resume_checkpoint, save_checkpoint
+from .ema import ExponentialMovingAverage
+from .schedulers import get_sr_scheduler
+
+__all__ = [
+    "SRTrainingArguments",
+    "SRTrainingResult",
+    "SRSampleStream",
+    "StreamBatchSampler",
+    "create_accelerator",
+    "evaluate_model",
+    "train_sr",
+]
+
+logger = logging.getLogger(__name__)
+
+FINAL_DIR = "final"
+BEST_DIR = "best"
+
+
+@dataclass
+class SRTrainingArguments:
+    """Settings of :func:`train_sr`. The defaults are MMagic's MSRResNet/SRCNN x4 recipe (batch 16,
+    Adam 2e-4 (0.9, 0.999), cosine restart 4 x 250k to 1e-7, 1M steps, validation and checkpoints
+    every 5k); the loss is the model's own (``config.loss_type``, L1 by default).
+
+    Args:
+        output_dir: run folder: ``checkpoint-<step>/``, ``best/`` and ``final/`` models, ``logs/``.
+        train_batch_size: samples per process per micro-batch.
+        max_train_steps: optimisation steps to run in total (a resumed run continues to this).
+        learning_rate: peak learning rate of Adam.
+        adam_beta1, adam_beta2, adam_epsilon, adam_weight_decay: Adam's settings.
+        lr_scheduler: a name of ``hfmagic.training.schedulers.SCHEDULER_NAMES``.
+        lr_warmup_steps: warm-up steps (transformers' schedules).
+        lr_periods: ``cosine_restart`` cycle lengths; None = 4 equal cycles over ``max_train_steps``.
+        lr_restart_weights: ``cosine_restart`` peak of each cycle (None = 1 for each).
+        lr_eta_min: floor of ``cosine_restart`` (and of transformers' ``*_with_min_lr``).
+        lr_milestones: ``multistep`` steps where the learning rate is multiplied by ``lr_gamma``.
+        lr_gamma: ``multistep`` factor.
+        gradient_accumulation_steps: micro-batches per optimisation step.
+        mixed_precision: ``"no"``, ``"fp16"`` or ``"bf16"``; None takes ``accelerate launch``'s setting.
+        max_grad_norm: clip the gradient norm to this (None: no clipping).
+        use_ema: keep an EMA copy of the model (buffers copied, MMagic's default) and save it.
+        ema_momentum: weight of the new weights in the EMA (MMagic's SR configs use 0.001).
+        ema_update_buffers: average buffers too instead of copying them.
+        validation_steps: validate every this many steps (0: only at the end).
+        checkpointing_steps: save a resumable checkpoint every this many steps (0: never).
+        checkpoints_total_limit: keep at most this many checkpoints.
+        resume_from_checkpoint: ``"latest"`` or a checkpoint path/name.
+        report_to: an accelerate tracker (``"tensorboard"``, ``"wandb"``, ...) or None.
+        logging_dir: tracker folder, relative to ``output_dir``.
+        tracker_project_name: run name given to the tracker.
+        seed: seeds the data order, the augmentation and ``accelerate.utils.set_seed``.
+        dataloader_num_workers: DataLoader worker processes (results do not depend on it).
+        crop_border: pixels cropped from each side before PSNR/SSIM (None: the scale).
+        y_channel: validation metrics on the Y channel instead of RGB.
+        push_to_hub: upload ``final/`` (model, config, card; no checkpoints or logs) at the end.
+        hub_model_id: the repo to push to (default: the name of ``output_dir``).
+        hub_token: token for the push (default: the logged-in one).
+        hub_private: create the repo private.
+        dataset_names: dataset names listed in the model card.
+    """
+
+    output_dir: str = "sr-model"
+    train_batch_size: int = 16
+    max_train_steps: int = 1_000_000
+    learning_rate: float = 2e-4
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    adam_weight_decay: float = 0.0
+    lr_scheduler: str = "cosine_restart"
+    lr_warmup_steps: int = 0
+    lr_periods: list[int] | None = None
+    lr_restart_weights: list[float] | None = None
+    lr_eta_min: float = 1e-7
+    lr_milestones: list[int] | None = None
+    lr_gamma: float = 0.5
+    gradient_accumulation_steps: int = 1
+    mixed_precision: str | None = "no"
+    max_grad_norm: float | None = None
+    use_ema: bool = False
+    ema_momentum: float = 0.001
+    ema_update_buffers: bool = False
+    validation_steps: int = 5000
+    checkpointing_steps: int = 5000
+    checkpoints_total_limit: int | None = None
+    resume_from_checkpoint: str | None = None
+    report_to: str | None = None
+    logging_dir: str = "logs"
+    tracker_project_name: str = "train_sr"
+    seed: int = 0
+    dataloader_num_workers: int = 0
+    crop_border: int | None = None
+    y_channel: bool = False
+    push_to_hub: bool = False
+    hub_model_id: str | None = None
+    hub_token: str | None = field(default=None, repr=False)
+    hub_private: bool | None = None
+    dataset_names: list[str] | None = None
+
+    def __post_init__(self):
+        positive = ("train_batch_size", "max_train_steps", "gradient_accumulation_steps")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        for name in ("validation_steps", "checkpointing_steps", "dataloader_num_workers", "lr_warmup_steps"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
+        if self.mixed_precision not in (None, "no", "fp16", "bf16"):
+            raise ValueError(f"mixed_precision must be 'no', 'fp16' or 'bf16' (None: accelerate's config), got {self.mixed_precision!r}.")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise ValueError(f"max_grad_norm must be > 0 (or None for no clipping), got {self.max_grad_norm}.")
+
+    def to_json_dict(self) -> dict:
+        """The settings as JSON-serialisable values (the hub token left out)."""
+        values = asdict(self)
+        values.pop("hub_token", None)
+        return values
+
+
+@dataclass
+class SRTrainingResult:
+    """What :func:`train_sr` returns (on every rank; metrics are filled on the main process)."""
+
+    global_step: int
+    final_dir: Path
+    best_dir: Path | None = None
+    best_metrics: dict[str, dict[str, float]] | None = None
+    final_metrics: dict[str, dict[str, float]] | None = None
+    samples_per_second: float | None = None
+    hub_url: str | None = None
+
+
+# --------------------------------------------------------------------------- deterministic data
+
+
+def _derive_seed(*values: int) -> int:
+    """A well-mixed 63-bit seed from integers (numpy's SeedSequence)."""
+    state = np.random.SeedSequence([int(v) for v in values]).generate_state(2, dtype=np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+@contextlib.contextmanager
+def _seeded_rngs(seed: int):
+    """Run a block with torch's CPU RNG, numpy's and python's global RNGs seeded, then restore them."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+class SRSampleStream(Dataset):
+    """An endless stream of shuffled epochs over ``dataset``; item ``p`` is stream position ``p``.
+
+    Epoch ``e = p // N`` visits the N samples in a permutation seeded from ``(seed, e)``; the sample's
+    transform (random crop, flips) runs with the global RNGs seeded from ``(seed, p)``. So an item
+    depends only on ``(seed, p)``: not on the worker, the rank, or whether the run was resumed.
+
+    Args:
+        dataset: a map-style dataset whose items are dicts with ``pixel_values`` (3, h, w) and
+            ``labels`` (3, h*s, w*s), e.g. ``build_sr_dataset(...)`` (built without its own ``seed``,
+            so that its crops draw from the RNG seeded here).
+        seed: the run's seed.
+    """
+
+    def __init__(self, dataset: Any, seed: int):
+        if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+            raise TypeError(
+                f"The training data must be a map-style dataset (with __len__ and __getitem__), got "
+                f"{type(dataset).__name__}; an IterableDataset cannot be resumed exactly: load it without streaming."
+            )
+        if len(dataset) == 0:
+            raise ValueError("The training dataset is empty.")
+        self.dataset = dataset
+        self.seed = int(seed)
+        self.num_samples = len(dataset)
+        self._cached_epoch: tuple[int, torch.Tensor] | None = None
+
+    def __len__(self) -> int:
+        # One epoch; positions past it are valid too (the stream is endless).
+        return self.num_samples
+
+    def sample_index(self, position: int) -> int:
+        """Index into ``dataset`` of stream position ``position``."""
+        epoch, offset = divmod(int(position), self.num_samples)
+        if self._cached_epoch is None or self._cached_epoch[0] != epoch:
+            generator = torch.Generator().manual_seed(_derive_seed(self.seed, 0, epoch))
+            self._cached_epoch = (epoch, torch.randperm(self.num_samples, generator=generator))
+        return int(self._cached_epoch[1][offset])
+
+    def __getitem__(self, position: int) -> dict[str, torch.Tensor]:
+        index = self.sample_index(position)
+        with _seeded_rngs(_derive_seed(self.seed, 1, position)):
+            item = self.dataset[index]
+        return {key: torch.as_tensor(np.asarray(item[key]) if not torch.is_tensor(item[key]) else item[key]) for key in ("pixel_values", "labels")}
+
+
+class StreamBatchSampler(Sampler[list[int]]):
+    """Micro-batches of stream positions for one rank.
+
+    Micro-batch ``j`` of the run is positions ``[j*B*W, (j+1)*B*W)``; rank ``r`` takes
+    ``[j*B*W + r*B, j*B*W + (r+1)*B)``. Yields micro-batches ``start, ..., start + num_batches - 1``.
+    """
+
+    def __init__(self, batch_size: int, num_batches: int, *, start: int = 0, rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside 0..{world_size - 1}.")
+        self.batch_size = batch_size
+        self.num_batches = max(0, int(num_batches))
+        self.start = int(start)
+        self.rank = rank
+        self.world_size = world_size
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self):
+        global_batch = self.batch_size * self.world_size
+        for j in range(self.start, self.start + self.num_batches):
+            first = j * global_batch + self.rank * self.batch_size
+            yield list(range(first, first + self.batch_size))
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def evaluate_model(
+    model: torch.nn.Module,
+    eval_sets: dict[str, Any],
+    *,
+    crop_border: int | None = None,
+    y_channel: bool = False,
+) -> dict[str, dict[str, float]]:
+    """PSNR/SSIM of ``model`` on each evaluation set, MMagic's way: ``{set: {"psnr": dB, "ssim": x}}``.
+
+    ``eval_sets`` maps a name to what :func:`hfmagic.evaluation.evaluate_sr` takes (the output of
+    ``hfmagic.data.load_eval_set``: (image name, LR uint8 HWC, HR uint8 HWC) triples).
+    """
+    try:
+        from ..evaluation import evaluate_sr
+    except ImportError:  # TEMPORARY: hfmagic.evaluation is being written; remove once it lands
+        evaluate_sr = _evaluate_sr_fallback
+
+    was_training = model.training
+    model.eval()
+    try:
+        results = evaluate_sr(model, eval_sets, crop_border=crop_border, y_channel=y_channel)
+    finally:
+        model.train(was_training)
+    return {name: {key.lower(): float(value) for key, value in values.items() if isinstance(value, (int, float))} for name, values in results.items()}
+
+
+@torch.no_grad()
+def _evaluate_sr_fallback(model, eval_sets, crop_border=None, y_channel=False):
+    """TEMPORARY minimal stand-in for hfmagic.evaluation.evaluate_sr (mean PSNR/SSIM per set)."""
+    from ..metrics import psnr, ssim
+
+    device = next(model.parameters()).device
+    border = model.config.upscale_factor if crop_border is None else crop_border
+    results = {}
+    for set_name, triples in eval_sets.items():
+        scores = []
+        for _, lr, hr in triples:
+            x = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].float().div(255).to(device)
+            out = model(pixel_values=x).reconstruction.clamp(0, 1)
+            sr = (out[0].permute(1, 2, 0).cpu().numpy() * 255.0).round()
+            scores.append((psnr(sr, hr, crop_border=border, y_channel=y_channel), ssim(sr, hr, crop_border=border, y_channel=y_channel)))
+        results[set_name] = {"psnr": float(np.mean([a for a, _ in scores])), "ssim": float(np.mean([b for _, b in scores]))}
+    return results
+
+
+def _card_metrics(results: dict[str, dict[str, float]], crop_border: int, y_channel: bool) -> list[dict]:
+    """Validation results as ``hfmagic.hub`` metric dicts."""
+    config = f"{'Y' if y_channel else 'RGB'}, crop_border={crop_border}"
+    metrics = []
+    for dataset, values in results.items():
+        for key, label in (("psnr", "PSNR"), ("ssim", "SSIM")):
+            if key in values:
+                metrics.append({"dataset": dataset, "name": label, "type": key, "value": round(values[key], 4), "split": "validation", "config": config})
+    return metrics
+
+
+def _score(results: dict[str, dict[str, float]]) -> float:
+    """The number 'best' is judged by: mean PSNR over the validation sets."""
+    values = [v["psnr"] for v in results.values() if "psnr" in v]
+    return float(np.mean(values)) if values else -math.inf
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def create_accelerator(args: SRTrainingArguments):
+    """The ``accelerate.Accelerator`` :func:`train_sr` uses (build it first to load data under
+    ``accelerator.main_process_first()``, then pass it to ``train_sr``)."""
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    project = ProjectConfiguration(project_dir=args.output_dir, logging_dir=str(Path(args.output_dir) / args.logging_dir))
+    return Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision,
+        log_with=args.report_to or None,
+        project_config=project,
+    )
+
+
+def _save_model(
+    model: torch.nn.Module, folder: Path, args: SRTrainingArguments, metrics: dict | None, step: int, crop_border: int
+) -> None:
+    """``save_pretrained`` + a model card with the validation metrics (main process only)."""
+    from .. import hub
+
+    model.save_pretrained(folder)
+    extra = (
+        f"Trained with `hfmagic.training.train_sr` for {step} steps (batch {args.train_batch_size} per process, "
+        f"lr {args.learning_rate:g}, schedule `{args.lr_scheduler}`{', EMA weights' if args.use_ema else ''})."
+    )
+    hub.write_model_card(
+        folder,
+        model,
+        metrics=_card_metrics(metrics, crop_border, args.y_channel) if metrics else None,
+        datasets=args.dataset_names or None,
+        extra_text=extra,
+    )
+
+
+def train_sr(
+    model: torch.nn.Module,
+    train_dataset: Any,
+    args: SRTrainingArguments,
+    eval_sets: dict[str, Any] | None = None,
+    *,
+    accelerator: Any = None,
+    callbacks: Sequence[Callable[[int, dict[str, float]], None]] = (),
+) -> SRTrainingResult:
+    """Train ``model`` on ``train_dataset`` with MMagic's recipe (see :class:`SRTrainingArguments`).
+
+    Args:
+        model: any ``SuperResolutionPreTrainedModel`` (its ``forward(pixel_values, labels)`` returns the loss).
+        train_dataset: map-style dataset of ``{"pixel_values": (3, h, w), "labels": (3, h*s, w*s)}``
+            floats in [0, 1], e.g. ``hfmagic.data.sr_dataset.build_sr_dataset(...)``.
+        args: the settings.
+        eval_sets: ``{name: load_eval_set(...)}`` for validation (PSNR/SSIM, best model); optional.
+        accelerator: an ``Accelerator`` from :func:`create_accelerator` (one is made when None).
+        callbacks: called on every rank after each optimisation step as ``callback(step, logs)``.
+
+    Returns:
+        :class:`SRTrainingResult`. Saves ``final/`` (and ``best/`` with validation) under ``output_dir``
+        with ``save_pretrained`` and a model card; EMA weights when ``use_ema``.
+
+    Raises:
+        TrainingDivergedError: the loss became NaN/inf (the last good checkpoint is kept and named).
+    """
+    from accelerate.utils import set_seed
+
+    from ..models.sr_base import SuperResolutionPreTrainedModel
+
+    if not isinstance(model, SuperResolutionPreTrainedModel):
+        raise TypeError(
+            f"train_sr trains hfmagic super-resolution models; got {type(model).__name__}. Subclass "
+            "SuperResolutionPreTrainedModel (and SuperResolutionConfig) and implement reconstruct()."
+        )
+    output_dir = Path(args.output_dir)
+    accelerator = accelerator or create_accelerator(args)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "training_args.json").write_text(json.dumps(args.to_json_dict(), indent=2))
+    set_seed(args.seed)
+    scale = int(model.config.upscale_factor)
+    crop_border = scale if args.crop_border is None else args.crop_border
+
+    # EMA: an averaged copy on the training device, saved in checkpoints
+    ema = None
+    if args.use_ema:
+        ema = ExponentialMovingAverage(model, momentum=args.ema_momentum, update_buffers=args.ema_update_buffers)
+        ema.to(accelerator.device)
+        accelerator.register_for_checkpointing(ema)
+
+    # Optimizer (MMagic: Adam, betas (0.9, 0.999))
+    optimizer = torch.optim.Adam(
+        model.parameters(),
+        lr=args.learning_rate,
+        betas=(args.adam_beta1, args.adam_beta2),
+        eps=args.adam_epsilon,
+        weight_decay=args.adam_weight_decay,
+    )
+
+    # Data: the deterministic stream (see the module docstring)
+    stream = SRSampleStream(train_dataset, seed=args.seed)
+
+    # Schedule: stepped by us once per optimisation step (not prepared, so accelerate does not step
+    # it once per process), saved through register_for_checkpointing.
+    periods = args.lr_periods
+    if args.lr_scheduler == "cosine_restart" and not periods:
+        periods = [math.ceil(args.max_train_steps / 4)] * 4  # MMagic: 4 x 250k for 1M steps
+    lr_scheduler = get_sr_scheduler(
+        args.lr_scheduler,
+        optimizer,
+        num_training_steps=args.max_train_steps,
+        num_warmup_steps=args.lr_warmup_steps,
+        periods=periods,
+        restart_weights=args.lr_restart_weights,
+        eta_min=args.lr_eta_min,
+        milestones=args.lr_milestones,
+        gamma=args.lr_gamma,
+    )
+    accelerator.register_for_checkpointing(lr_scheduler)
+
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    if accelerator.is_main_process and args.report_to:
+        config = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in args.to_json_dict().items() if v is not None}
+        accelerator.init_trackers(args.tracker_project_name, config=config)
+
+    # Resume
+    global_step, best_score, last_checkpoint = 0, -math.inf, None
+    resume_path = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir)
+    if args.resume_from_checkpoint and resume_path is None:
+        logger.info("No checkpoint in %s yet: starting a fresh run.", output_dir)
+    if resume_path is not None:
+        accelerator.load_state(str(resume_path))
+        state = read_checkpoint_state(resume_path)
+        global_step = int(state["step"])
+        best_score = float(state["best_score"]) if state.get("best_score") is not None else -math.inf
+        last_checkpoint = str(resume_path)
+        logger.info("Resumed from %s at step %d.", resume_path, global_step)
+
+    accumulation = args.gradient_accumulation_steps
+    world = accelerator.num_processes
+    global_batch = args.train_batch_size * world * accumulation
+    sampler = StreamBatchSampler(
+        args.train_batch_size,
+        num_batches=(args.max_train_steps - global_step) * accumulation,
+        start=global_step * accumulation,
+        rank=accelerator.process_index,
+        world_size=world,
+    )
+    dataloader = DataLoader(
+        stream,
+        batch_sampler=sampler,
+        num_workers=args.dataloader_num_workers,
+        pin_memory=accelerator.device.type == "cuda",
+    )
+
+    logger.info(
+        "Training %s x%d: %d steps from step %d, %d samples, batch %d per process x %d processes x %d accumulation = %d.",
+        type(accelerator.unwrap_model(model)).__name__, scale, args.max_train_steps, global_step,
+        len(stream), args.train_batch_size, world, accumulation, global_batch,
+    )
+
+    def eval_model() -> torch.nn.Module:
+        return ema.module if ema is not None else accelerator.unwrap_model(model)
+
+    def validate(step: int) -> dict | None:
+        nonlocal best_score
+        metrics = None
+        if eval_sets and accelerator.is_main_process:
+            metrics = evaluate_model(eval_model(), eval_sets, crop_border=crop_border, y_channel=args.y_channel)
+            accelerator.log({f"val/{name}/{key}": value for name, values in metrics.items() for key, value in values.items()}, step=step)
+            logger.info("Validation at step %d: %s", step, metrics)
+            if _score(metrics) > best_score:
+                best_score = _score(metrics)
+                _save_model(eval_model(), output_dir / BEST_DIR, args, metrics, step, crop_border)
+                (output_dir / BEST_DIR / "best_step.json").write_text(json.dumps({"step": step, "metrics": metrics}, indent=2))
+        accelerator.wait_for_everyone()
+        return metrics
+
+    from tqdm.auto import tqdm
+
+    progress = tqdm(total=args.max_train_steps, initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process)
+    model.train()
+    loss_sum, micro_batches = torch.zeros((), device=accelerator.device), 0
+    started, steps_timed, samples_per_second = None, 0, None
+    final_metrics, last_validated = None, None  # last_validated: the same on every rank
+    try:
+        for batch in dataloader:
+            pixel_values = batch["pixel_values"].to(accelerator.device, non_blocking=True)
+            labels = batch["labels"].to(accelerator.device, non_blocking=True)
+            with accelerator.accumulate(model):
+                loss = model(pixel_values=pixel_values, labels=labels).loss
+                # One collective per micro-batch: every rank sees the same mean (and the same NaN)
+                mean_loss = accelerator.reduce(loss.detach().float(), reduction="mean")
+                check_finite({"loss": mean_loss}, step=global_step + 1, last_checkpoint=last_checkpoint)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and args.max_grad_norm is not None:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            loss_sum += mean_loss
+            micro_batches += 1
+            if not accelerator.sync_gradients:
+                continue
+
+            # One optimisation step done
+            if not getattr(optimizer, "step_was_skipped", False):  # fp16 overflow: no step, no schedule
+                lr_scheduler.step()
+            if ema is not None:
+                ema.update_parameters(accelerator.unwrap_model(model))
+            global_step += 1
+            now = time.perf_counter()
+            if started is None:  # time from the end of the first step (skips start-up costs)
+                started = now
+            else:
+                steps_timed += 1
+                samples_per_second = steps_timed * global_batch / (now - started)
+            logs = {"loss": float(loss_sum) / micro_batches, "lr": lr_scheduler.get_last_lr()[0]}
+            if samples_per_second is not None:
+                logs["samples_per_second"] = samples_per_second
+            loss_sum.zero_()
+            micro_batches = 0
+            progress.update(1)
+            progress.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{logs['lr']:.2e}", samples_s=f"{samples_per_second or 0:.1f}")
+            accelerator.log(logs, step=global_step)
+
+            is_last = global_step >= args.max_train_steps
+            if args.validation_steps and global_step % args.validation_steps == 0:
+                final_metrics, last_validated = validate(global_step), global_step
+            if args.checkpointing_steps and global_step % args.checkpointing_steps == 0:
+                last_checkpoint = str(
+                    save_checkpoint(
+                        accelerator, output_dir, global_step, total_limit=args.checkpoints_total_limit,
+                        extra_state={"best_score": best_score if math.isfinite(best_score) else None},
+                    )
+                )
+            for callback in callbacks:
+                callback(global_step, logs)
+            if is_last:
+                break
+        progress.close()
+
+        # Final validation (unless it just ran) and the final model
+        if last_validated != global_step:
+            final_metrics = validate(global_step)
+        result = SRTrainingResult(global_step=global_step, final_dir=output_dir / FINAL_DIR, samples_per_second=samples_per_second)
+        if accelerator.is_main_process:
+            _save_model(eval_model(), result.final_dir, args, final_metrics, global_step, crop_border)
+            result.final_metrics = final_metrics
+            if (output_dir / BEST_DIR).is_dir():
+                result.best_dir = output_dir / BEST_DIR
+                result.best_metrics = json.loads((output_dir / BEST_DIR / "best_step.json").read_text())["metrics"]
+            if args.push_to_hub:
+                from ..hub import push_folder_to_hub
+
+                repo_id = args.hub_model_id or output_dir.resolve().name
+                result.hub_url = push_folder_to_hub(
+                    result.final_dir, repo_id, private=args.hub_private, token=args.hub_token,
+                    commit_message=f"hfmagic train_sr: step {global_step}",
+                )
+                logger.info("Pushed %s to %s", result.final_dir, result.hub_url)
+        accelerator.wait_for_everyone()
+        return result
+    finally:
+        progress.close()
+        accelerator.end_training()
