@@ -11,6 +11,7 @@ import sys
 # sub-command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("hfmagic.commands.convert", "Convert an MMagic or BasicSR checkpoint into a from_pretrained folder."),
+    "prepare-div2k": ("hfmagic.commands.prepare_div2k", "Cut DIV2K (folder or zip) into HR sub-images as an HF dataset."),
 }
 
 
