@@ -34,6 +34,7 @@ _LAZY = {
     "convert_checkpoint": "hfmagic.convert",
     "SuperResolutionPipeline": "hfmagic.pipelines",
     "DCGANPipeline": "hfmagic.pipelines",
+    **dict.fromkeys(["SRTrainingArguments", "SRTrainingResult", "train_sr", "CosineRestartLR"], "hfmagic.training"),
 }
 
 __all__ = sorted(_LAZY)
