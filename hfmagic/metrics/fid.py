@@ -57,7 +57,7 @@ def feature_statistics(features: np.ndarray | torch.Tensor) -> tuple[np.ndarray,
     features = np.asarray(features, np.float64)
     if features.ndim != 2 or features.shape[0] < 2:
         raise ValueError(f"Need (N, D) features with N >= 2, got shape {features.shape}.")
-    return features.mean(axis=0), np.cov(features, rowvar=False)
+    return features.mean(axis=0), np.atleast_2d(np.cov(features, rowvar=False))
 
 
 def load_inception(path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:

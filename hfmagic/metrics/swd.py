@@ -101,6 +101,13 @@ def normalize_descriptors(descriptors: torch.Tensor) -> torch.Tensor:
     return ((descriptors - mean) / std).reshape(descriptors.shape[0], -1)
 
 
+def _sorted_columns(x: torch.Tensor) -> torch.Tensor:
+    """Each column sorted. On CPU numpy's sort is used: torch's CPU sort is 10-50x slower here."""
+    if x.device.type == "cpu":
+        return torch.from_numpy(np.sort(x.numpy(), axis=0))
+    return torch.sort(x, dim=0).values
+
+
 def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: list[torch.Tensor]) -> float:
     """Sliced Wasserstein distance of two equal-size point sets.
 
@@ -114,8 +121,7 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: list[torch.
     for dirs in directions:
         dirs = dirs.to(device=a.device, dtype=a.dtype)
         dirs = dirs / torch.sqrt((dirs**2).sum(dim=0, keepdim=True))
-        proj_a = torch.sort(a @ dirs, dim=0).values
-        proj_b = torch.sort(b @ dirs, dim=0).values
+        proj_a, proj_b = _sorted_columns(a @ dirs), _sorted_columns(b @ dirs)
         results.append(float((proj_a - proj_b).abs().mean()))
     return sum(results) / len(results)
 

@@ -1,0 +1,274 @@
+"""GAN metrics: MS-SSIM and SWD against straightforward numpy/scipy loop implementations of
+MMagic's computation, their properties, and FID with a tiny scripted feature extractor."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from scipy.signal import convolve2d, correlate2d
+
+from hfmagic.metrics import (
+    MS_SSIM_WEIGHTS,
+    SlicedWassersteinDistance,
+    feature_statistics,
+    fid,
+    frechet_distance,
+    ms_ssim,
+    swd,
+)
+
+
+def smooth_images(n, size, seed, channels=3):
+    """Random smooth images in [0, 255] (NCHW float64): blurred noise plus a gradient."""
+    rng = np.random.RandomState(seed)
+    out = np.empty((n, channels, size, size))
+    k = np.outer([1, 2, 1], [1, 2, 1]) / 16.0
+    ramp = np.linspace(0, 60, size)[None, :]
+    for i in range(n):
+        for c in range(channels):
+            x = rng.uniform(0, 255, (size, size))
+            for _ in range(2):
+                x = convolve2d(x, k, mode="same", boundary="symm")
+            out[i, c] = np.clip(0.7 * x + ramp * rng.uniform(-1, 1), 0, 255)
+    return out
+
+
+# ------------------------------------------------------------------ MS-SSIM reference (PGGAN)
+def ref_ms_ssim_pair(a, b):
+    """a, b: (C, H, W) float64 in [0, 255]; one pair, loops over channels, scipy convolution."""
+    mssim, mcs = [], []
+    for level in range(5):
+        if level:
+            a = (a[:, 0::2, 0::2] + a[:, 1::2, 0::2] + a[:, 0::2, 1::2] + a[:, 1::2, 1::2]) / 4
+            b = (b[:, 0::2, 0::2] + b[:, 1::2, 0::2] + b[:, 0::2, 1::2] + b[:, 1::2, 1::2]) / 4
+        size = min(11, a.shape[1], a.shape[2])
+        sigma = size * 1.5 / 11
+        radius = size // 2
+        offset, stop = (0.5, radius) if size % 2 == 0 else (0.0, radius + 1)
+        x, y = np.mgrid[offset - radius : stop, offset - radius : stop]
+        win = np.exp(-((x**2 + y**2) / (2 * sigma**2)))
+        win /= win.sum()
+        c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+        s_maps, cs_maps = [], []
+        for c in range(a.shape[0]):
+            mu1, mu2 = convolve2d(a[c], win, "valid"), convolve2d(b[c], win, "valid")
+            s11 = convolve2d(a[c] * a[c], win, "valid") - mu1 * mu1
+            s22 = convolve2d(b[c] * b[c], win, "valid") - mu2 * mu2
+            s12 = convolve2d(a[c] * b[c], win, "valid") - mu1 * mu2
+            v1, v2 = 2 * s12 + c2, s11 + s22 + c2
+            s_maps.append((2 * mu1 * mu2 + c1) * v1 / ((mu1 * mu1 + mu2 * mu2 + c1) * v2))
+            cs_maps.append(v1 / v2)
+        mssim.append(max(np.mean(s_maps), 0.0))
+        mcs.append(max(np.mean(cs_maps), 0.0))
+    w = MS_SSIM_WEIGHTS
+    return float(np.prod([mcs[i] ** w[i] for i in range(4)]) * mssim[4] ** w[4])
+
+
+def test_ms_ssim_matches_loop_reference():
+    images = smooth_images(6, 32, seed=0)
+    # make pair 0 similar, pair 2 different: a range of scores
+    images[1] = np.clip(images[0] + np.random.RandomState(1).normal(0, 8, images[0].shape), 0, 255)
+    scores = ms_ssim(torch.from_numpy(images), reduction="none")
+    expected = [ref_ms_ssim_pair(images[2 * i], images[2 * i + 1]) for i in range(3)]
+    assert scores.shape == (3,)
+    np.testing.assert_allclose(scores.numpy(), expected, rtol=1e-3)
+    assert scores[0] > 0.5 > scores[2] > 0  # similar pair scores high
+    assert ms_ssim(torch.from_numpy(images)) == pytest.approx(np.mean(expected), rel=1e-3)
+
+
+def test_ms_ssim_properties_and_conventions():
+    images = torch.from_numpy(smooth_images(4, 32, seed=2)).float()
+    assert ms_ssim(images.repeat_interleave(2, dim=0)) == pytest.approx(1.0, abs=1e-9)
+    value = ms_ssim(images)
+    # the same images as NHWC numpy, as uint8-free floats in (-1, 1), in small batches: same value
+    assert ms_ssim(images.permute(0, 2, 3, 1).numpy()) == pytest.approx(value, rel=1e-9)
+    assert ms_ssim(images / 127.5 - 1, value_range=(-1, 1)) == pytest.approx(value, rel=1e-6)
+    assert ms_ssim(images, batch_size=1) == pytest.approx(value, rel=1e-12)
+    with pytest.raises(ValueError, match="even number"):
+        ms_ssim(images[:3])
+    with pytest.raises(ValueError, match="multiples of 16"):
+        ms_ssim(images[:, :, :24, :24])
+
+
+# ------------------------------------------------------------------ SWD reference (loops)
+KERNEL = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]) / 256.0
+
+
+def ref_blur(channel, stride):
+    out = correlate2d(channel, KERNEL, mode="same", boundary="fill", fillvalue=0.0)
+    return out[::stride, ::stride]
+
+
+def ref_laplacian(img, num_levels):
+    """img: (C, H, W) float64."""
+    gaussians = [img]
+    for _ in range(num_levels - 1):
+        gaussians.append(np.stack([ref_blur(c, 2) for c in gaussians[-1]]))
+    levels = []
+    for fine, coarse in zip(gaussians[:-1], gaussians[1:]):
+        up = np.stack([ref_blur(np.repeat(np.repeat(c, 2, 0), 2, 1), 1) for c in coarse])
+        levels.append(fine - up)
+    return levels + [gaussians[-1]]
+
+
+def ref_swd(real, fake, seed, nhoods=128, repeats=4, dirs_per=128):
+    """real, fake: (N, C, H, W) in [0, 255]. Same random draws as documented in hfmagic.metrics.swd."""
+    n, _, size, _ = real.shape
+    resolutions = []
+    res = size
+    while res >= 16 and len(resolutions) < 4:
+        resolutions.append(res)
+        res //= 2
+    num_levels = len(resolutions)
+    descs = {}
+    for kind, images in (("real", real), ("fake", fake)):
+        images = (images - 127.5) / 127.5
+        pyramids = [ref_laplacian(img, num_levels) for img in images]
+        descs[kind] = []
+        for lod in range(num_levels):
+            h = pyramids[0][lod].shape[1]
+            gx = torch.Generator().manual_seed(seed + 1 + 2 * lod)
+            gy = torch.Generator().manual_seed(seed + 2 + 2 * lod)
+            xs = torch.randint(3, h - 3, (n * nhoods,), generator=gx).numpy()
+            ys = torch.randint(3, h - 3, (n * nhoods,), generator=gy).numpy()
+            patches = []
+            for j in range(n * nhoods):
+                level = pyramids[j // nhoods][lod]
+                patches.append(level[:, ys[j] - 3 : ys[j] + 4, xs[j] - 3 : xs[j] + 4])
+            d = np.stack(patches)
+            d = (d - d.mean(axis=(0, 2, 3), keepdims=True)) / d.std(axis=(0, 2, 3), ddof=1, keepdims=True)
+            descs[kind].append(d.reshape(len(d), -1))
+    gen = torch.Generator().manual_seed(seed)
+    distances = []
+    for lod in range(num_levels):
+        a, b = descs["real"][lod], descs["fake"][lod]
+        results = []
+        for _ in range(repeats):
+            dirs = torch.randn(a.shape[1], dirs_per, generator=gen).double().numpy()
+            dirs /= np.sqrt((dirs**2).sum(axis=0, keepdims=True))
+            results.append(np.abs(np.sort(a @ dirs, axis=0) - np.sort(b @ dirs, axis=0)).mean())
+        distances.append(np.mean(results) * 1e3)
+    return distances + [np.mean(distances)]
+
+
+def test_swd_matches_loop_reference():
+    real = smooth_images(3, 32, seed=3)
+    fake = smooth_images(3, 32, seed=4) * 0.8 + 20
+    result = swd(torch.from_numpy(real).float(), torch.from_numpy(fake).float(), seed=5)
+    assert list(result) == ["32", "16", "avg"]
+    expected = ref_swd(real, fake, seed=5)
+    np.testing.assert_allclose([result["32"], result["16"], result["avg"]], expected, rtol=1e-3)
+
+
+def test_swd_properties():
+    real = torch.from_numpy(smooth_images(4, 32, seed=6)).float()
+    fake = torch.from_numpy(smooth_images(4, 32, seed=7)).float()
+    assert all(v == 0.0 for v in swd(real, real).values())
+    value = swd(real, fake, seed=1)
+    assert value["avg"] > 1.0
+    assert swd(real, fake, seed=1) == value  # deterministic for a seed
+    assert swd(real, fake, seed=2) != value
+    # the batch split does not matter, nor does streaming real and fake separately
+    assert swd(real, fake, seed=1, batch_size=3) == pytest.approx(value, rel=1e-6)
+    metric = SlicedWassersteinDistance(32, value_range=(-1, 1), seed=1)
+    metric.update(real=real[:2] / 127.5 - 1)
+    metric.update(fake=fake / 127.5 - 1)
+    metric.update(real=real[2:] / 127.5 - 1)
+    assert metric.compute() == pytest.approx(value, rel=1e-5)
+    # uint8 input is read as [0, 255]; grayscale is compared as three equal channels
+    gray = swd(real[:, :1].round().to(torch.uint8), fake[:, :1].round().to(torch.uint8))
+    gray3 = swd(real[:, :1].round().repeat(1, 3, 1, 1), fake[:, :1].round().repeat(1, 3, 1, 1))
+    assert gray == pytest.approx(gray3, rel=1e-6)
+    # 64 px images give MMagic's three levels; 256 px would stop at 4
+    assert list(SlicedWassersteinDistance(64).resolutions) == [64, 32, 16]
+    assert list(SlicedWassersteinDistance(256).resolutions) == [256, 128, 64, 32]
+
+
+def test_swd_errors():
+    real = torch.rand(4, 3, 16, 16)
+    with pytest.raises(ValueError, match="equally many"):
+        swd(real, real[:3])
+    with pytest.raises(ValueError, match="at least 16x16"):
+        SlicedWassersteinDistance(8)
+    metric = SlicedWassersteinDistance(16)
+    with pytest.raises(ValueError, match="image_size=16"):
+        metric.update(real=torch.rand(2, 3, 32, 32))
+    metric.update(real=real)
+    with pytest.raises(ValueError, match="4 real and 0 fake"):
+        metric.compute()
+
+
+# ------------------------------------------------------------------ FID
+def random_stats(rng, dim, n):
+    feats = rng.normal(size=(n, dim)) @ rng.normal(size=(dim, dim)) + rng.normal(size=dim)
+    return feats.mean(0), np.atleast_2d(np.cov(feats, rowvar=False))
+
+
+def scipy_fid(mu1, s1, mu2, s2):
+    covmean = scipy.linalg.sqrtm(s1 @ s2)
+    covmean = covmean.real if np.iscomplexobj(covmean) else covmean
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def test_frechet_distance_matches_scipy_sqrtm():
+    rng = np.random.RandomState(0)
+    for dim, n in ((1, 50), (8, 100), (32, 400)):
+        mu1, s1 = random_stats(rng, dim, n)
+        mu2, s2 = random_stats(rng, dim, n)
+        assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(scipy_fid(mu1, s1, mu2, s2), rel=1e-6)
+        assert frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-6 * np.trace(s1))
+    # scalar case by hand: (m1 - m2)^2 + (sqrt(v1) - sqrt(v2))^2
+    assert frechet_distance([1.0], [[4.0]], [3.0], [[9.0]]) == pytest.approx(4.0 + 1.0)
+    # rank-deficient covariances (fewer samples than dimensions) still give a finite value
+    mu1, s1 = random_stats(rng, 16, 5)
+    mu2, s2 = random_stats(rng, 16, 5)
+    assert math.isfinite(frechet_distance(mu1, s1, mu2, s2))
+    with pytest.raises(ValueError, match="Shapes do not match"):
+        frechet_distance(mu1, s1, mu2[:3], s2)
+
+
+class TinyInception(torch.nn.Module):
+    """StyleGAN-detector-like interface: uint8 NCHW -> features with return_features=True."""
+
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        x = x.to(torch.float32) / 255.0
+        feats = torch.nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)
+        feats = torch.cat([feats, feats**2], dim=1)
+        if return_features:
+            return feats
+        return feats.sum(dim=1, keepdim=True)
+
+
+def test_fid_with_scripted_extractor(tmp_path):
+    path = tmp_path / "tiny_inception.pt"
+    torch.jit.script(TinyInception()).save(str(path))
+    rng = np.random.RandomState(0)
+    real = torch.from_numpy(rng.randint(0, 256, (40, 3, 16, 16)).astype(np.uint8))
+    fake = torch.from_numpy(np.clip(rng.normal(150, 40, (40, 3, 16, 16)), 0, 255).astype(np.uint8))
+    assert fid(real, real, path) == pytest.approx(0.0, abs=1e-8)
+    # independent: features by hand, then scipy's sqrtm
+    def feats(x):
+        x = x.double().numpy() / 255.0
+        pooled = x.reshape(len(x), 3, 2, 8, 2, 8).mean(axis=(3, 5)).reshape(len(x), -1)
+        return np.concatenate([pooled, pooled**2], axis=1)
+
+    mu_r, s_r = feature_statistics(feats(real))
+    mu_f, s_f = feature_statistics(feats(fake))
+    assert fid(real, fake, path, batch_size=7) == pytest.approx(scipy_fid(mu_f, s_f, mu_r, s_r), rel=1e-4)
+    # float images: [0, 255] by default; (-1, 1) with value_range, truncated to uint8 as MMagic does
+    assert fid(real.float(), fake, path) == fid(real, fake, path)
+    as_float = torch.from_numpy(rng.uniform(-1, 1, (40, 3, 16, 16)))
+    truncated = ((as_float + 1) * 127.5).to(torch.uint8)
+    assert fid(as_float, fake, path, value_range=(-1, 1)) == pytest.approx(fid(truncated, fake, path), rel=1e-9)
+
+
+def test_fid_missing_or_wrong_file(tmp_path):
+    images = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)
+    with pytest.raises(FileNotFoundError, match="inception-2015-12-05.pt"):
+        fid(images, images, tmp_path / "nope.pt")
+    bad = tmp_path / "state_dict.pt"
+    torch.save({"w": torch.zeros(2)}, bad)
+    with pytest.raises(ValueError, match="not a TorchScript file"):
+        fid(images, images, bad)
