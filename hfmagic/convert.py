@@ -220,18 +220,37 @@ def _split_checkpoint(obj: Mapping, source: str, ema: bool, arch: str) -> tuple[
     return container, generator, discriminator
 
 
+def _names_used(arch: str, keys) -> str | None:
+    """Whose layer names ``keys`` use: "basicsr", "mmagic" (= hfmagic's), or None when both agree (SRCNN)."""
+    if arch == "msrresnet":
+        if any(k.startswith(("body.", "upconv1.", "upconv2.")) for k in keys):
+            return "basicsr"
+        if any(k.startswith(("trunk_net.", "upsample1.", "upsample2.")) for k in keys):
+            return "mmagic"
+    if arch == "edsr":
+        if any(re.match(r"upsample\.\d+\.(weight|bias)$", k) for k in keys):
+            return "basicsr"
+        if any(k.startswith("upsample.") for k in keys):
+            return "mmagic"
+    return None
+
+
 def _naming(arch: str, net: _Network, container: str, source: str) -> str:
-    """Whose key names the generator uses: "basicsr" or "mmagic" (which are hfmagic's)."""
-    if container != "bare":
-        return container
-    if source != "auto":
-        return source
-    keys = net.tensors
-    if arch == "msrresnet" and any(k.startswith(("body.", "upconv1.", "upconv2.")) for k in keys):
-        return "basicsr"
-    if arch == "edsr" and any(re.match(r"upsample\.\d+\.(weight|bias)$", k) for k in keys):
-        return "basicsr"
-    return "mmagic"
+    """Whose key names the generator uses; a clash with the file's layout or ``source`` is an error
+    (it decides the forward's details, e.g. BasicSR's LeakyReLU after the pixel shuffles)."""
+    names = _names_used(arch, net.tensors)
+    declared = container if container != "bare" else (source if source != "auto" else None)
+    if names and declared and names != declared:
+        codebase = {"mmagic": "MMagic", "basicsr": "BasicSR"}
+        if container == "bare":
+            why, fix = f"--source {source}", f"pass --source {names} (or leave --source out)"
+        else:
+            why, fix = "the file's layout", f"save the tensors as a bare state dict and convert that with --source {names}"
+        raise ValueError(
+            f"{net.where} uses {codebase[names]}'s layer names ({_preview(net.tensors, 4)}) but {why} says "
+            f"{codebase[declared]}: {fix}."
+        )
+    return names or declared or "mmagic"
 
 
 def _detect_arch(keys) -> str | None:
@@ -376,7 +395,7 @@ def _describe(arch: str, config: Mapping | object) -> str:
     get = config.get if isinstance(config, Mapping) else lambda k: getattr(config, k, None)
     parts = [f"x{get('upscale_factor')}"] if arch != "dcgan" and get("upscale_factor") else []
     parts += [f"{k}={list(v) if isinstance(v, tuple) else v}" for k in _SUMMARY_FIELDS[arch] if (v := get(k)) is not None]
-    return f"{_ARCH_NAMES[arch]} ({', '.join(parts)})"
+    return f"{_ARCH_NAMES[arch]} ({', '.join(parts)})" if parts else _ARCH_NAMES[arch]
 
 
 def _what_the_shapes_say(arch: str, tensors: StateDict, name: Callable[[str], str]) -> str:
@@ -385,10 +404,8 @@ def _what_the_shapes_say(arch: str, tensors: StateDict, name: Callable[[str], st
     try:
         if arch == "dcgan":
             return _describe(arch, _infer_dcgan(shapes, None) if shapes.has("noise2feat.") else {})
-        if arch == "msrresnet" and shapes.has("body."):  # BasicSR names
-            shapes = _Shapes({_rename(k, _BASICSR_TO_HF["msrresnet"]): v for k, v in tensors.items()}, name)
-        if arch == "edsr" and any(re.match(r"upsample\.\d+\.(weight|bias)$", k) for k in tensors):
-            shapes = _Shapes({_rename(k, _BASICSR_TO_HF["edsr"]): v for k, v in tensors.items()}, name)
+        if _names_used(arch, tensors) == "basicsr":
+            shapes = _Shapes({_rename(k, _BASICSR_TO_HF[arch]): v for k, v in tensors.items()}, name)
         config = {"srcnn": _infer_srcnn, "msrresnet": _infer_msrresnet, "edsr": _infer_edsr}[arch](shapes)[0]
         return _describe(arch, config)
     except ValueError:
@@ -548,7 +565,7 @@ def convert_checkpoint(
         raise ValueError("--scale does not apply to DCGAN (the image size is read from the weights).")
     if arch != "dcgan" and not bgr_to_rgb:
         raise ValueError("--no-bgr-to-rgb only applies to DCGAN (the SR models take RGB input in every codebase).")
-    label = str(checkpoint) if not isinstance(checkpoint, Mapping) else "a checkpoint dict"
+    label = None if isinstance(checkpoint, Mapping) else Path(checkpoint).name
     obj = checkpoint if isinstance(checkpoint, Mapping) else load_checkpoint(checkpoint)
 
     container, generator, discriminator = _split_checkpoint(obj, source, ema, arch)
@@ -569,36 +586,35 @@ def convert_checkpoint(
         result = _convert_sr(arch, generator, naming, scale, res_scale)
         models = [result]
     summary = _describe(arch, models[0].config)
-    logger.info("Converted %s %s%s from %s.", "BasicSR" if naming == "basicsr" else "MMagic", summary, " (EMA)" if ema else "", label)
+    origin = "BasicSR" if naming == "basicsr" else "MMagic"
+    logger.info("Converted the %s %s%s.", origin, summary, " (EMA generator)" if ema else "")
 
     if output_dir is None and push_to_hub:
         with tempfile.TemporaryDirectory() as tmp:
-            _save(result, arch, tmp, naming, ema, label, bgr_to_rgb, push_to_hub)
+            _save(result, arch, tmp, origin, ema, label, bgr_to_rgb, push_to_hub)
             _push(tmp, push_to_hub, private, token)
     elif output_dir is not None:
-        _save(result, arch, output_dir, naming, ema, label, bgr_to_rgb, push_to_hub)
+        _save(result, arch, output_dir, origin, ema, label, bgr_to_rgb, push_to_hub)
         if push_to_hub:
             _push(output_dir, push_to_hub, private, token)
     return result
 
 
 def _save(
-    result, arch: str, output_dir, naming: str, ema: bool, label: str, bgr_to_rgb: bool, repo_id: str | None
+    result, arch: str, output_dir, origin: str, ema: bool, label: str | None, bgr_to_rgb: bool, repo_id: str | None
 ) -> None:
     from . import hub
 
-    origin = "BasicSR" if naming == "basicsr" else "MMagic"
-    note = f"Converted from the {origin} checkpoint `{Path(label).name}`{' (EMA generator)' if ema else ''} with `hfmagic convert`."
+    name = f" `{label}`" if label else ""
+    note = f"Converted from the {origin} checkpoint{name}{' (EMA generator)' if ema else ''} with `hfmagic convert`."
     if arch == "dcgan" and bgr_to_rgb:
-        note += " MMagic trained it on BGR images; the channels were reversed so that it draws RGB."
-    if arch == "dcgan":
-        generator, discriminator = result
-        if discriminator is not None:
-            hub.save_gan_pretrained(generator, discriminator, output_dir, extra_text=note, repo_id=repo_id)
-            return
-        result = generator
-    result.save_pretrained(output_dir)
-    hub.write_model_card(output_dir, result, extra_text=note, repo_id=repo_id)
+        note += " MMagic trained it on BGR images; its channels were reversed so that it takes and draws RGB."
+    if arch == "dcgan" and result[1] is not None:
+        hub.save_gan_pretrained(*result, output_dir, extra_text=note, repo_id=repo_id)
+    else:
+        model = result[0] if arch == "dcgan" else result
+        model.save_pretrained(output_dir)
+        hub.write_model_card(output_dir, model, extra_text=note, repo_id=repo_id)
     logger.info("Saved to %s.", output_dir)
 
 

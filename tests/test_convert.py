@@ -259,6 +259,12 @@ def test_dcgan_bgr_checkpoint_converts_to_rgb(tmp_path):
         assert_close(g(noise), ema(noise).flip(1))
         assert_close(d(rgb), discriminator(rgb.flip(1)))
 
+        # A generator-only checkpoint converts the generator alone.
+        out = tmp_path / "generator-only"
+        g, d = convert_checkpoint(mmagic_checkpoint(generator), out, arch="dcgan")
+        assert d is None and not (out / "discriminator").exists()
+        assert_close(DCGANGenerator.from_pretrained(out)(noise), generator(noise).flip(1))
+
         out = tmp_path / "rgb"
         assert main(["convert", str(path), str(out), "--arch", "dcgan", "--no-bgr-to-rgb"]) == 0
         g, d = load_gan(out)
@@ -305,6 +311,16 @@ def test_wrong_arch_and_scale_are_named_from_shapes(tmp_path, msrresnet_x4):
     # The CLI reports the same error and fails.
     assert main(["convert", str(path), str(tmp_path / "out"), "--arch", "srcnn", "--scale", "4"]) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_layout_and_names_must_agree(tmp_path, msrresnet_x4):
+    mmagic_names = msrresnet_x4.state_dict()
+    with pytest.raises(ValueError, match=r"uses MMagic's layer names .* but the file's layout says BasicSR"):
+        convert_checkpoint({"params": mmagic_names}, arch="msrresnet")
+    with pytest.raises(ValueError, match=r"uses BasicSR's layer names .* but --source mmagic says MMagic: pass --source basicsr"):
+        convert_checkpoint(to_basicsr_names("msrresnet", mmagic_names), arch="msrresnet", source="mmagic")
+    with pytest.raises(ValueError, match=r"--source basicsr does not match the file: it is an MMagic checkpoint"):
+        convert_checkpoint(mmagic_checkpoint(msrresnet_x4), arch="msrresnet", source="basicsr")
 
 
 def test_srcnn_needs_scale(tmp_path, capsys):
