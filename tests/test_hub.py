@@ -346,6 +346,7 @@ def test_hub_server_errors_and_ranges(hub_server):
 
 
 # ------------------------------------------------------------------------------------- offline cache
+@pytest.mark.slow  # a fresh interpreter imports transformers (~10 s on 2 cores)
 def test_from_pretrained_offline_from_the_hf_cache(tmp_path, offline_hf_cache):
     sr, generator, discriminator = make("msrresnet"), make("dcgan-generator"), make("dcgan-discriminator")
     sr.save_pretrained(tmp_path / "sr")
@@ -373,6 +374,8 @@ def test_from_pretrained_offline_from_the_hf_cache(tmp_path, offline_hf_cache):
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(offline_hf_cache.cache_dir),
                HF_ENDPOINT="http://127.0.0.1:9")  # a closed port: any network access would fail loudly
     env.pop("HF_TOKEN", None)
+    repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # hfmagic importable even if not installed
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH")) if p)
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "MISSING-OK" in proc.stdout
