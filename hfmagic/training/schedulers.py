@@ -122,7 +122,11 @@ def get_sr_scheduler(
         raise ValueError(f"Unknown lr_scheduler {name!r}; choose one of {SCHEDULER_NAMES}.")
     from transformers import get_scheduler
 
-    specific = {"min_lr": eta_min} if name.endswith("with_min_lr") else None
+    specific = None
+    if name.endswith("with_min_lr"):
+        # as a rate of the first group's lr: transformers turns min_lr into a rate of
+        # optimizer.defaults["lr"], which is not the groups' lr when they set their own
+        specific = {"min_lr_rate": eta_min / optimizer.param_groups[0]["lr"]}
     return get_scheduler(
         name,
         optimizer,
