@@ -30,6 +30,7 @@ __all__ = [
     "GANImageIterableDataset",
     "build_gan_dataset",
     "collate_gan_batch",
+    "embedded_gan_dataset",
     "load_image_dataset",
     "preprocess_gan_image",
 ]
@@ -52,12 +53,18 @@ def preprocess_gan_image(image: Any, resolution: int = 64, num_channels: int = 3
     height, width = x.shape[1:]
     scale = resolution / min(height, width)
     new_h, new_w = max(resolution, round(height * scale)), max(resolution, round(width * scale))
-    if (new_h, new_w) != (height, width):
-        x = F.interpolate(x[None], size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=False)[0]
-        x = x.round_().clamp_(0, 255)
+    x = _resize(x, new_h, new_w)
     top, left = (new_h - resolution) // 2, (new_w - resolution) // 2
     x = x[:, top : top + resolution, left : left + resolution]
     return x.div_(127.5).sub_(1.0).contiguous()
+
+
+def _resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(C, H, W) float 0..255 -> (C, height, width), bilinear without antialiasing, rounded like uint8."""
+    if (height, width) == tuple(x.shape[1:]):
+        return x
+    x = F.interpolate(x[None], size=(height, width), mode="bilinear", align_corners=False, antialias=False)[0]
+    return x.round_().clamp_(0, 255)
 
 
 def _describe(value: Any) -> str:
@@ -123,6 +130,11 @@ class GANImageIterableDataset(torch.utils.data.IterableDataset):
     def __init__(self, dataset, resolution: int = 64, num_channels: int = 3, image_column: str = "image", skip_corrupt: bool = False):
         self.dataset = _undecoded(dataset.select_columns([image_column]), image_column)
         self.decoder = _Decoder(resolution, num_channels, image_column, skip_corrupt)
+
+    def shuffle(self, seed: int, buffer_size: int = 1000) -> GANImageIterableDataset:
+        """Shuffle the stream (``datasets``' shard order + a buffer of ``buffer_size`` rows), in place."""
+        self.dataset = self.dataset.shuffle(seed=seed, buffer_size=buffer_size)
+        return self
 
     def set_epoch(self, epoch: int) -> None:
         """Reshuffles a shuffled stream differently each epoch (called by accelerate's DataLoader)."""
@@ -238,3 +250,37 @@ def build_gan_dataset(
 
     cls = GANImageIterableDataset if isinstance(dataset, datasets.IterableDataset) else GANImageDataset
     return cls(dataset, resolution=resolution, num_channels=num_channels, image_column=image_column, skip_corrupt=skip_corrupt)
+
+
+class _ImageTensors(torch.utils.data.Dataset):
+    def __init__(self, images: list[torch.Tensor]):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"pixel_values": self.images[index]}
+
+
+def embedded_gan_dataset(resolution: int = 64, num_channels: int = 3) -> torch.utils.data.Dataset:
+    """A small offline GAN dataset (750 images) from the photographs shipped in ``hfmagic/assets``:
+    square crops of 40%, 60% and 80% of each photo's shorter side on a 5 x 5 grid, plus their
+    mirror images, resized to ``resolution`` like ``build_gan_dataset``. For smoke runs only."""
+    from .embedded import embedded_image, embedded_image_names
+
+    images = []
+    for name in embedded_image_names():
+        rgb = load_rgb(embedded_image(name))
+        array = rgb if num_channels == 3 else np.asarray(Image.fromarray(rgb).convert("L"))[..., None]
+        photo = torch.from_numpy(np.array(array)).permute(2, 0, 1).float()
+        for fraction in (0.4, 0.6, 0.8):
+            # resize the photo once so that a crop of `fraction` of its shorter side becomes R x R
+            scale = resolution / (min(photo.shape[1:]) * fraction)
+            height, width = (max(resolution, round(side * scale)) for side in photo.shape[1:])
+            resized = _resize(photo, height, width).div_(127.5).sub_(1.0)
+            for top in np.linspace(0, height - resolution, 5).round().astype(int):
+                for left in np.linspace(0, width - resolution, 5).round().astype(int):
+                    crop = resized[:, top : top + resolution, left : left + resolution]
+                    images += [crop.clone(), crop.flip(-1)]
+    return _ImageTensors(images)

@@ -1,0 +1,321 @@
+#!/usr/bin/env python
+"""Train MMagic's DCGAN (or any size of it) on any HF image dataset with Accelerate.
+
+    accelerate launch examples/train_dcgan.py --dataset_name pcuenq/lsun-bedrooms \\
+        --max_train_steps 100000 --use_ema --output_dir dcgan-lsun-bedroom --push_to_hub
+
+Defaults are MMagic's DCGAN recipe: 64x64 images, batch 128, Adam 2e-4 with betas (0.5, 0.999)
+for both networks, BCE-with-logits losses, one discriminator step per generator step. The loop
+is ``hfmagic.training.train_gan`` (MMagic's BaseGAN schedule; see its docstring). Without
+``--dataset_name``/``--train_data_dir`` it trains on crops of the photographs embedded in
+hfmagic, so it runs offline (a smoke run, not a useful model).
+
+Outputs in ``--output_dir``: ``checkpoint-<step>/`` (resumable), ``samples/step-<step>.png``
+(grids of a fixed noise batch), ``logs/`` (trackers) and ``final/``: the generator (EMA weights
+with ``--use_ema``) at its root, the discriminator under ``discriminator/``, the card
+``README.md`` and ``samples.png``. ``--push_to_hub`` uploads exactly ``final/``.
+
+BatchNorm and several processes: each rank normalises with its own batch statistics and keeps
+its own running statistics (DDP with ``broadcast_buffers=False``, MMagic's default wrapper);
+the main process's are saved. ``--sync_batchnorm`` uses ``torch.nn.SyncBatchNorm`` instead
+(batch statistics over all ranks, GPUs only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+from pathlib import Path
+
+logger = logging.getLogger("train_dcgan")
+
+
+def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Train a DCGAN (MMagic's BaseGAN schedule) with Accelerate.")
+    # data
+    parser.add_argument("--dataset_name", default=None, help="HF dataset with an image column: Hub id (pcuenq/lsun-bedrooms), parquet file, or save_to_disk folder.")
+    parser.add_argument("--train_data_dir", default=None, help="Folder of training images (loaded as an imagefolder, sub-folder labels dropped).")
+    parser.add_argument("--image_column", default="image", help="Column holding the images.")
+    parser.add_argument("--dataset_split", default="train", help="Split of the dataset to train on.")
+    parser.add_argument("--streaming", action="store_true", help="Stream the dataset instead of downloading/caching it all (for datasets too big for the disk).")
+    parser.add_argument("--shuffle_buffer_size", type=int, default=1000, help="With --streaming: rows in the shuffle buffer.")
+    parser.add_argument("--skip_corrupt_images", action="store_true", help="Skip unreadable images with a warning (and a count) instead of stopping with an error naming the row.")
+    parser.add_argument("--resolution", type=int, default=64, help="Side of the square training images: shorter side resized (bilinear, as MMagic), then center-cropped.")
+    parser.add_argument("--num_channels", type=int, default=3, choices=[1, 3], help="3 for RGB, 1 for grayscale datasets (MNIST-like).")
+    parser.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes (results do not depend on it).")
+    # model
+    parser.add_argument("--model_config_overrides", default=None, help='JSON of DCGANConfig fields, e.g. \'{"generator_base_channels": 64, "discriminator_base_channels": 16}\' for a small DCGAN.')
+    parser.add_argument("--sync_batchnorm", action="store_true", help="Use SyncBatchNorm (batch statistics over all processes; GPUs only) instead of per-process BatchNorm.")
+    # schedule (MMagic BaseGAN)
+    parser.add_argument("--train_batch_size", type=int, default=128, help="Real images per process per iteration (MMagic: 128).")
+    parser.add_argument("--max_train_steps", type=int, default=1000, help="Training iterations (MMagic's max_iters); one batch and one discriminator backward each.")
+    parser.add_argument("--discriminator_steps", type=int, default=1, help="Discriminator updates per generator update.")
+    parser.add_argument("--generator_steps", type=int, default=1, help="Generator updates per generator turn (on the same batch).")
+    parser.add_argument("--discriminator_accumulation_steps", type=int, default=1, help="Iterations whose discriminator gradients are accumulated before a step.")
+    parser.add_argument("--generator_accumulation_steps", type=int, default=1, help="Generator backward passes accumulated before a generator step.")
+    # optimisation
+    parser.add_argument("--learning_rate", type=float, default=2e-4, help="Adam learning rate of both networks (MMagic: 2e-4).")
+    parser.add_argument("--generator_learning_rate", type=float, default=None, help="Generator learning rate (default: --learning_rate).")
+    parser.add_argument("--discriminator_learning_rate", type=float, default=None, help="Discriminator learning rate (default: --learning_rate).")
+    parser.add_argument("--adam_beta1", type=float, default=0.5, help="Adam beta1 (MMagic DCGAN: 0.5).")
+    parser.add_argument("--adam_beta2", type=float, default=0.999, help="Adam beta2.")
+    parser.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default=None, help="Mixed precision (default: accelerate's config).")
+    # EMA
+    parser.add_argument("--use_ema", action="store_true", help="Keep an EMA generator (buffers copied), used for samples and saved as the model.")
+    parser.add_argument("--ema_decay", type=float, default=None, help="EMA decay d: ema = d * ema + (1 - d) * generator, i.e. MMagic's momentum = 1 - d (default d = 0.9998, MMagic's momentum 0.0002); the first update copies, no warm-up.")
+    parser.add_argument("--ema_momentum", type=float, default=None, help="The same as MMagic's momentum m = 1 - d (weight of the new weights); give this or --ema_decay.")
+    parser.add_argument("--ema_start", type=int, default=0, help="The EMA starts at iteration ema_start * discriminator_steps * discriminator_accumulation_steps (before: a copy).")
+    # checkpoints, samples, logging
+    parser.add_argument("--output_dir", default="dcgan-output", help="Run folder: checkpoints, samples, logs and final/.")
+    parser.add_argument("--checkpointing_steps", type=int, default=500, help="Save a resumable checkpoint every this many iterations; 0 = never.")
+    parser.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most this many checkpoints.")
+    parser.add_argument("--resume_from_checkpoint", default=None, help='Resume from "latest" (a fresh start if none) or a checkpoint folder/name.')
+    parser.add_argument("--save_images_steps", type=int, default=500, help="Save and log a grid of fixed-noise samples every this many iterations; 0 = only at the end.")
+    parser.add_argument("--num_sample_images", type=int, default=64, help="Images in each sample grid.")
+    parser.add_argument("--evaluation_images", type=int, default=0, help="At the end, compute SWD and MS-SSIM on this many real and generated images and put them in the card (MMagic: 16384 / 10000); 0 = skip.")
+    parser.add_argument("--logging_dir", default="logs", help="Tracker folder inside --output_dir.")
+    parser.add_argument("--report_to", default="tensorboard", help='Tracker: "tensorboard", "wandb", ... or "none".')
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the initialisation, the data order and the noise.")
+    # hub
+    parser.add_argument("--push_to_hub", action="store_true", help="Upload final/ (generator, discriminator/, card, samples) at the end.")
+    parser.add_argument("--hub_model_id", default=None, help="Repo to push to (default: the name of --output_dir).")
+    parser.add_argument("--hub_token", default=None, help="Hub token (default: the logged-in one).")
+    parser.add_argument("--hub_private", action="store_true", help="Create the Hub repo private.")
+    args = parser.parse_args(input_args)
+
+    # cross-flag checks
+    if args.dataset_name and args.train_data_dir:
+        parser.error("Give --dataset_name or --train_data_dir, not both.")
+    if args.ema_decay is not None and args.ema_momentum is not None:
+        parser.error("Give --ema_decay or --ema_momentum (= 1 - decay), not both.")
+    if args.ema_decay is not None and not 0.5 <= args.ema_decay < 1.0:
+        parser.error(f"--ema_decay {args.ema_decay} is the weight of the old average, in [0.5, 1) (e.g. 0.9998); for MMagic's momentum use --ema_momentum.")
+    if args.ema_momentum is not None and not 0.0 < args.ema_momentum <= 1.0:
+        parser.error(f"--ema_momentum must be in (0, 1], got {args.ema_momentum} (MMagic: 0.0002).")
+    if (args.ema_decay is not None or args.ema_momentum is not None or args.ema_start) and not args.use_ema:
+        parser.error("--ema_decay/--ema_momentum/--ema_start need --use_ema.")
+    for name in ("train_batch_size", "max_train_steps", "discriminator_steps", "generator_steps",
+                 "discriminator_accumulation_steps", "generator_accumulation_steps", "num_sample_images"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}.")
+    if args.checkpointing_steps and args.checkpointing_steps % args.discriminator_accumulation_steps:
+        parser.error("--checkpointing_steps must be a multiple of --discriminator_accumulation_steps (no pending gradients in a checkpoint).")
+    if args.evaluation_images and (args.evaluation_images < 2 or args.evaluation_images % 2):
+        parser.error("--evaluation_images must be an even number >= 2 (MS-SSIM compares pairs).")
+    if args.model_config_overrides:
+        try:
+            args.model_config_overrides = json.loads(args.model_config_overrides)
+        except json.JSONDecodeError as error:
+            parser.error(f"--model_config_overrides is not valid JSON: {error}")
+    if args.push_to_hub and args.hub_model_id is None:
+        args.hub_model_id = Path(args.output_dir).resolve().name
+    return args
+
+
+def ema_momentum(args: argparse.Namespace) -> float | None:
+    """MMagic's EMA momentum from the flags (None without --use_ema)."""
+    if not args.use_ema:
+        return None
+    if args.ema_momentum is not None:
+        return args.ema_momentum
+    return 1.0 - args.ema_decay if args.ema_decay is not None else 0.0002
+
+
+def build_dataset(args: argparse.Namespace):
+    from hfmagic.data.gan_dataset import build_gan_dataset, embedded_gan_dataset
+
+    source = args.dataset_name or args.train_data_dir
+    if source is None:
+        logger.info("No --dataset_name/--train_data_dir: training on crops of hfmagic's embedded photos (a smoke run).")
+        return embedded_gan_dataset(args.resolution, args.num_channels)
+    dataset = build_gan_dataset(
+        source,
+        resolution=args.resolution,
+        num_channels=args.num_channels,
+        image_column=args.image_column,
+        split=args.dataset_split,
+        streaming=args.streaming,
+        skip_corrupt=args.skip_corrupt_images,
+    )
+    if args.streaming:
+        dataset.shuffle(seed=args.seed, buffer_size=args.shuffle_buffer_size)
+    return dataset
+
+
+def evaluate(gan, dataset, num_images: int, batch_size: int, seed: int) -> list[dict]:
+    """SWD (real vs fake) and MS-SSIM (fakes) as MMagic computes them, for the model card (main process)."""
+    import torch
+
+    from hfmagic.data.gan_dataset import collate_gan_batch
+    from hfmagic.metrics.ms_ssim import ms_ssim
+    from hfmagic.metrics.swd import swd
+
+    reals = []
+    # a plain DataLoader: the prepared one synchronises ranks, and only the main process evaluates
+    for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate_gan_batch):
+        reals.append(batch["pixel_values"].cpu())
+        if sum(len(r) for r in reals) >= num_images:
+            break
+    real = torch.cat(reals)[:num_images]
+    noise_generator = torch.Generator().manual_seed(seed + 1)
+    generator = gan.inference_generator
+    fake = torch.cat([
+        gan.sample(generator.sample_noise(min(batch_size, num_images - start), noise_generator)).cpu()
+        for start in range(0, num_images, batch_size)
+    ])
+    if len(real) < num_images:
+        logger.warning(f"Only {len(real)} real images for SWD; using as many fakes.")
+        fake = fake[: len(real)]
+    distances = swd(real, fake, value_range=(-1.0, 1.0), seed=seed)
+    metrics = [
+        {"dataset": "training data", "name": f"SWD {level}", "value": round(value, 4), "type": "swd", "split": "train"}
+        for level, value in distances.items()
+    ]
+    if min(fake.shape[-2:]) % 16 == 0:
+        score = ms_ssim(fake[: len(fake) // 2 * 2], value_range=(-1.0, 1.0))
+        metrics.append({"dataset": "generated", "name": "MS-SSIM", "value": round(score, 4), "type": "ms_ssim", "split": "train"})
+    return metrics
+
+
+def main(args: argparse.Namespace) -> Path:
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, ProjectConfiguration, set_seed
+
+    from hfmagic import DCGANConfig, DCGANDiscriminator, DCGANGenerator
+    from hfmagic.data.gan_dataset import collate_gan_batch
+    from hfmagic.training.gan import GAN, image_grid, train_gan
+
+    # Accelerator: a seedable sampler makes the data order a function of (seed, epoch), so resume
+    # replays it; DDP without buffer broadcasts keeps per-rank BatchNorm statistics (MMagic's default).
+    output_dir = Path(args.output_dir)
+    accelerator = Accelerator(
+        mixed_precision=args.mixed_precision,
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir)),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+        kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
+    )
+
+    # logging
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    if not accelerator.is_main_process:
+        logger.setLevel(logging.WARNING)
+    logger.info(accelerator.state)
+    set_seed(args.seed)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+
+    # model
+    config = DCGANConfig(image_size=args.resolution, num_channels=args.num_channels, **(args.model_config_overrides or {}))
+    generator, discriminator = DCGANGenerator(config), DCGANDiscriminator(config)
+    if args.sync_batchnorm:
+        if accelerator.device.type == "cpu" and accelerator.num_processes > 1:
+            raise ValueError("--sync_batchnorm needs GPUs (torch's SyncBatchNorm does not run on CPU); drop the flag.")
+        generator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(generator)
+        discriminator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(discriminator)
+
+    # EMA (inside GAN) + schedule
+    gan = GAN(
+        generator,
+        discriminator,
+        discriminator_steps=args.discriminator_steps,
+        generator_steps=args.generator_steps,
+        discriminator_accumulation_steps=args.discriminator_accumulation_steps,
+        generator_accumulation_steps=args.generator_accumulation_steps,
+        ema_momentum=ema_momentum(args),
+        ema_start=args.ema_start,
+    )
+
+    # optimizers
+    betas = (args.adam_beta1, args.adam_beta2)
+    generator_optimizer = torch.optim.Adam(generator.parameters(), lr=args.generator_learning_rate or args.learning_rate, betas=betas)
+    discriminator_optimizer = torch.optim.Adam(
+        discriminator.parameters(), lr=args.discriminator_learning_rate or args.learning_rate, betas=betas
+    )
+
+    # dataset
+    with accelerator.main_process_first():
+        dataset = build_dataset(args)
+    train_dataloader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=args.train_batch_size,
+        shuffle=not isinstance(dataset, torch.utils.data.IterableDataset),
+        drop_last=True,  # equal batches: BatchNorm statistics and the schedule do not see a runt batch
+        num_workers=args.dataloader_num_workers,
+        collate_fn=collate_gan_batch,
+    )
+
+    # prepare (networks and optimizers inside gan.prepare, which also registers EMA and noise state)
+    train_dataloader = accelerator.prepare(train_dataloader)
+    gan.prepare(accelerator, generator_optimizer, discriminator_optimizer, seed=args.seed)
+
+    # trackers
+    if accelerator.is_main_process and accelerator.log_with:
+        tracker_config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))}
+        accelerator.init_trackers("train_dcgan", config=tracker_config)
+
+    # loop (resume included)
+    fixed_noise = gan.unwrapped_generator.sample_noise(args.num_sample_images, torch.Generator().manual_seed(args.seed))
+    logger.info(
+        f"Training for {args.max_train_steps} iterations, batch {args.train_batch_size} per process x "
+        f"{accelerator.num_processes} processes; generator updates every "
+        f"{args.discriminator_steps * args.discriminator_accumulation_steps} iterations."
+    )
+    logs = train_gan(
+        gan,
+        train_dataloader,
+        max_train_steps=args.max_train_steps,
+        output_dir=output_dir,
+        checkpointing_steps=args.checkpointing_steps or None,
+        checkpoints_total_limit=args.checkpoints_total_limit,
+        resume_from_checkpoint=args.resume_from_checkpoint,
+        save_images_steps=args.save_images_steps or None,
+        fixed_noise=fixed_noise,
+    )
+
+    # final model: generator (EMA when on) at the root, discriminator/, card with samples and metrics
+    accelerator.wait_for_everyone()
+    final_dir = output_dir / "final"
+    metrics = None
+    if args.evaluation_images and accelerator.is_main_process:
+        metrics = evaluate(gan, dataset, args.evaluation_images, args.train_batch_size, args.seed)
+        logger.info(f"Metrics: {metrics}")
+    if accelerator.is_main_process:
+        final_dir.mkdir(parents=True, exist_ok=True)
+        image_grid(gan.sample(fixed_noise)).save(final_dir / "samples.png")
+        source = args.dataset_name or args.train_data_dir or "hfmagic's embedded photos"
+        recipe = (
+            f"## Training\n\nTrained with `examples/train_dcgan.py` (hfmagic, MMagic's BaseGAN schedule) on {source} "
+            f"at {args.resolution}x{args.resolution} for {logs['step']} iterations: batch {args.train_batch_size} x "
+            f"{accelerator.num_processes} processes, Adam lr G {args.generator_learning_rate or args.learning_rate:g} / "
+            f"D {args.discriminator_learning_rate or args.learning_rate:g}, betas {betas}, discriminator steps "
+            f"{args.discriminator_steps}, generator steps {args.generator_steps}"
+            + (f", EMA momentum {ema_momentum(args):g} (the generator here holds the EMA weights)" if args.use_ema else "")
+            + f". Final losses: D {logs.get('loss_d', math.nan):.4f}, G {logs.get('loss_g', math.nan):.4f}."
+        )
+        hub_dataset = [args.dataset_name] if args.dataset_name and not os.path.exists(args.dataset_name) else None
+        gan.save_pretrained(
+            final_dir,
+            metrics=metrics,
+            datasets=hub_dataset,
+            sample_image=str(final_dir / "samples.png"),
+            extra_text=recipe,
+            repo_id=args.hub_model_id,
+        )
+        logger.info(f"Saved the generator and discriminator/ to {final_dir}")
+        if args.push_to_hub:
+            from hfmagic.hub import push_folder_to_hub
+
+            url = push_folder_to_hub(final_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private or None)
+            logger.info(f"Pushed {final_dir} to {url}")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return final_dir
+
+
+if __name__ == "__main__":
+    main(parse_args())

@@ -1,0 +1,412 @@
+"""One readable GAN training loop on Accelerate, with MMagic's ``BaseGAN`` update schedule.
+
+Two pieces:
+
+- :class:`GAN` holds the generator, the discriminator, the optional EMA generator and their
+  optimizers, and defines one training iteration (``train_step``) through overridable hooks:
+  ``sample_noise``, ``train_discriminator``, ``train_generator``, ``discriminator_loss``,
+  ``generator_loss``. The defaults are DCGAN's (BCE with logits, as MMagic); LSGAN or WGAN-GP is
+  a subclass overriding the losses (and, for a gradient penalty, ``train_discriminator``).
+- :func:`train_gan` is the loop: resume, epochs over a seedable, skippable DataLoader, logging,
+  sample grids, divergence checks and atomic checkpoints.
+
+The schedule (MMagic ``BaseGAN.train_step``), with ``it`` the 0-based iteration and one batch per
+iteration:
+
+- the discriminator computes its loss on every iteration and steps its optimizer every
+  ``discriminator_accumulation_steps`` iterations (loss divided by that count);
+- when ``(it + 1) % (discriminator_steps * discriminator_accumulation_steps) == 0`` the generator
+  runs ``generator_steps * generator_accumulation_steps`` times on the same batch, with the
+  discriminator's ``requires_grad`` off, stepping every ``generator_accumulation_steps``;
+- after that generator update the EMA is updated when ``(it + 1) >= ema_start *
+  discriminator_steps * discriminator_accumulation_steps``, and before that its weights are a copy
+  of the generator's (MMagic's ``sync_parameters``), so the first real update is a copy too.
+
+Distributed data parallel: each network is wrapped separately by ``accelerator.prepare``. The
+discriminator is called twice per discriminator step (fakes, then reals: separate BatchNorm
+statistics, as MMagic) before one backward, which DDP supports; during generator steps the
+*unwrapped* discriminator is used, since its parameters are frozen and must not wait for a
+gradient all-reduce. Run DDP with ``broadcast_buffers=False`` (MMagic's default wrapper) so every
+rank keeps its own BatchNorm statistics; the main process's are the ones saved.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from .checkpointing import (
+    CheckpointableGenerator,
+    TrainingDivergedError,
+    check_finite,
+    read_checkpoint_state,
+    resolve_resume_checkpoint,
+    save_checkpoint,
+)
+from .ema import ExponentialMovingAverage
+
+__all__ = ["GAN", "image_grid", "train_gan"]
+
+
+class GAN:
+    """A generator and a discriminator trained with MMagic's BaseGAN schedule.
+
+    Args:
+        generator: noise -> images in [-1, 1]; needs ``sample_noise(n, generator)`` unless
+            ``sample_noise`` is overridden.
+        discriminator: images -> logits (N, 1).
+        discriminator_steps: discriminator updates per generator update.
+        generator_steps: generator updates per generator turn (all on the same batch).
+        discriminator_accumulation_steps: iterations whose discriminator gradients are summed
+            before a step.
+        generator_accumulation_steps: generator backward passes per generator step.
+        ema_momentum: keep an EMA generator with ``ema = (1 - m) * ema + m * generator``
+            (MMagic's default m is 0.0002); None for no EMA.
+        ema_start: the EMA starts at iteration ``ema_start * discriminator_steps *
+            discriminator_accumulation_steps`` (before: a copy of the generator).
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        *,
+        discriminator_steps: int = 1,
+        generator_steps: int = 1,
+        discriminator_accumulation_steps: int = 1,
+        generator_accumulation_steps: int = 1,
+        ema_momentum: float | None = None,
+        ema_start: int = 0,
+    ):
+        for name, value in (
+            ("discriminator_steps", discriminator_steps),
+            ("generator_steps", generator_steps),
+            ("discriminator_accumulation_steps", discriminator_accumulation_steps),
+            ("generator_accumulation_steps", generator_accumulation_steps),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+        if ema_start < 0:
+            raise ValueError(f"ema_start must be >= 0, got {ema_start}.")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.discriminator_steps = discriminator_steps
+        self.generator_steps = generator_steps
+        self.discriminator_accumulation_steps = discriminator_accumulation_steps
+        self.generator_accumulation_steps = generator_accumulation_steps
+        self.ema_start = ema_start
+        self.generator_ema = ExponentialMovingAverage(generator, momentum=ema_momentum) if ema_momentum else None
+        self.accelerator = None
+        self.generator_optimizer = None
+        self.discriminator_optimizer = None
+        self.noise_generator: CheckpointableGenerator | None = None
+
+    # ------------------------------------------------------------------ setup
+    def prepare(self, accelerator, generator_optimizer, discriminator_optimizer, seed: int = 0) -> None:
+        """Wrap the networks and optimizers with ``accelerator.prepare`` and register the EMA and the
+        training-noise generator for checkpointing.
+
+        Training noise comes from a ``torch.Generator`` seeded with ``seed + process_index`` (ranks
+        draw different fakes) that is saved in every checkpoint, so a resumed run draws exactly
+        the noise an uninterrupted one would (the global RNG is consumed by DataLoader iterators).
+        """
+        self.accelerator = accelerator
+        (self.generator, self.discriminator, self.generator_optimizer, self.discriminator_optimizer) = accelerator.prepare(
+            self.generator, self.discriminator, generator_optimizer, discriminator_optimizer
+        )
+        self.noise_generator = CheckpointableGenerator(seed + accelerator.process_index)
+        accelerator.register_for_checkpointing(self.noise_generator)
+        if self.generator_ema is not None:
+            self.generator_ema.to(accelerator.device)
+            accelerator.register_for_checkpointing(self.generator_ema)
+
+    @property
+    def unwrapped_generator(self) -> nn.Module:
+        return self.accelerator.unwrap_model(self.generator) if self.accelerator else self.generator
+
+    @property
+    def unwrapped_discriminator(self) -> nn.Module:
+        return self.accelerator.unwrap_model(self.discriminator) if self.accelerator else self.discriminator
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device if self.accelerator else next(self.generator.parameters()).device
+
+    # ------------------------------------------------------------------ hooks
+    def sample_noise(self, num_batches: int) -> torch.Tensor:
+        """Training noise for ``num_batches`` fakes, from the checkpointed noise generator."""
+        noise_gen = self.noise_generator.generator if self.noise_generator else None
+        return self.unwrapped_generator.sample_noise(num_batches, generator=noise_gen).to(self.device)
+
+    def discriminator_loss(
+        self, real_logits: torch.Tensor, fake_logits: torch.Tensor, real: torch.Tensor, fake: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Named loss terms (summed for the backward). DCGAN: BCE(D(fake), 0) + BCE(D(real), 1)."""
+        return {
+            "loss_disc_fake": F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)),
+            "loss_disc_real": F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)),
+        }
+
+    def generator_loss(self, fake_logits: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named loss terms (summed for the backward). DCGAN: BCE(D(G(z)), 1)."""
+        return {"loss_gen": F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))}
+
+    def train_discriminator(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Discriminator losses on one batch: fakes from fresh noise made without gradients, then
+        D(fakes) and D(reals) in two calls (separate BatchNorm statistics, as MMagic)."""
+        real = batch["pixel_values"]
+        noise = self.sample_noise(real.shape[0])
+        with torch.no_grad():
+            fake = self.unwrapped_generator(noise)
+        fake_logits = self.discriminator(fake)
+        real_logits = self.discriminator(real)
+        return self.discriminator_loss(real_logits, fake_logits, real, fake)
+
+    def train_generator(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Generator losses on fresh noise (as many fakes as the batch has images); the frozen
+        discriminator is called unwrapped (no DDP all-reduce for parameters without gradients)."""
+        noise = self.sample_noise(batch["pixel_values"].shape[0])
+        fake = self.generator(noise)
+        return self.generator_loss(self.unwrapped_discriminator(fake), fake)
+
+    # ------------------------------------------------------------------ schedule
+    def is_generator_iteration(self, iteration: int) -> bool:
+        return (iteration + 1) % (self.discriminator_steps * self.discriminator_accumulation_steps) == 0
+
+    def _discriminator_update(self, iteration: int, max_iterations: int | None) -> tuple[bool, int]:
+        """(step now?, loss divisor) for the discriminator's accumulation, as MMEngine's OptimWrapper:
+        a last, incomplete group before ``max_iterations`` steps at the end with a smaller divisor."""
+        accum = self.discriminator_accumulation_steps
+        step = (iteration + 1) % accum == 0 or (max_iterations is not None and iteration + 1 == max_iterations)
+        divisor = accum
+        if max_iterations is not None and max_iterations % accum and iteration >= max_iterations - max_iterations % accum:
+            divisor = max_iterations % accum
+        return step, divisor
+
+    def _sync_context(self, model: nn.Module, sync: bool):
+        # DDP must see no_sync around forward *and* backward of non-stepping micro-batches.
+        return contextlib.nullcontext() if sync else self.accelerator.no_sync(model)
+
+    def train_step(self, batch: dict, iteration: int, max_iterations: int | None = None) -> dict[str, torch.Tensor]:
+        """One BaseGAN iteration on ``batch``; returns the detached loss terms computed in it
+        plus their sums ``loss_d`` and, on generator iterations, ``loss_g``)."""
+        accelerator = self.accelerator
+        step, divisor = self._discriminator_update(iteration, max_iterations)
+        with self._sync_context(self.discriminator, step):
+            d_losses = self.train_discriminator(batch)
+            d_total = sum(d_losses.values())
+            accelerator.backward(d_total / divisor)
+        if step:
+            self.discriminator_optimizer.step()
+            self.discriminator_optimizer.zero_grad(set_to_none=True)
+        logs = {name: value.detach() for name, value in d_losses.items()}
+        logs["loss_d"] = d_total.detach()
+
+        if self.is_generator_iteration(iteration):
+            self.unwrapped_discriminator.requires_grad_(False)
+            g_logs: dict[str, list[torch.Tensor]] = {}
+            accum = self.generator_accumulation_steps
+            for micro in range(self.generator_steps * accum):
+                g_step = (micro + 1) % accum == 0
+                with self._sync_context(self.generator, g_step):
+                    g_losses = self.train_generator(batch)
+                    g_total = sum(g_losses.values())
+                    accelerator.backward(g_total / accum)
+                if g_step:
+                    self.generator_optimizer.step()
+                    self.generator_optimizer.zero_grad(set_to_none=True)
+                for name, value in {**g_losses, "loss_g": g_total}.items():
+                    g_logs.setdefault(name, []).append(value.detach())
+            self.unwrapped_discriminator.requires_grad_(True)
+            logs.update({name: torch.stack(values).mean() for name, values in g_logs.items()})
+            self._update_ema(iteration)
+        return logs
+
+    @torch.no_grad()
+    def _update_ema(self, iteration: int) -> None:
+        if self.generator_ema is None:
+            return
+        start = self.ema_start * self.discriminator_steps * self.discriminator_accumulation_steps
+        if iteration + 1 >= start:
+            self.generator_ema.update_parameters(self.unwrapped_generator)
+        else:  # MMagic's sync_parameters: follow the generator until the EMA starts
+            self.generator_ema.module.load_state_dict(self.unwrapped_generator.state_dict())
+
+    # ------------------------------------------------------------------ inference and saving
+    @property
+    def inference_generator(self) -> nn.Module:
+        """The EMA generator when there is one (MMagic samples with it), else the trained one."""
+        return self.generator_ema.module if self.generator_ema is not None else self.unwrapped_generator
+
+    @torch.no_grad()
+    def sample(self, noise: torch.Tensor) -> torch.Tensor:
+        """Images (N, C, H, W) in [-1, 1] from ``noise`` with the inference generator in eval mode
+        (BatchNorm running statistics, as at test time); its train/eval mode is restored."""
+        generator = self.inference_generator
+        was_training = generator.training
+        generator.eval()
+        try:
+            return generator(noise.to(self.device)).float()
+        finally:
+            generator.train(was_training)
+
+    def save_pretrained(self, save_directory: str | Path, **card_kwargs) -> None:
+        """Generator (EMA weights when on) at the root, discriminator under ``discriminator/``, and a
+        model card, with ``hfmagic.hub.save_gan_pretrained``. Call on the main process."""
+        from ..hub import save_gan_pretrained
+
+        save_gan_pretrained(self.inference_generator, self.unwrapped_discriminator, save_directory, **card_kwargs)
+
+    def parameters_are_finite(self) -> bool:
+        modules = [self.unwrapped_generator, self.unwrapped_discriminator]
+        if self.generator_ema is not None:
+            modules.append(self.generator_ema.module)
+        return all(torch.isfinite(p).all() for m in modules for p in m.parameters())
+
+
+def image_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> Image.Image:
+    """Images (N, C, H, W) in [-1, 1] -> one PIL grid image, ``nrow`` images per row (default
+    ~sqrt(N)), black padding between them."""
+    n, c, h, w = images.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / nrow)
+    pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    grid = torch.zeros(c, rows * (h + padding) + padding, nrow * (w + padding) + padding, dtype=torch.uint8)
+    for i in range(n):
+        top, left = padding + (i // nrow) * (h + padding), padding + (i % nrow) * (w + padding)
+        grid[:, top : top + h, left : left + w] = pixels[i]
+    array = grid.permute(1, 2, 0).numpy()
+    return Image.fromarray(array[..., 0] if c == 1 else array, mode="L" if c == 1 else "RGB")
+
+
+def _log_grid(accelerator, grid: Image.Image, step: int) -> None:
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            array = np.asarray(grid.convert("RGB"))[None]
+            tracker.log_images({"samples": array}, step=step, dataformats="NHWC")
+        elif tracker.name == "wandb":
+            tracker.log_images({"samples": [grid]}, step=step)
+
+
+def train_gan(
+    gan: GAN,
+    train_dataloader,
+    *,
+    max_train_steps: int,
+    output_dir: str | Path,
+    checkpointing_steps: int | None = None,
+    checkpoints_total_limit: int | None = None,
+    resume_from_checkpoint: str | None = None,
+    save_images_steps: int | None = None,
+    fixed_noise: torch.Tensor | None = None,
+    show_progress: bool = True,
+) -> dict[str, float]:
+    """Train ``gan`` (already ``prepare``-d) for ``max_train_steps`` iterations (one batch each).
+
+    Args:
+        gan: the GAN, after ``gan.prepare(accelerator, ...)``.
+        train_dataloader: ``accelerator.prepare``-d DataLoader of ``{"pixel_values": (N, C, H, W) in
+            [-1, 1]}`` batches; with ``use_seedable_sampler=True`` its order is a function of the
+            seed and the epoch, so resume (``skip_first_batches``) replays it exactly.
+        max_train_steps: total iterations (MMagic's ``max_iters``).
+        output_dir: where ``checkpoint-<step>`` folders and ``samples/step-<step>.png`` go.
+        checkpointing_steps: save a checkpoint every this many iterations (a multiple of
+            ``discriminator_accumulation_steps``, so no gradient is pending).
+        checkpoints_total_limit: keep at most this many checkpoints.
+        resume_from_checkpoint: ``latest``, a path, or None.
+        save_images_steps: save (and log to trackers) a grid of ``fixed_noise`` samples this often.
+        fixed_noise: the noise of the sample grids.
+        show_progress: tqdm bar with both losses on the main process.
+    Returns:
+        The last logged values (``step``, ``epoch``, the loss terms, their sums ``loss_d`` and
+        ``loss_g``, ``num_skipped_images``).
+    Raises:
+        TrainingDivergedError: a loss or a weight became NaN/inf; the last good checkpoint is kept
+            and named in the message.
+    """
+    from accelerate.logging import get_logger
+    from tqdm.auto import tqdm
+
+    logger = get_logger(__name__)
+    accelerator = gan.accelerator
+    if accelerator is None:
+        raise ValueError("Call gan.prepare(accelerator, generator_optimizer, discriminator_optimizer) before train_gan.")
+    accum = gan.discriminator_accumulation_steps
+    if checkpointing_steps and checkpointing_steps % accum:
+        raise ValueError(
+            f"checkpointing_steps={checkpointing_steps} must be a multiple of discriminator_accumulation_steps={accum}: "
+            "a checkpoint in the middle of an accumulation would lose the pending gradients."
+        )
+    output_dir = Path(output_dir)
+
+    global_step, epoch, skip_batches, last_checkpoint = 0, 0, 0, None
+    resume_path = resolve_resume_checkpoint(resume_from_checkpoint, output_dir)
+    if resume_path is not None:
+        accelerator.load_state(str(resume_path))
+        state = read_checkpoint_state(resume_path)
+        global_step, epoch, skip_batches = state["step"], state.get("epoch", 0), state.get("step_in_epoch", 0)
+        last_checkpoint = str(resume_path)
+        logger.info(f"Resumed from {resume_path} at step {global_step} (epoch {epoch}, batch {skip_batches}).")
+    elif resume_from_checkpoint:
+        logger.info(f"No checkpoint in {output_dir} yet; starting from scratch.")
+
+    progress = tqdm(
+        total=max_train_steps, initial=global_step, desc="Steps", disable=not (show_progress and accelerator.is_local_main_process)
+    )
+    logs: dict[str, float] = {"step": global_step}
+    num_skipped = 0
+    while global_step < max_train_steps:
+        train_dataloader.set_epoch(epoch)
+        loader = accelerator.skip_first_batches(train_dataloader, skip_batches) if skip_batches else train_dataloader
+        step_in_epoch = skip_batches
+        for batch in loader:
+            step_logs = gan.train_step(batch, global_step, max_train_steps)
+            global_step += 1
+            step_in_epoch += 1
+            # mean over ranks (same key order everywhere), so every rank sees a NaN and stops together
+            names = sorted(step_logs)
+            skipped = torch.tensor(float(batch.get("num_skipped", 0)), device=accelerator.device)
+            values = accelerator.reduce(torch.stack([step_logs[k].float() for k in names] + [skipped]), reduction="sum")
+            values = values.tolist()
+            num_skipped += round(values.pop())
+            step_logs = {k: v / accelerator.num_processes for k, v in zip(names, values)}
+            check_finite(step_logs, global_step, last_checkpoint)
+            logs.update(step_logs, step=global_step, epoch=epoch)
+            accelerator.log(step_logs, step=global_step)
+            progress.update(1)
+            progress.set_postfix({k: f"{logs[k]:.4f}" for k in ("loss_d", "loss_g") if k in logs}, refresh=False)
+
+            if save_images_steps and fixed_noise is not None and global_step % save_images_steps == 0:
+                if accelerator.is_main_process:
+                    grid = image_grid(gan.sample(fixed_noise))
+                    (output_dir / "samples").mkdir(parents=True, exist_ok=True)
+                    grid.save(output_dir / "samples" / f"step-{global_step}.png")
+                    _log_grid(accelerator, grid, global_step)
+            if checkpointing_steps and global_step % checkpointing_steps == 0:
+                if not gan.parameters_are_finite():
+                    raise TrainingDivergedError(
+                        f"Training diverged at step {global_step}: non-finite weights. The last good checkpoint is "
+                        f"{last_checkpoint or 'none'}; resume from it with a lower --learning_rate."
+                    )
+                extra = {"epoch": epoch, "step_in_epoch": step_in_epoch}
+                last_checkpoint = str(
+                    save_checkpoint(accelerator, output_dir, global_step, checkpoints_total_limit, extra_state=extra)
+                )
+                logger.info(f"Saved {last_checkpoint}")
+            if global_step >= max_train_steps:
+                break
+        if step_in_epoch == 0:
+            raise ValueError("The training DataLoader is empty: the dataset has fewer images than one batch.")
+        epoch, skip_batches = epoch + 1, 0
+    progress.close()
+    if num_skipped:
+        logger.warning(f"{num_skipped} unreadable images were skipped.")
+    logs["num_skipped_images"] = num_skipped
+    return {k: (v if isinstance(v, (int, float)) else float(v)) for k, v in logs.items()}
