@@ -33,8 +33,13 @@ _LAZY = {
     ),
     "convert_checkpoint": "hfmagic.convert",
     "SuperResolutionPipeline": "hfmagic.pipelines",
+    **dict.fromkeys(["psnr", "ssim", "ms_ssim", "swd", "fid", "SlicedWassersteinDistance"], "hfmagic.metrics"),
+    "evaluate_sr": "hfmagic.evaluation",
     "DCGANPipeline": "hfmagic.pipelines",
     **dict.fromkeys(["SRTrainingArguments", "SRTrainingResult", "train_sr", "CosineRestartLR"], "hfmagic.training"),
+    **dict.fromkeys(
+        ["imresize", "build_sr_dataset", "sr_collate_fn", "prepare_div2k", "load_eval_set", "load_rgb"], "hfmagic.data"
+    ),
 }
 
 __all__ = sorted(_LAZY)
