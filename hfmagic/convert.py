@@ -168,8 +168,14 @@ def _split_checkpoint(obj: Mapping, source: str, ema: bool, arch: str) -> tuple[
             f"not a plain state dict of tensors. Top-level keys: {_preview(map(str, obj))}."
         )
     if source != "auto" and container != "bare" and container != source:
-        found = {"mmagic": "an MMagic checkpoint (it has 'state_dict')", "basicsr": "a BasicSR checkpoint (it has 'params')"}
-        raise ValueError(f"--source {source} does not match the file: it is {found[container]}; pass --source {container} or leave --source out.")
+        found = {
+            "mmagic": "an MMagic checkpoint (it has 'state_dict')",
+            "basicsr": "a BasicSR checkpoint (it has 'params')",
+        }
+        raise ValueError(
+            f"--source {source} does not match the file: it is {found[container]}; "
+            f"pass --source {container} or leave --source out."
+        )
 
     if container == "basicsr":
         if arch == "dcgan":
@@ -177,7 +183,9 @@ def _split_checkpoint(obj: Mapping, source: str, ema: bool, arch: str) -> tuple[
         key, other = ("params_ema", "params") if ema else ("params", "params_ema")
         if key not in obj:
             hint = "leave out --ema" if ema else "pass --ema"
-            raise ValueError(f"The BasicSR checkpoint has no {key!r} (it holds {other!r}): {hint} to convert {other!r}.")
+            raise ValueError(
+                f"The BasicSR checkpoint has no {key!r} (it holds {other!r}): {hint} to convert {other!r}."
+            )
         if not _is_state_dict(obj[key]):
             raise ValueError(f"checkpoint[{key!r}] is not a state dict of tensors.")
         return container, _Network(obj[key], f"checkpoint[{key!r}]"), None
@@ -189,7 +197,7 @@ def _split_checkpoint(obj: Mapping, source: str, ema: bool, arch: str) -> tuple[
             raise ValueError(f"{where}[{key!r}] is a {type(value).__name__}, not a tensor.")
         prefix = next((p for p in groups if key.startswith(p)), None)
         if prefix is not None:
-            groups[prefix][key[len(prefix):]] = value
+            groups[prefix][key[len(prefix) :]] = value
         elif not key.startswith("generator_ema."):  # generator_ema.steps: the EMA's counter, not a weight
             head = key.split(".", 1)[0]
             skipped[head] = skipped.get(head, 0) + 1
@@ -203,11 +211,16 @@ def _split_checkpoint(obj: Mapping, source: str, ema: bool, arch: str) -> tuple[
         return container, _Network(state, where), None
 
     if skipped:
-        logger.info("Skipped tensors outside the converted network(s): %s", ", ".join(f"{h}.* ({n})" for h, n in skipped.items()))
+        logger.info(
+            "Skipped tensors outside the converted network(s): %s",
+            ", ".join(f"{h}.* ({n})" for h, n in skipped.items()),
+        )
     chosen, other = (_EMA_PREFIX, _GEN_PREFIX) if ema else (_GEN_PREFIX, _EMA_PREFIX)
     if not groups[chosen]:
         if ema:
-            raise ValueError(f"{where} has no EMA generator ('{_EMA_PREFIX}*' keys; EMA was off in training): leave out --ema.")
+            raise ValueError(
+                f"{where} has no EMA generator ('{_EMA_PREFIX}*' keys; EMA was off in training): leave out --ema."
+            )
         hint = "pass --ema to convert the EMA generator" if groups[other] else "is this a generator checkpoint?"
         raise ValueError(f"{where} has no '{_GEN_PREFIX}*' keys: {hint}.")
     generator = _Network(groups[chosen], where, chosen)
@@ -216,7 +229,10 @@ def _split_checkpoint(obj: Mapping, source: str, ema: bool, arch: str) -> tuple[
         if arch == "dcgan":
             discriminator = _Network(groups[_DISC_PREFIX], where, _DISC_PREFIX)
         else:
-            logger.info("Skipped the discriminator (%d tensors): only the generator of an SR model is converted.", len(groups[_DISC_PREFIX]))
+            logger.info(
+                "Skipped the discriminator (%d tensors): only the generator of an SR model is converted.",
+                len(groups[_DISC_PREFIX]),
+            )
     return container, generator, discriminator
 
 
@@ -245,7 +261,10 @@ def _naming(arch: str, net: _Network, container: str, source: str) -> str:
         if container == "bare":
             why, fix = f"--source {source}", f"pass --source {names} (or leave --source out)"
         else:
-            why, fix = "the file's layout", f"save the tensors as a bare state dict and convert that with --source {names}"
+            why, fix = (
+                "the file's layout",
+                f"save the tensors as a bare state dict and convert that with --source {names}",
+            )
         raise ValueError(
             f"{net.where} uses {codebase[names]}'s layer names ({_preview(net.tensors, 4)}) but {why} says "
             f"{codebase[declared]}: {fix}."
@@ -315,7 +334,10 @@ def _infer_msrresnet(shapes: _Shapes) -> tuple[dict, str, int]:
             )
     else:
         scale = round(math.sqrt(up1 / mid))
-        evidence = f"{up1_name} has {up1} = {mid}*{scale}^2 output channels and there is no second stage, so the weights are x{scale}"
+        evidence = (
+            f"{up1_name} has {up1} = {mid}*{scale}^2 output channels and there is no second stage, "
+            f"so the weights are x{scale}"
+        )
         if scale not in (2, 3) or scale * scale * mid != up1:
             raise ValueError(
                 f"{up1_name} has {up1} output channels for {mid} features: not {mid}*2^2 (x2) nor {mid}*3^2 (x3); "
@@ -335,7 +357,9 @@ def _infer_edsr(shapes: _Shapes) -> tuple[dict, str, int]:
     mid, in_ch = shapes("conv_first.weight")[:2]
     stages = shapes.count("upsample.")
     ratios = [shapes(f"upsample.{i}.upsample_conv.weight")[0] / mid for i in range(stages)]
-    names = ", ".join(f"{shapes.name(f'upsample.{i}.upsample_conv.weight')} ({int(r * mid)} channels)" for i, r in enumerate(ratios))
+    names = ", ".join(
+        f"{shapes.name(f'upsample.{i}.upsample_conv.weight')} ({int(r * mid)} channels)" for i, r in enumerate(ratios)
+    )
     if stages >= 1 and all(r == 4 for r in ratios):
         scale = 2**stages
         evidence = f"the upsampler has {stages} x2 stage(s) [{names}], so the weights are x{scale}"
@@ -394,7 +418,9 @@ def _describe(arch: str, config: Mapping | object) -> str:
     """E.g. "MSRResNet (x4, mid_channels=64, num_blocks=16)" from a config or a dict of its fields."""
     get = config.get if isinstance(config, Mapping) else lambda k: getattr(config, k, None)
     parts = [f"x{get('upscale_factor')}"] if arch != "dcgan" and get("upscale_factor") else []
-    parts += [f"{k}={list(v) if isinstance(v, tuple) else v}" for k in _SUMMARY_FIELDS[arch] if (v := get(k)) is not None]
+    parts += [
+        f"{k}={list(v) if isinstance(v, tuple) else v}" for k in _SUMMARY_FIELDS[arch] if (v := get(k)) is not None
+    ]
     return f"{_ARCH_NAMES[arch]} ({', '.join(parts)})" if parts else _ARCH_NAMES[arch]
 
 
@@ -435,8 +461,7 @@ def _load_strict(
         problems.append(f"wrong shapes: {'; '.join(mismatched)}")
     if problems:
         raise ValueError(
-            f"{where} does not match the {description} read from its tensor shapes: "
-            + " | ".join(problems)
+            f"{where} does not match the {description} read from its tensor shapes: " + " | ".join(problems)
         )
     model.load_state_dict({**expected, **tensors}, strict=True)
     model.eval()
@@ -449,7 +474,9 @@ def _convert_sr(arch: str, net: _Network, naming: str, scale: int | None, res_sc
         tensors = {_rename(k, _BASICSR_TO_HF[arch]): v for k, v in tensors.items()}
         name = lambda key: net.name(_rename(key, _HF_TO_BASICSR[arch]))  # noqa: E731
     shapes = _Shapes(tensors, name)
-    config_kwargs, evidence, inferred = {"srcnn": _infer_srcnn, "msrresnet": _infer_msrresnet, "edsr": _infer_edsr}[arch](shapes)
+    config_kwargs, evidence, inferred = {"srcnn": _infer_srcnn, "msrresnet": _infer_msrresnet, "edsr": _infer_edsr}[
+        arch
+    ](shapes)
     if inferred is None:  # SRCNN
         if scale is None:
             raise ValueError(
@@ -458,20 +485,26 @@ def _convert_sr(arch: str, net: _Network, naming: str, scale: int | None, res_sc
             )
         inferred = scale
     elif scale is not None and scale != inferred:
-        raise ValueError(f"--scale {scale} does not match the weights: {evidence}. Pass --scale {inferred} or leave --scale out.")
+        raise ValueError(
+            f"--scale {scale} does not match the weights: {evidence}. Pass --scale {inferred} or leave --scale out."
+        )
     config_kwargs["upscale_factor"] = inferred
 
     if arch == "msrresnet" and naming == "basicsr":
         config_kwargs["upsample_lrelu"] = True  # BasicSR's forward has LeakyReLU(0.1) after each pixel shuffle
     if arch == "edsr":
         if res_scale is None:
-            # Not in the weights: EDSR-baseline uses 1.0; the large EDSR (256 features, 32 blocks) 0.1 in both codebases.
+            # Not in the weights: EDSR-baseline uses 1.0; the large EDSR (256 features, 32 blocks) 0.1,
+            # in both codebases.
             large = config_kwargs["mid_channels"] == 256 and config_kwargs["num_blocks"] == 32
             res_scale = 0.1 if large else 1.0
-            logger.info("EDSR res_scale is not stored in the weights; using %s (pass res_scale to override).", res_scale)
+            logger.info(
+                "EDSR res_scale is not stored in the weights; using %s (pass res_scale to override).", res_scale
+            )
         config_kwargs["res_scale"] = res_scale
         if naming == "basicsr":
-            # BasicSR: (x - mean) * 255 ... / 255 + mean, i.e. MMagic's (x - mean) / std ... * std + mean with std = 1/255.
+            # BasicSR: (x - mean) * 255 ... / 255 + mean, i.e. MMagic's (x - mean) / std ... * std + mean
+            # with std = 1/255.
             config_kwargs["rgb_std"] = (1 / 255,) * config_kwargs["in_channels"]
     elif res_scale is not None:
         raise ValueError(f"res_scale only applies to EDSR, not {_ARCH_NAMES[arch]}.")
@@ -515,7 +548,13 @@ def _convert_dcgan(
     d_model = None
     if d_tensors is not None:
         d_model = DCGANDiscriminator(config)
-        _load_strict(d_model, d_tensors, discriminator.name, discriminator.where, f"discriminator of {_describe('dcgan', config)}")
+        _load_strict(
+            d_model,
+            d_tensors,
+            discriminator.name,
+            discriminator.where,
+            f"discriminator of {_describe('dcgan', config)}",
+        )
     return g_model, d_model
 
 
@@ -621,5 +660,7 @@ def _save(
 def _push(folder, repo_id: str, private: bool | None, token: str | None) -> None:
     from . import hub
 
-    url = hub.push_folder_to_hub(folder, repo_id, private=private, token=token, commit_message="Upload weights converted with hfmagic convert")
+    url = hub.push_folder_to_hub(
+        folder, repo_id, private=private, token=token, commit_message="Upload weights converted with hfmagic convert"
+    )
     logger.info("Pushed to %s.", url)

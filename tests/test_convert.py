@@ -297,7 +297,9 @@ def test_missing_and_left_over_keys_are_listed(tmp_path, msrresnet_x4):
 
 def test_wrong_arch_and_scale_are_named_from_shapes(tmp_path, msrresnet_x4):
     path = save(tmp_path, mmagic_checkpoint(msrresnet_x4))
-    with pytest.raises(ValueError, match=r"--arch edsr does not match.*MSRResNet \(x4, mid_channels=8, num_blocks=2.*--arch msrresnet"):
+    with pytest.raises(
+        ValueError, match=r"--arch edsr does not match.*MSRResNet \(x4, mid_channels=8, num_blocks=2.*--arch msrresnet"
+    ):
         convert_checkpoint(path, arch="edsr")
     with pytest.raises(ValueError, match=r"--scale 2 does not match.*32 = 8\*2\^2.*x4\. Pass --scale 4"):
         convert_checkpoint(path, arch="msrresnet", scale=2)
@@ -317,7 +319,9 @@ def test_layout_and_names_must_agree(tmp_path, msrresnet_x4):
     mmagic_names = msrresnet_x4.state_dict()
     with pytest.raises(ValueError, match=r"uses MMagic's layer names .* but the file's layout says BasicSR"):
         convert_checkpoint({"params": mmagic_names}, arch="msrresnet")
-    with pytest.raises(ValueError, match=r"uses BasicSR's layer names .* but --source mmagic says MMagic: pass --source basicsr"):
+    with pytest.raises(
+        ValueError, match=r"uses BasicSR's layer names .* but --source mmagic says MMagic: pass --source basicsr"
+    ):
         convert_checkpoint(to_basicsr_names("msrresnet", mmagic_names), arch="msrresnet", source="mmagic")
     with pytest.raises(ValueError, match=r"--source basicsr does not match the file: it is an MMagic checkpoint"):
         convert_checkpoint(mmagic_checkpoint(msrresnet_x4), arch="msrresnet", source="basicsr")
@@ -348,7 +352,9 @@ def test_files_that_are_not_checkpoints(tmp_path):
     with pytest.raises(ValueError, match=r"no 'state_dict' \(MMagic\), no 'params'"):
         convert_checkpoint(save(tmp_path, {"epoch": 3}), arch="msrresnet")
     with pytest.raises(ValueError, match="has no EMA generator"):
-        convert_checkpoint(mmagic_checkpoint(MSRResNet(MSRResNetConfig(mid_channels=4, num_blocks=1))), arch="msrresnet", ema=True)
+        convert_checkpoint(
+            mmagic_checkpoint(MSRResNet(MSRResNetConfig(mid_channels=4, num_blocks=1))), arch="msrresnet", ema=True
+        )
 
 
 # ----------------------------------------------------------------------------- Hub
@@ -358,7 +364,13 @@ def test_push_converted_models_to_the_hub(tmp_path, hub_server):
     repo_id = hub_server.new_repo_id("dcgan-converted")
     assert main(["convert", str(path), str(tmp_path / "gan"), "--arch", "dcgan", "--push-to-hub", repo_id]) == 0
     files = set(hub_server.list_files(repo_id))
-    assert {"config.json", "model.safetensors", "README.md", "discriminator/config.json", "discriminator/model.safetensors"} <= files
+    assert {
+        "config.json",
+        "model.safetensors",
+        "README.md",
+        "discriminator/config.json",
+        "discriminator/model.safetensors",
+    } <= files
     assert b"hfmagic convert" in hub_server.read_file(repo_id, "README.md")
     g, d = load_gan(repo_id)
     noise, rgb = torch.randn(2, 8), torch.rand(2, 3, 32, 32) * 2 - 1

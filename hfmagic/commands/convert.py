@@ -12,9 +12,18 @@ SOURCES = ("auto", "mmagic", "basicsr")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="MMagic (.pth with 'state_dict') or BasicSR (.pth with 'params'/'params_ema') checkpoint.")
-    parser.add_argument("output_dir", help="Folder to write: config.json, model.safetensors, README.md (DCGAN: discriminator/ too).")
-    parser.add_argument("--arch", required=True, choices=ARCHS, help="Architecture of the checkpoint (checked against its tensor shapes).")
+    parser.add_argument(
+        "checkpoint", help="MMagic (.pth with 'state_dict') or BasicSR (.pth with 'params'/'params_ema') checkpoint."
+    )
+    parser.add_argument(
+        "output_dir", help="Folder to write: config.json, model.safetensors, README.md (DCGAN: discriminator/ too)."
+    )
+    parser.add_argument(
+        "--arch",
+        required=True,
+        choices=ARCHS,
+        help="Architecture of the checkpoint (checked against its tensor shapes).",
+    )
     parser.add_argument(
         "--scale",
         type=int,
@@ -23,22 +32,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "whose weights do not hold it.",
     )
     parser.add_argument(
-        "--source", choices=SOURCES, default="auto", help="Which codebase wrote the checkpoint (default: from its layout and key names)."
+        "--source",
+        choices=SOURCES,
+        default="auto",
+        help="Which codebase wrote the checkpoint (default: from its layout and key names).",
     )
-    parser.add_argument("--ema", action="store_true", help="Convert the EMA generator (MMagic generator_ema, BasicSR params_ema).")
+    parser.add_argument(
+        "--ema", action="store_true", help="Convert the EMA generator (MMagic generator_ema, BasicSR params_ema)."
+    )
     parser.add_argument(
         "--no-bgr-to-rgb",
         dest="bgr_to_rgb",
         action="store_false",
-        help="DCGAN: keep the channel order (for GANs trained on RGB; MMagic's were trained on BGR and are reversed by default).",
+        help="DCGAN: keep the channel order (for GANs trained on RGB; MMagic's were trained on BGR and are "
+        "reversed by default).",
     )
     parser.add_argument(
         "--res-scale",
         type=float,
         default=None,
-        help="EDSR: residual scale, not stored in the weights (default 1.0, or 0.1 for the large 256-feature, 32-block EDSR).",
+        help="EDSR: residual scale, not stored in the weights (default 1.0, or 0.1 for the large 256-feature, "
+        "32-block EDSR).",
     )
-    parser.add_argument("--push-to-hub", metavar="REPO_ID", default=None, help="Also upload the folder to this Hub repo.")
+    parser.add_argument(
+        "--push-to-hub", metavar="REPO_ID", default=None, help="Also upload the folder to this Hub repo."
+    )
     parser.add_argument("--private", action="store_true", default=None, help="Create the Hub repo as private.")
     parser.add_argument("--token", default=None, help="Hub token (default: the logged-in one or HF_TOKEN).")
 
