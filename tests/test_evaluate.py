@@ -1,0 +1,133 @@
+"""SR evaluation loop and the ``hfmagic evaluate`` / ``hfmagic evaluate-gan`` commands, with tiny
+models saved to tmp_path and tiny image folders generated here."""
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from hfmagic import DCGANConfig, DCGANDiscriminator, DCGANGenerator, MSRResNet, MSRResNetConfig
+from hfmagic.cli import main
+from hfmagic.data import imresize
+from hfmagic.evaluation import evaluate_sr, metrics_for_card, upscale_image
+from hfmagic.metrics import ms_ssim, psnr, ssim
+
+
+def smooth_image(height, width, seed):
+    rng = np.random.RandomState(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    img = np.stack(
+        [128 + 90 * np.sin(xx / (5 + c) + rng.uniform(0, 6)) * np.cos(yy / (7 - c)) for c in range(3)], axis=-1
+    )
+    return np.clip(img + rng.normal(0, 5, img.shape), 0, 255).astype(np.uint8)
+
+
+def make_triples(scale, sizes=((24, 32), (32, 24)), seed=0):
+    triples = []
+    for i, (h, w) in enumerate(sizes):
+        hr = smooth_image(h, w, seed + i)
+        lr = imresize(hr, 1 / scale, round_uint8=True)
+        triples.append((f"img{i}", lr, hr))
+    return triples
+
+
+@pytest.fixture(scope="module")
+def tiny_sr():
+    torch.manual_seed(0)
+    model = MSRResNet(MSRResNetConfig(upscale_factor=2, mid_channels=8, num_blocks=1))
+    return model
+
+
+def test_evaluate_sr_matches_direct_computation(tiny_sr):
+    triples = make_triples(2)
+    tiny_sr.train()
+    results = evaluate_sr(tiny_sr, {"toy": triples}, per_image=True)
+    assert tiny_sr.training  # mode restored
+    r = results["toy"]
+    assert r["num_images"] == 2 and [row["name"] for row in r["images"]] == ["img0", "img1"]
+    tiny_sr.eval()
+    ps, ss, bps, bss = [], [], [], []
+    for _, lr, hr in triples:
+        with torch.no_grad():
+            out = tiny_sr(torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255).reconstruction
+        sr = (out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)  # MMagic's tensor2img
+        bic = imresize(lr, 2, round_uint8=True)
+        ps.append(psnr(hr, sr, 2)), ss.append(ssim(hr, sr, 2))
+        bps.append(psnr(hr, bic, 2)), bss.append(ssim(hr, bic, 2))
+    assert r["psnr"] == pytest.approx(np.mean(ps), abs=1e-9)
+    assert r["ssim"] == pytest.approx(np.mean(ss), abs=1e-9)
+    assert r["bicubic_psnr"] == pytest.approx(np.mean(bps), abs=1e-9)
+    assert r["bicubic_ssim"] == pytest.approx(np.mean(bss), abs=1e-9)
+    assert 15 < r["bicubic_psnr"] < 45
+    # the Y channel and another crop give other numbers
+    y = evaluate_sr(tiny_sr, {"toy": triples}, crop_border=0, y_channel=True, bicubic=False)["toy"]
+    assert "bicubic_psnr" not in y and y["psnr"] != pytest.approx(r["psnr"], abs=1e-3)
+
+
+def test_tiled_evaluation_equals_whole_image(tiny_sr):
+    triples = make_triples(2, sizes=((40, 36),))
+    whole = evaluate_sr(tiny_sr, {"t": triples}, bicubic=False)["t"]
+    tiled = evaluate_sr(tiny_sr, {"t": triples}, tile_size=7, bicubic=False)["t"]
+    assert tiled["psnr"] == pytest.approx(whole["psnr"], abs=1e-6)
+    assert np.array_equal(upscale_image(tiny_sr, triples[0][1]), upscale_image(tiny_sr, triples[0][1], tile_size=9))
+
+
+def test_evaluate_sr_on_a_folder_and_bad_pairs(tiny_sr, tmp_path):
+    folder = tmp_path / "MySet"
+    folder.mkdir()
+    for i, (h, w) in enumerate(((26, 30), (32, 32))):  # 26x30 is not a multiple of... 2? it is; 13x15 LR
+        Image.fromarray(smooth_image(h, w, i)).save(folder / f"im{i}.png")
+    results = evaluate_sr(tiny_sr, [str(folder)])
+    (name,) = results
+    assert results[name]["num_images"] == 2 and np.isfinite(results[name]["psnr"])
+    lr, hr = make_triples(2)[0][1:]
+    with pytest.raises(ValueError, match="does not belong"):
+        evaluate_sr(tiny_sr, {"bad": [("x", lr, hr[:-4])]})
+
+
+def test_metrics_for_card():
+    metrics = metrics_for_card({"Set5": {"psnr": 30.123456, "ssim": 0.85, "bicubic_psnr": 28.0}}, y_channel=False, crop_border=4)
+    assert metrics == [
+        {"dataset": "Set5", "name": "PSNR", "value": 30.1235, "type": "psnr", "split": "test", "config": "RGB, crop_border=4"},
+        {"dataset": "Set5", "name": "SSIM", "value": 0.85, "type": "ssim", "split": "test", "config": "RGB, crop_border=4"},
+    ]
+
+
+def card_yaml(path):
+    text = path.read_text()
+    return yaml.safe_load(text.split("---")[1])
+
+
+def test_evaluate_command_prints_table_and_writes_card(tiny_sr, tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    tiny_sr.save_pretrained(model_dir)
+    folder = tmp_path / "Toy"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(smooth_image(24, 28, i)).save(folder / f"{i}.png")
+    argv = ["evaluate", "--model", str(model_dir), "--dataset", str(folder), "--crop-border", "2", "--device", "cpu"]
+    assert main(argv + ["--write-card"]) == 0
+    out = capsys.readouterr().out
+    assert "MSRResNet x2, RGB, crop_border=2" in out
+    header, _, row = out.strip().splitlines()[1:4]
+    assert header.split()[:4] == ["dataset", "images", "PSNR", "SSIM"]
+    expected = evaluate_sr(tiny_sr, [str(folder)], crop_border=2)
+    (dataset,) = expected
+    assert row.split()[0] == dataset and float(row.split()[2]) == pytest.approx(expected[dataset]["psnr"], abs=1e-4)
+    results = card_yaml(model_dir / "README.md")["model-index"][0]["results"]
+    values = {(r["dataset"]["name"], m["name"]): m["value"] for r in results for m in r["metrics"]}
+    assert values[(dataset, "PSNR")] == pytest.approx(expected[dataset]["psnr"], abs=1e-4)
+    assert values[(dataset, "SSIM")] == pytest.approx(expected[dataset]["ssim"], abs=1e-4)
+    # a second run with the Y channel adds results, it does not duplicate the RGB ones
+    assert main(argv + ["--write-card", "--y-channel"]) == 0
+    results = card_yaml(model_dir / "README.md")["model-index"][0]["results"]
+    configs = sorted(m.get("config") for r in results for m in r["metrics"] if m["name"] == "PSNR")
+    assert configs == ["RGB, crop_border=2", "Y, crop_border=2"]
+
+
+def test_evaluate_command_errors(tmp_path, capsys):
+    assert main(["evaluate", "--model", "org/not-local", "--dataset", "Set5", "--write-card"]) == 1
+    assert "local model folder" in capsys.readouterr().err
+    assert main(["evaluate", "--model", str(tmp_path / "missing"), "--dataset", "Set5"]) == 1
+    assert "cannot load --model" in capsys.readouterr().err
