@@ -93,6 +93,10 @@ def _eval_results(metrics: list[dict], task_type: str, task_name: str) -> list[E
                 "(and optionally 'type', 'split', 'config', 'args'), e.g. "
                 "{'dataset': 'Set5', 'name': 'PSNR', 'value': 30.22, 'type': 'psnr', 'split': 'test'}."
             )
+        try:
+            value = float(metric["value"])
+        except (TypeError, ValueError):
+            raise ValueError(f"Metric {metric!r} has a non-numeric value; pass a number such as 30.22.") from None
         results.append(
             EvalResult(
                 task_type=task_type,
@@ -102,7 +106,7 @@ def _eval_results(metrics: list[dict], task_type: str, task_name: str) -> list[E
                 dataset_split=metric.get("split"),
                 metric_type=str(metric.get("type") or str(metric["name"]).lower()),
                 metric_name=str(metric["name"]),
-                metric_value=float(metric["value"]),
+                metric_value=value,
                 metric_config=metric.get("config"),
                 metric_args=metric.get("args"),
             )
@@ -410,6 +414,15 @@ def push_folder_to_hub(
     return str(url)
 
 
+_CARD_FIELDS = ("metrics", "datasets", "sample_image", "extra_text", "license", "tags")
+
+
+def _check_card_kwargs(card_kwargs: dict) -> None:
+    unknown = sorted(set(card_kwargs) - set(_CARD_FIELDS))
+    if unknown:
+        raise TypeError(f"Unexpected argument(s) {unknown}: push helpers take the card fields {list(_CARD_FIELDS)}.")
+
+
 def _fetch_remote_card(api: HfApi, repo_id: str, revision: str | None, folder: Path) -> bool:
     """Copy the repo's README.md into ``folder``; False when the repo has none."""
     try:
@@ -454,6 +467,7 @@ def push_model_to_hub(
     otherwise the card is ``model_card(model, repo_id=repo_id, tags=tags, **card_kwargs)``.
     Returns the ``huggingface_hub.CommitInfo``.
     """
+    _check_card_kwargs(card_kwargs)
     api = HfApi(token=token)
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
     if revision is not None and not revision.startswith("refs/pr/"):
@@ -486,6 +500,7 @@ def push_gan_to_hub(
 ):
     """Push a GAN in the layout of :func:`save_gan_pretrained` (generator at the root, discriminator
     under ``discriminator/``, card at the root) in one commit. Returns the ``CommitInfo``."""
+    _check_card_kwargs(card_kwargs)
     api = HfApi(token=token)
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
     if revision is not None and not revision.startswith("refs/pr/"):

@@ -240,10 +240,15 @@ def test_add_metrics_to_card_creates_the_card_from_config_json(tmp_path):
     assert result["task"]["type"] == "unconditional-image-generation" and result["metrics"][0]["value"] == 12.5
 
 
-def test_card_errors_name_the_problem(tmp_path):
+def test_card_errors_name_the_problem(hub_server, tmp_path):
     model = make("srcnn")
     with pytest.raises(ValueError, match=r"lacks \['value'\].*'dataset', 'name' and 'value'"):
         model_card(model, metrics=[{"dataset": "Set5", "name": "PSNR"}])
+    with pytest.raises(ValueError, match="non-numeric value"):
+        model_card(model, metrics=[dict(SET5, value="high")])
+    with pytest.raises(TypeError, match=r"Unexpected argument\(s\) \['safe_serialization'\]"):
+        model.push_to_hub(f"{hub_server.user}/never-created", safe_serialization=True)
+    assert not hub_server.repo_exists(f"{hub_server.user}/never-created")
     with pytest.raises(FileNotFoundError, match="save the model there first"):
         add_metrics_to_card(tmp_path / "nothing", [SET5])
     with pytest.raises(FileNotFoundError, match="save the model there first"):
