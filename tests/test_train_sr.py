@@ -1,0 +1,411 @@
+"""The SR training loop (hfmagic.training.train_sr) and examples/train_sr.py: end to end on tiny
+models and images, exact resume (also after SIGKILL), 2-process DDP on CPU, NaN stop, best/final
+models with cards, Hub push, fine-tuning and a user-defined model."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from hfmagic import MSRResNet, MSRResNetConfig, SuperResolutionConfig, SuperResolutionPreTrainedModel
+from hfmagic.training import (
+    SRSampleStream,
+    SRTrainingArguments,
+    StreamBatchSampler,
+    TrainingDivergedError,
+    list_checkpoints,
+    train_sr,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "examples" / "train_sr.py"
+TINY = json.dumps({"mid_channels": 8, "num_blocks": 1})
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location("train_sr_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+script = _load_script()
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory):
+    """Six smooth-ish 40x40 RGB photos-to-be (gradients + noise), one grayscale."""
+    folder = tmp_path_factory.mktemp("hr")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:40, 0:40]
+    for i in range(6):
+        base = np.stack([np.sin(xx / (3 + i)) , np.cos(yy / (4 + i)), np.sin((xx + yy) / (5 + i))], axis=-1)
+        img = ((base * 0.4 + 0.5 + rng.normal(0, 0.05, base.shape)).clip(0, 1) * 255).astype(np.uint8)
+        Image.fromarray(img if i else img[..., 0]).save(folder / f"img{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def val_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("val")
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(folder / "v0.png")
+    return folder
+
+
+def _argv(image_dir, out, *extra):
+    return [
+        "--model", "msrresnet", "--model_config_overrides", TINY, "--scale", "2", "--train_data_dir", str(image_dir),
+        "--gt_patch_size", "16", "--train_batch_size", "2", "--report_to", "none", "--output_dir", str(out),
+        "--validation_steps", "0", "--seed", "3", *extra,
+    ]
+
+
+def _weights(folder):
+    return load_file(str(Path(folder) / "model.safetensors"))
+
+
+def _assert_same(a, b, atol=0.0):
+    assert a.keys() == b.keys()
+    for key in a:
+        if atol == 0.0:
+            assert torch.equal(a[key], b[key]), key
+        else:
+            torch.testing.assert_close(a[key], b[key], atol=atol, rtol=0), key
+
+
+def _run_subprocess(cmd, env_extra=None, timeout=240):
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env_extra or {})}
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+# ----------------------------------------------------------------------------- data order
+
+
+def test_ranks_split_the_single_process_batch_and_resume_starts_in_place():
+    single = list(StreamBatchSampler(4, num_batches=3))
+    rank0 = list(StreamBatchSampler(2, num_batches=3, rank=0, world_size=2))
+    rank1 = list(StreamBatchSampler(2, num_batches=3, rank=1, world_size=2))
+    assert [a + b for a, b in zip(rank0, rank1)] == single  # different data per rank, same global batch
+    assert not set(sum(rank0, [])) & set(sum(rank1, []))
+    assert list(StreamBatchSampler(4, num_batches=2, start=1)) == single[1:]
+    with pytest.raises(ValueError, match="rank 2"):
+        StreamBatchSampler(2, 1, rank=2, world_size=2)
+
+
+class _Augmenting(torch.utils.data.Dataset):
+    """Each item draws 'augmentation' from the global RNGs, like build_sr_dataset's transform."""
+
+    def __len__(self):
+        return 5
+
+    def __getitem__(self, i):
+        noise = torch.rand(1).item() + np.random.rand()
+        return {"pixel_values": torch.full((3, 2, 2), float(i)), "labels": torch.full((3, 2, 2), noise)}
+
+
+def test_sample_stream_is_a_pure_function_of_seed_and_position():
+    stream = SRSampleStream(_Augmenting(), seed=7)
+    # every epoch visits each sample once, in a different order
+    epochs = [[stream.sample_index(p) for p in range(e * 5, e * 5 + 5)] for e in range(3)]
+    assert all(sorted(e) == list(range(5)) for e in epochs) and epochs[0] != epochs[1]
+    torch.manual_seed(0)
+    first = [stream[p]["labels"][0, 0, 0].item() for p in range(12)]
+    torch.manual_seed(123)  # the global RNG state does not matter, and is left alone
+    state = torch.get_rng_state()
+    again = [SRSampleStream(_Augmenting(), seed=7)[p]["labels"][0, 0, 0].item() for p in reversed(range(12))]
+    assert first == again[::-1]
+    assert torch.equal(torch.get_rng_state(), state)
+    assert len(set(first)) == 12  # different augmentation at every position, even for the same sample
+    loader = torch.utils.data.DataLoader(stream, batch_sampler=StreamBatchSampler(3, 4), num_workers=2)
+    assert torch.cat([b["labels"][:, 0, 0, 0] for b in loader]).tolist() == first
+    other_seed = [SRSampleStream(_Augmenting(), seed=8)[p]["labels"][0, 0, 0].item() for p in range(12)]
+    assert other_seed != first
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def test_script_trains_validates_and_saves_best_and_final(image_dir, val_dir, tmp_path):
+    out = tmp_path / "run"
+    argv = _argv(image_dir, out, "--max_train_steps", "12", "--validation_steps", "6", "--checkpointing_steps", "6",
+                 "--checkpoints_total_limit", "1", "--use_ema", "--validation_dataset", str(val_dir),
+                 "--report_to", "tensorboard", "--lr_scheduler", "constant", "--learning_rate", "1e-3")
+    result = script.main(script.parse_args(argv))
+    assert result.global_step == 12
+    assert [p.name for p in list_checkpoints(out)] == ["checkpoint-12"]
+    assert list((out / "logs").rglob("events.out.tfevents*"))
+    for folder in (out / "final", out / "best"):
+        model = MSRResNet.from_pretrained(folder)
+        assert model.config.upscale_factor == 2 and model.config.mid_channels == 8
+        assert model(torch.rand(1, 3, 6, 6)).reconstruction.shape == (1, 3, 12, 12)
+        card = (folder / "README.md").read_text()
+        assert "model-index" in card and "PSNR" in card and val_dir.name in card
+    best_step = json.loads((out / "best" / "best_step.json").read_text())
+    assert best_step["step"] in (6, 12)
+    assert result.final_metrics[val_dir.name]["psnr"] > 10
+    # EMA weights are what is saved: not the raw weights of the checkpoint
+    raw = _weights(out / "checkpoint-12")
+    final = _weights(out / "final")
+    assert any(not torch.equal(raw[k], final[k]) for k in raw)
+    assert result.samples_per_second and result.samples_per_second > 0
+    assert json.loads((out / "training_args.json").read_text())["max_train_steps"] == 12
+
+
+def _library_run(image_dir, out, steps, callbacks=(), resume=None, **overrides):
+    from hfmagic.data.sr_dataset import build_sr_dataset
+
+    torch.manual_seed(0)
+    model = MSRResNet(MSRResNetConfig(upscale_factor=2, mid_channels=8, num_blocks=1))
+    data = build_sr_dataset(str(image_dir), scale=2, gt_patch_size=16)
+    args = SRTrainingArguments(
+        output_dir=str(out), train_batch_size=2, max_train_steps=steps, checkpointing_steps=3, validation_steps=0,
+        gradient_accumulation_steps=2, use_ema=True, lr_periods=[4, 6], lr_eta_min=1e-5, learning_rate=1e-3,
+        resume_from_checkpoint=resume, seed=5, **overrides,
+    )
+    return train_sr(model, data, args, callbacks=callbacks)
+
+
+def test_resume_after_a_crash_gives_the_same_weights(image_dir, tmp_path):
+    _library_run(image_dir, tmp_path / "straight", 8)
+
+    def crash(step, logs):
+        if step == 5:  # after checkpoint-3, with two more steps of progress that are lost
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _library_run(image_dir, tmp_path / "crashed", 8, callbacks=[crash])
+    assert [p.name for p in list_checkpoints(tmp_path / "crashed")] == ["checkpoint-3"]
+    result = _library_run(image_dir, tmp_path / "crashed", 8, resume="latest")
+    assert result.global_step == 8
+    _assert_same(_weights(tmp_path / "straight" / "final"), _weights(tmp_path / "crashed" / "final"))
+    _assert_same(_weights(tmp_path / "straight" / "checkpoint-6"), _weights(tmp_path / "crashed" / "checkpoint-6"))
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_gives_the_same_weights(image_dir, tmp_path):
+    argv = _argv(image_dir, tmp_path / "killed", "--max_train_steps", "10", "--checkpointing_steps", "4", "--use_ema")
+    killer = (
+        "import os, signal, sys, runpy\n"
+        "from hfmagic.training import sr\n"
+        "real = sr.train_sr\n"
+        "def kill(step, logs):\n"
+        "    if step == 6:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "def patched(*a, **kw):\n"
+        "    return real(*a, callbacks=[kill], **kw)\n"
+        "sr.train_sr = patched\n"
+        "import hfmagic.training\n"
+        "hfmagic.training.train_sr = patched\n"
+        f"sys.argv = ['train_sr.py'] + {argv!r}\n"
+        f"runpy.run_path({str(SCRIPT)!r}, run_name='__main__')\n"
+    )
+    killed = _run_subprocess([sys.executable, "-c", killer])
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert [p.name for p in list_checkpoints(tmp_path / "killed")] == ["checkpoint-4"]
+    assert not (tmp_path / "killed" / "final").exists()
+    resumed = _run_subprocess([sys.executable, str(SCRIPT), *argv, "--resume_from_checkpoint", "latest"])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    script.main(script.parse_args(_argv(image_dir, tmp_path / "straight", "--max_train_steps", "10", "--checkpointing_steps", "4", "--use_ema")))
+    _assert_same(_weights(tmp_path / "straight" / "final"), _weights(tmp_path / "killed" / "final"))
+
+
+@pytest.mark.slow
+def test_two_ddp_processes_match_one_process_with_the_same_global_batch(image_dir, tmp_path):
+    common = ["--max_train_steps", "6", "--checkpointing_steps", "0", "--use_ema", "--learning_rate", "1e-3"]
+    launch = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517", str(SCRIPT),
+    ]
+    ddp = _run_subprocess(launch + _argv(image_dir, tmp_path / "ddp", *common), env_extra={"ACCELERATE_USE_CPU": "1"})
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert "Num processes: 2" in ddp.stdout + ddp.stderr
+    single = _argv(image_dir, tmp_path / "single", *common)
+    single[single.index("--train_batch_size") + 1] = "4"
+    script.main(script.parse_args(single))
+    _assert_same(_weights(tmp_path / "ddp" / "final"), _weights(tmp_path / "single" / "final"), atol=1e-6)
+    # and not trivially: a run with only half of the data per step ends elsewhere
+    half = _argv(image_dir, tmp_path / "half", *common)
+    script.main(script.parse_args(half))
+    a, b = _weights(tmp_path / "half" / "final"), _weights(tmp_path / "single" / "final")
+    assert any(not torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+class TinySRConfig(SuperResolutionConfig):
+    model_type = "tiny-sr-test"
+
+    def __init__(self, channels: int = 8, nan_after: int = 0, **kwargs):
+        self.channels = channels
+        self.nan_after = nan_after
+        super().__init__(**kwargs)
+
+
+class TinySR(SuperResolutionPreTrainedModel):
+    """A user's own network: nearest upsampling + a residual conv pair."""
+
+    config_class = TinySRConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(3, config.channels, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(config.channels, 3, 3, padding=1)
+        )
+        self.calls = 0
+        self.post_init()
+
+    def reconstruct(self, pixel_values):
+        up = torch.nn.functional.interpolate(pixel_values, scale_factor=self.config.upscale_factor, mode="nearest")
+        out = up + self.body(up)
+        self.calls += self.training
+        if self.config.nan_after and self.calls > self.config.nan_after:
+            out = out * float("nan")
+        return out
+
+
+class _PairDataset(torch.utils.data.Dataset):
+    """A plain torch dataset (not HF): random LR patches of a fixed smooth HR image set."""
+
+    def __init__(self, n=8):
+        g = torch.Generator().manual_seed(0)
+        self.hr = torch.nn.functional.interpolate(torch.rand(n, 3, 4, 4, generator=g), size=(16, 16), mode="bilinear")
+
+    def __len__(self):
+        return len(self.hr)
+
+    def __getitem__(self, i):
+        hr = self.hr[i]
+        if torch.rand(1).item() < 0.5:  # an augmentation drawn from the global RNG
+            hr = hr.flip(-1)
+        return {"pixel_values": torch.nn.functional.avg_pool2d(hr[None], 2)[0], "labels": hr}
+
+
+def test_user_defined_model_trains_through_the_library(tmp_path):
+    torch.manual_seed(0)
+    model = TinySR(TinySRConfig(upscale_factor=2))
+    data = _PairDataset()
+    batch = next(iter(torch.utils.data.DataLoader(data, batch_size=8)))
+    with torch.no_grad():
+        before = model(**batch).loss.item()
+    args = SRTrainingArguments(output_dir=str(tmp_path), train_batch_size=4, max_train_steps=30, learning_rate=2e-3,
+                               lr_scheduler="constant", checkpointing_steps=0, validation_steps=0)
+    result = train_sr(model, data, args)
+    reloaded = TinySR.from_pretrained(result.final_dir)
+    with torch.no_grad():
+        after = reloaded(**batch).loss.item()
+    assert after < 0.7 * before
+    assert "tiny-sr-test" in (result.final_dir / "config.json").read_text()
+    with pytest.raises(TypeError, match="SuperResolutionPreTrainedModel"):
+        train_sr(torch.nn.Conv2d(3, 3, 1), data, args)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = TinySR(TinySRConfig(upscale_factor=2, nan_after=5))
+    args = SRTrainingArguments(output_dir=str(tmp_path), train_batch_size=2, max_train_steps=10, checkpointing_steps=2,
+                               validation_steps=0, lr_scheduler="constant")
+    with pytest.raises(TrainingDivergedError, match=r"step 6.*checkpoint-4.*--resume_from_checkpoint"):
+        train_sr(model, _PairDataset(), args)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-2", "checkpoint-4"]
+    assert torch.isfinite(_weights(tmp_path / "checkpoint-4")["body.0.weight"]).all()
+    assert not (tmp_path / "final").exists()
+
+
+def test_script_reports_divergence_with_a_huge_learning_rate(image_dir, tmp_path):
+    run = _run_subprocess([sys.executable, str(SCRIPT), *_argv(image_dir, tmp_path, "--max_train_steps", "40",
+                                                               "--checkpointing_steps", "1", "--learning_rate", "1e10")])
+    assert run.returncode == 1
+    assert "Training diverged at step" in run.stderr and "Traceback" not in run.stderr
+    last = list_checkpoints(tmp_path)[-1]
+    assert f"--resume_from_checkpoint {last}" in run.stderr
+    assert all(torch.isfinite(v).all() for v in _weights(last).values())
+
+
+def test_finetune_from_a_saved_model(image_dir, tmp_path):
+    torch.manual_seed(0)
+    source = MSRResNet(MSRResNetConfig(upscale_factor=2, mid_channels=8, num_blocks=1))
+    source.save_pretrained(tmp_path / "source")
+    out = tmp_path / "tuned"
+    argv = _argv(image_dir, out, "--max_train_steps", "3", "--checkpointing_steps", "0")
+    argv = [a for a in argv if a not in ("--model", "msrresnet", "--model_config_overrides", TINY)]
+    script.main(script.parse_args(argv + ["--model_name_or_path", str(tmp_path / "source")]))
+    tuned = MSRResNet.from_pretrained(out / "final")
+    assert tuned.config.mid_channels == 8
+    before, after = _weights(tmp_path / "source"), _weights(out / "final")
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    with pytest.raises(ValueError, match="--scale 4 differs"):
+        script.main(script.parse_args(argv[:argv.index("--scale")] + argv[argv.index("--scale") + 2:]
+                                      + ["--scale", "4", "--model_name_or_path", str(tmp_path / "source")]))
+
+
+def test_push_to_hub_uploads_the_final_model_only(image_dir, tmp_path, hub_server, hub_repo_id):
+    out = tmp_path / "run"
+    argv = _argv(image_dir, out, "--max_train_steps", "2", "--checkpointing_steps", "1", "--push_to_hub", "--hub_model_id", hub_repo_id)
+    result = script.main(script.parse_args(argv))
+    assert hub_repo_id in result.hub_url
+    files = set(hub_server.list_files(hub_repo_id))
+    assert {"config.json", "model.safetensors", "README.md"} <= files
+    assert not any("checkpoint" in f or "logs" in f or "optimizer" in f for f in files)
+    assert hub_server.read_file(hub_repo_id, "model.safetensors") == (out / "final" / "model.safetensors").read_bytes()
+
+
+def test_embedded_photos_train_offline_with_defaults(tmp_path):
+    """No dataset flag: the embedded photos train, the embedded photo validates (x4, real images)."""
+    out = tmp_path / "run"
+    argv = ["--model", "srcnn", "--model_config_overrides", '{"channels": [3, 8, 4, 3]}', "--gt_patch_size", "32",
+            "--train_batch_size", "2", "--max_train_steps", "2", "--report_to", "none", "--output_dir", str(out)]
+    result = script.main(script.parse_args(argv))
+    assert set(result.final_metrics) == {"validation"} and result.final_metrics["validation"]["psnr"] > 5
+    assert "validation" in (out / "final" / "README.md").read_text()
+
+
+def test_recipes_and_argument_errors():
+    args = script.parse_args(["--model", "edsr", "--scale", "3"])
+    model, recipe = script.build_model(args)
+    assert recipe["gt_patch_size"][3] == 144 and recipe["learning_rate"] == 1e-4 and recipe["lr_milestones"] == [200_000]
+    assert type(model).__name__ == "EDSR" and model.config.upscale_factor == 3
+    defaults = script.parse_args([])
+    assert defaults.model == "msrresnet" and defaults.train_batch_size == 16 and defaults.validation_steps == 5000
+    assert script.RECIPES["msrresnet"]["max_train_steps"] == 1_000_000 and script.RECIPES["msrresnet"]["lr_eta_min"] == 1e-7
+    with pytest.raises(SystemExit):
+        script.parse_args(["--dataset_name", "a", "--train_data_dir", "b"])
+    with pytest.raises(SystemExit):
+        script.parse_args(["--model_config_overrides", "{not json"])
+    with pytest.raises(ValueError, match="train_batch_size"):
+        SRTrainingArguments(train_batch_size=0)
+    parser_help = _run_help()
+    assert "--resume_from_checkpoint" in parser_help and "--push_to_hub" in parser_help
+
+
+def test_every_flag_has_help(monkeypatch):
+    import argparse
+
+    seen = []
+    real = argparse.ArgumentParser.add_argument
+
+    def recording(self, *names, **kwargs):
+        seen.append((names, kwargs.get("help")))
+        return real(self, *names, **kwargs)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "add_argument", recording)
+    script.parse_args([])
+    flags = [(names, text) for names, text in seen if names[0].startswith("--") and names[0] != "--help"]
+    assert len(flags) > 40
+    assert all(text and len(text) > 5 for _, text in flags), [n for n, t in flags if not t]
+
+
+def _run_help():
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer), pytest.raises(SystemExit):
+        script.parse_args(["--help"])
+    return buffer.getvalue()
