@@ -85,6 +85,9 @@ def test_div2k_validation_layout(tmp_path):
     for name in hr:
         Image.fromarray(hr[name]).save(root / "DIV2K_valid_HR" / f"{name}.png")
         Image.fromarray(lr[name]).save(root / "DIV2K_valid_LR_bicubic" / "X2" / f"{name}x2.png")
+    # the training set's LR folder beside it is not mistaken for the validation one
+    (root / "DIV2K_train_LR_bicubic" / "X2").mkdir(parents=True)
+    Image.fromarray(lr["0801"]).save(root / "DIV2K_train_LR_bicubic" / "X2" / "0001x2.png")
     for source in (root, root / "DIV2K_valid_HR"):
         pairs = load_eval_set(source, 2)
         assert [p.name for p in pairs] == ["0801", "0802"]

@@ -156,9 +156,10 @@ def _images_in(folder: str) -> dict[str, str]:
     return {name: os.path.join(folder, name) for name in sorted(os.listdir(folder)) if _is_image(name)}
 
 
-def _find_lr_folder(roots: list[str], scale: int) -> str | None:
+def _find_lr_folder(roots: list[str], scale: int, prefix: str = "") -> str | None:
     """A folder for LR x{scale} images below any of ``roots`` (depth <= 3): ``X{s}`` inside a folder
-    whose name contains "LR" (DIV2K), or a folder named ``..._LR_x{s}`` / ``LR_bicubic_x{s}``."""
+    whose name contains "LR" (DIV2K), or a folder named ``..._LR_x{s}`` / ``LR_bicubic_x{s}``.
+    When several qualify, those whose path contains ``prefix`` (e.g. "DIV2K_valid") win."""
     pattern = re.compile(rf"(.*[_-])?lr([_-]?bicubic)?[_-]?x{scale}", re.IGNORECASE)
     found = []
     for root in roots:
@@ -168,8 +169,10 @@ def _find_lr_folder(roots: list[str], scale: int) -> str | None:
                 subfolders[:] = []
             name, parent = os.path.basename(folder), os.path.basename(os.path.dirname(folder))
             if pattern.fullmatch(name) or (name.lower() == f"x{scale}" and "lr" in parent.lower()):
-                found.append(folder)
-    found = sorted(set(found))
+                found.append((folder, os.path.relpath(folder, root)))
+    if len({folder for folder, _ in found}) > 1 and prefix:
+        found = [(f, rel) for f, rel in found if prefix.lower() in rel.lower()] or found
+    found = sorted({os.path.normpath(folder) for folder, _ in found})
     if len(found) > 1:
         raise ValueError(f"Several LR x{scale} folders found: {found}; pass the HR folder of one set only.")
     return found[0] if found else None
@@ -195,6 +198,7 @@ def _from_folder(path: str, scale: int) -> EvalSet:
         hr_folder = path
         # An HR folder next to its LR folders (DIV2K_valid_HR beside DIV2K_valid_LR_bicubic/X4).
         search = [path] + ([os.path.dirname(os.path.abspath(path))] if re.search(r"hr$", name, re.IGNORECASE) else [])
+        prefix = re.sub(r"[_-]?hr$", "", name, flags=re.IGNORECASE)
     else:
         candidates = [e for e in sorted(entries) if os.path.isdir(os.path.join(path, e)) and re.fullmatch(r"(.*[_-])?hr", e, re.IGNORECASE)]
         if len(candidates) != 1:
@@ -205,7 +209,8 @@ def _from_folder(path: str, scale: int) -> EvalSet:
         hr_folder = os.path.join(path, candidates[0])
         hr_images = _images_in(hr_folder)
         search = [path]
-    lr_folder = _find_lr_folder(search, scale)
+        prefix = re.sub(r"[_-]?hr$", "", candidates[0], flags=re.IGNORECASE)
+    lr_folder = _find_lr_folder(search, scale, prefix)
     lr_images = _images_in(lr_folder) if lr_folder else None
     return _pair_up(name, scale, hr_images, lr_images, hr_folder)
 
