@@ -301,7 +301,14 @@ def add_metrics_to_card(folder: str | os.PathLike, metrics: list[dict], *, tags:
         write_model_card(folder, AutoConfig.from_pretrained(folder), metrics=metrics, tags=tags)
         return
     card = ModelCard.load(path)
-    pipeline_tag = card.data.get("pipeline_tag") or "image-to-image"
+    pipeline_tag = card.data.get("pipeline_tag")
+    if not pipeline_tag:  # a hand-written card: the folder's config says what the model does
+        if not (folder / "config.json").is_file():
+            raise ValueError(
+                f"{path} has no pipeline_tag and {folder} no config.json, so the task of the results is unknown: "
+                "add `pipeline_tag: image-to-image` (or unconditional-image-generation) to the card's YAML."
+            )
+        pipeline_tag = _KINDS[_kind(AutoConfig.from_pretrained(folder))][1]
     task_name = next((name for _, tag, name in _KINDS.values() if tag == pipeline_tag), pipeline_tag)
     new = _eval_results(metrics, pipeline_tag, task_name)
     merged = {_result_key(r): r for r in (card.data.eval_results or [])}
@@ -309,9 +316,15 @@ def add_metrics_to_card(folder: str | os.PathLike, metrics: list[dict], *, tags:
     card.data.eval_results = list(merged.values())
     if not card.data.model_name:
         card.data.model_name = folder.resolve().name
-    if tags:
-        card.data.tags = list(card.data.tags or []) + [t for t in tags if t not in (card.data.tags or [])]
     card.save(path)
+    if tags:
+        _add_tags(folder, tags)
+
+
+def _add_tags(folder: Path, tags: list[str]) -> None:
+    card = ModelCard.load(folder / CARD_NAME)
+    card.data.tags = list(card.data.tags or []) + [t for t in tags if t not in (card.data.tags or [])]
+    card.save(folder / CARD_NAME)
 
 
 # ------------------------------------------------------------------------------ saving
@@ -373,16 +386,15 @@ def save_gan_pretrained(
                 f"{getattr(d_cfg, field, None)}): they must come from the same DCGANConfig."
             )
     save_directory = Path(save_directory)
-    if is_main_process:
-        card_path = save_directory / CARD_NAME
-        if card_path.exists():
-            if card_kwargs.get("metrics"):
-                add_metrics_to_card(save_directory, card_kwargs["metrics"])
-        else:
-            write_model_card(save_directory, generator, discriminator_subfolder=DISCRIMINATOR_SUBFOLDER, **card_kwargs)
-    generator.save_pretrained(save_directory, is_main_process=is_main_process)
-    # The parent class's method: the subfolder needs no card of its own (the Hub shows the root one).
+    # transformers' own save_pretrained (no per-network card): the one card goes at the root, below.
+    PreTrainedModel.save_pretrained(generator, save_directory, is_main_process=is_main_process)
     PreTrainedModel.save_pretrained(discriminator, save_directory / DISCRIMINATOR_SUBFOLDER, is_main_process=is_main_process)
+    if not _saves_on_this_rank(generator, is_main_process):
+        return
+    if (save_directory / CARD_NAME).exists():
+        _merge_into_card(save_directory, card_kwargs.get("metrics"), card_kwargs.get("tags"))
+    else:
+        write_model_card(save_directory, generator, discriminator_subfolder=DISCRIMINATOR_SUBFOLDER, **card_kwargs)
 
 
 # ------------------------------------------------------------------------------ pushing
@@ -433,17 +445,12 @@ def _fetch_remote_card(api: HfApi, repo_id: str, revision: str | None, folder: P
     return True
 
 
-def _prepare_card(api, repo_id, revision, folder: Path, write: Callable[[], Any], metrics, tags) -> None:
-    """Keep the Hub's card when the repo has one (merging new metrics/tags), else ``write()`` ours."""
-    if _fetch_remote_card(api, repo_id, revision, folder):
-        if metrics:
-            add_metrics_to_card(folder, metrics, tags=tags)
-        elif tags:
-            card = ModelCard.load(folder / CARD_NAME)
-            card.data.tags = list(card.data.tags or []) + [t for t in tags if t not in (card.data.tags or [])]
-            card.save(folder / CARD_NAME)
-    else:
-        write()
+def _merge_into_card(folder: Path, metrics: list[dict] | None, tags: list[str] | None) -> None:
+    """Add new results and tags to an existing card, leaving everything else as its author wrote it."""
+    if metrics:
+        add_metrics_to_card(folder, metrics, tags=tags)
+    elif tags:
+        _add_tags(folder, tags)
 
 
 def push_model_to_hub(
@@ -474,12 +481,14 @@ def push_model_to_hub(
         api.create_branch(repo_id, branch=revision, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="hfmagic-push-") as tmp:
         folder = Path(tmp)
-        _prepare_card(
-            api, repo_id, revision, folder,
-            lambda: write_model_card(folder, model, repo_id=repo_id, tags=tags, **card_kwargs),
-            card_kwargs.get("metrics"), tags,
-        )
+        # A card already on the Hub is kept (and completed); otherwise ours goes in before
+        # save_pretrained, which then leaves it alone.
+        has_card = _fetch_remote_card(api, repo_id, revision, folder)
+        if not has_card:
+            write_model_card(folder, model, repo_id=repo_id, tags=tags, **card_kwargs)
         model.save_pretrained(folder, max_shard_size=max_shard_size)
+        if has_card:
+            _merge_into_card(folder, card_kwargs.get("metrics"), tags)
         return api.upload_folder(
             repo_id=repo_id, folder_path=folder, commit_message=commit_message or f"Upload {type(model).__name__}",
             commit_description=commit_description, revision=revision, create_pr=create_pr,

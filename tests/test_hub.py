@@ -240,6 +240,23 @@ def test_add_metrics_to_card_creates_the_card_from_config_json(tmp_path):
     assert result["task"]["type"] == "unconditional-image-generation" and result["metrics"][0]["value"] == 12.5
 
 
+def test_metrics_merge_into_a_hand_written_card_without_yaml(tmp_path):
+    PreTrainedModel.save_pretrained(make("dcgan-generator"), tmp_path)
+    (tmp_path / "README.md").write_text("# My GAN\n\nNotes.\n")
+    add_metrics_to_card(tmp_path, [{"dataset": "CelebA", "name": "FID", "value": 9.0}], tags=["celeba"])
+    text = (tmp_path / "README.md").read_text()
+    assert "# My GAN\n\nNotes." in text
+    meta = card_yaml(text)
+    assert meta["tags"] == ["celeba"]
+    result = meta["model-index"][0]["results"][0]
+    assert result["task"]["type"] == "unconditional-image-generation" and result["metrics"][0]["type"] == "fid"
+
+    (tmp_path / "config.json").unlink()
+    (tmp_path / "README.md").write_text("# no yaml\n")
+    with pytest.raises(ValueError, match="add `pipeline_tag: image-to-image`"):
+        add_metrics_to_card(tmp_path, [SET5])
+
+
 def test_card_errors_name_the_problem(hub_server, tmp_path):
     model = make("srcnn")
     with pytest.raises(ValueError, match=r"lacks \['value'\].*'dataset', 'name' and 'value'"):
