@@ -131,3 +131,70 @@ def test_evaluate_command_errors(tmp_path, capsys):
     assert "local model folder" in capsys.readouterr().err
     assert main(["evaluate", "--model", str(tmp_path / "missing"), "--dataset", "Set5"]) == 1
     assert "cannot load --model" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ GAN evaluation
+class TinyInception(torch.nn.Module):
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        feats = torch.nn.functional.adaptive_avg_pool2d(x.to(torch.float32) / 255.0, 2).flatten(1)
+        return feats if return_features else feats.sum(1, keepdim=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_gan(tmp_path_factory):
+    torch.manual_seed(0)
+    config = DCGANConfig(image_size=16, generator_base_channels=16, discriminator_base_channels=8, noise_size=8)
+    generator = DCGANGenerator(config)
+    folder = tmp_path_factory.mktemp("gan") / "model"
+    generator.save_pretrained(folder)
+    return generator, folder
+
+
+def test_evaluate_gan_matches_direct_metric_calls(tiny_gan, tmp_path):
+    from hfmagic.evaluation import evaluate_gan
+    from hfmagic.metrics import fid, swd
+
+    generator, _ = tiny_gan
+    inception = tmp_path / "inception.pt"
+    torch.jit.script(TinyInception()).save(str(inception))
+    real = torch.rand(8, 3, 16, 16) * 2 - 1
+    results = evaluate_gan(generator, real, num_images=8, batch_size=3, seed=4, inception_path=inception)
+    assert results["num_images"] == 8 and list(results["swd"]) == ["16", "avg"]
+    # by hand: the same noise, MMagic's conversions, the metric functions
+    generator.eval()
+    with torch.no_grad():
+        fake = (generator(noise=generator.sample_noise(8, generator=torch.Generator().manual_seed(4))) + 1) * 127.5
+    real255 = ((real + 1) * 127.5).round()
+    assert results["swd"] == pytest.approx(swd(real255, fake, seed=4), rel=1e-5)
+    assert results["ms_ssim"] == pytest.approx(ms_ssim(fake), rel=1e-6)
+    assert results["fid"] == pytest.approx(fid(real255, fake, inception), rel=1e-6)
+    with pytest.raises(ValueError, match="even number"):
+        evaluate_gan(generator, real, num_images=7)
+    with pytest.raises(ValueError, match="fewer than the 10"):
+        evaluate_gan(generator, list(real), num_images=10)
+    with pytest.raises(ValueError, match="generator makes"):
+        evaluate_gan(generator, torch.rand(4, 3, 32, 32), num_images=4)
+
+
+def test_evaluate_gan_command(tiny_gan, tmp_path, capsys):
+    _, model_dir = tiny_gan
+    images = tmp_path / "real"
+    images.mkdir()
+    for i in range(10):
+        Image.fromarray(smooth_image(20, 24, i)).save(images / f"{i}.png")
+    argv = ["evaluate-gan", "--model", str(model_dir), "--dataset", str(images), "--device", "cpu"]
+    assert main(argv + ["--num-images", "8", "--batch-size", "4", "--write-card"]) == 0
+    out = capsys.readouterr().out
+    assert "DCGANGenerator 16x16, 8 real and generated images, seed 0" in out
+    swd_line = next(line for line in out.splitlines() if line.startswith("SWD"))
+    assert "16:" in swd_line and "avg:" in swd_line
+    ms = float(next(line for line in out.splitlines() if line.startswith("MS-SSIM")).split()[1])
+    assert 0 < ms <= 1
+    results = card_yaml(model_dir / "README.md")["model-index"][0]["results"]
+    names = {m["name"]: m["value"] for r in results for m in r["metrics"]}
+    assert set(names) == {"SWD (16px)", "SWD (avg)", "MS-SSIM"}
+    assert names["MS-SSIM"] == pytest.approx(ms, abs=1e-4)
+    assert main(argv + ["--num-images", "12"]) == 1
+    assert "fewer than the 12" in capsys.readouterr().err
+    assert main(argv + ["--num-images", "4", "--inception", str(tmp_path / "none.pt")]) == 1
+    assert "inception-2015-12-05.pt" in capsys.readouterr().err

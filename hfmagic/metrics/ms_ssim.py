@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .ssim import gaussian_window, ssim_and_contrast
+from .ssim import gaussian_kernel, ssim_and_contrast
 
 __all__ = ["ms_ssim", "ms_ssim_pairs", "MS_SSIM_WEIGHTS", "to_unit_255"]
 
@@ -77,8 +77,8 @@ def ms_ssim_pairs(
             im1, im2 = _halve(im1), _halve(im2)
         # The window shrinks (with its sigma) when the image gets smaller than it, as PGGAN.
         size = min(filter_size, *im1.shape[-2:])
-        window = gaussian_window(size, size * filter_sigma / filter_size)
-        ssim_value, cs_value = ssim_and_contrast(im1, im2, window)
+        kernel = gaussian_kernel(size, size * filter_sigma / filter_size)
+        ssim_value, cs_value = ssim_and_contrast(im1, im2, kernel)
         ssims.append(ssim_value)
         css.append(cs_value)
     # Clipped at 0 before the powers (negative values would give NaN), as PGGAN.

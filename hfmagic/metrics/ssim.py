@@ -13,22 +13,27 @@ from torch.nn import functional as F
 
 from .psnr import prepare_pair
 
-__all__ = ["ssim", "gaussian_window", "ssim_and_contrast"]
+__all__ = ["ssim", "gaussian_kernel", "gaussian_window", "ssim_and_contrast"]
+
+
+def gaussian_kernel(size: int = 11, sigma: float = 1.5, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """(size,) Gaussian summing to 1, as OpenCV's ``getGaussianKernel(size, sigma)`` (centred, also
+    for even sizes). The SSIM window is its outer product with itself."""
+    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
+    kernel = torch.exp(-(coords**2) / (2.0 * sigma**2))
+    return (kernel / kernel.sum()).to(dtype)
 
 
 def gaussian_window(size: int = 11, sigma: float = 1.5, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """(size, size) Gaussian window summing to 1: the outer product of OpenCV's
-    ``getGaussianKernel(size, sigma)`` with itself (centred, also for even sizes)."""
-    coords = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
-    kernel = torch.exp(-(coords**2) / (2.0 * sigma**2))
-    kernel = kernel / kernel.sum()
-    return torch.outer(kernel, kernel).to(dtype)
+    """(size, size) Gaussian window summing to 1: the outer product of :func:`gaussian_kernel`."""
+    kernel = gaussian_kernel(size, sigma, dtype)
+    return torch.outer(kernel, kernel)
 
 
 def ssim_and_contrast(
     a: torch.Tensor,
     b: torch.Tensor,
-    window: torch.Tensor,
+    kernel: torch.Tensor,
     max_value: float = 255.0,
     k1: float = 0.01,
     k2: float = 0.03,
@@ -37,23 +42,25 @@ def ssim_and_contrast(
 
     Args:
         a, b: (N, C, H, W) float tensors on the [0, ``max_value``] scale.
-        window: (k, k) filter with k <= H, W.
+        kernel: (k,) 1-D filter, k <= H, W; the 2-D window is its outer product, applied as two
+            1-D passes (same result as the 2-D window up to float rounding, ~k/2 times faster).
     Returns:
         ``(ssim, cs)``, two (N,) tensors: the SSIM map and the ``(2 sigma12 + C2) /
         (sigma1^2 + sigma2^2 + C2)`` map averaged over channels and positions.
     """
     channels = a.shape[1]
-    weight = window.to(device=a.device, dtype=a.dtype).expand(channels, 1, *window.shape)
-
-    def blur(x: torch.Tensor) -> torch.Tensor:  # depthwise: each channel with the same window
-        return F.conv2d(x, weight, groups=channels)
+    size = kernel.shape[0]
+    kernel = kernel.to(device=a.device, dtype=a.dtype)
+    # The five local moments filtered in one depthwise pass: a, b, a^2, b^2, ab.
+    stacked = torch.cat([a, b, a * a, b * b, a * b], dim=1)
+    groups = 5 * channels
+    blurred = F.conv2d(stacked, kernel.view(1, 1, size, 1).expand(groups, 1, size, 1), groups=groups)
+    blurred = F.conv2d(blurred, kernel.view(1, 1, 1, size).expand(groups, 1, 1, size), groups=groups)
+    mu1, mu2, e11, e22, e12 = blurred.split(channels, dim=1)
 
     c1, c2 = (k1 * max_value) ** 2, (k2 * max_value) ** 2
-    mu1, mu2 = blur(a), blur(b)
     mu1_sq, mu2_sq, mu1_mu2 = mu1 * mu1, mu2 * mu2, mu1 * mu2
-    sigma1_sq = blur(a * a) - mu1_sq
-    sigma2_sq = blur(b * b) - mu2_sq
-    sigma12 = blur(a * b) - mu1_mu2
+    sigma1_sq, sigma2_sq, sigma12 = e11 - mu1_sq, e22 - mu2_sq, e12 - mu1_mu2
     cs_map = (2.0 * sigma12 + c2) / (sigma1_sq + sigma2_sq + c2)
     ssim_map = (2.0 * mu1_mu2 + c1) / (mu1_sq + mu2_sq + c1) * cs_map
     return ssim_map.mean(dim=(1, 2, 3)), cs_map.mean(dim=(1, 2, 3))
@@ -81,13 +88,13 @@ def ssim(
         shape (N,) for NCHW tensors (0-d for CHW).
     """
     a, b, batched = prepare_pair(img1, img2, crop_border, y_channel, input_order, channel_order)
-    window = gaussian_window(11, 1.5)
-    if min(a.shape[-2:]) < window.shape[0]:
+    kernel = gaussian_kernel(11, 1.5)
+    if min(a.shape[-2:]) < kernel.shape[0]:
         raise ValueError(
             f"SSIM needs images of at least 11x11 pixels after cropping, got {a.shape[-2]}x{a.shape[-1]} "
             f"(crop_border={crop_border})."
         )
-    values, _ = ssim_and_contrast(a.to(torch.float64), b.to(torch.float64), window)
+    values, _ = ssim_and_contrast(a.to(torch.float64), b.to(torch.float64), kernel)
     if isinstance(img1, np.ndarray):
         return float(values[0])
     return values if batched else values[0]
