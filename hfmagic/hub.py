@@ -404,7 +404,7 @@ def push_folder_to_hub(
     *,
     private: bool | None = None,
     token: str | None = None,
-    commit_message: str = "Upload with hfmagic",
+    commit_message: str | None = "Upload with hfmagic",
     revision: str | None = None,
     create_pr: bool = False,
 ) -> str:
@@ -421,7 +421,8 @@ def push_folder_to_hub(
     if revision is not None and not revision.startswith("refs/pr/"):
         api.create_branch(url.repo_id, branch=revision, exist_ok=True)
     api.upload_folder(
-        repo_id=url.repo_id, folder_path=folder, commit_message=commit_message, revision=revision, create_pr=create_pr
+        repo_id=url.repo_id, folder_path=folder, commit_message=commit_message or "Upload with hfmagic",
+        revision=revision, create_pr=create_pr,
     )
     return str(url)
 
