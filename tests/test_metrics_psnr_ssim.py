@@ -94,6 +94,24 @@ def test_psnr_ssim_match_independent_reference(pair, crop, y):
     assert abs(psnr(hr.astype(np.float64), sr.astype(np.float32), crop, y) - p) < 1e-9
 
 
+@pytest.mark.parametrize("name", ["astronaut", "coffee"])
+def test_real_photographs_x4_bicubic(name):
+    """MMagic's setting on real photos (the embedded CC0/public-domain ones): x4 MATLAB-bicubic
+    round trip, RGB and Y, crop_border=4, against the float64 reference."""
+    from hfmagic.data import imresize
+    from hfmagic.data.embedded import embedded_image
+
+    hr = np.asarray(Image.open(embedded_image(name)).convert("RGB"))
+    hr = hr[: hr.shape[0] // 4 * 4, : hr.shape[1] // 4 * 4]
+    lr = imresize(hr, 0.25, round_uint8=True)
+    sr = imresize(lr, 4, round_uint8=True)
+    for y in (False, True):
+        p, s = psnr(hr, sr, 4, y), ssim(hr, sr, 4, y)
+        assert 18 < p < 40 and 0.4 < s < 0.98
+        assert abs(p - ref_psnr(hr, sr, 4, y)) < 1e-4
+        assert abs(s - ref_ssim(hr, sr, 4, y)) < 1e-6
+
+
 def test_hand_computed_values():
     a = np.full((16, 16, 3), 100, np.uint8)
     b = np.full((16, 16, 3), 105, np.uint8)
