@@ -193,7 +193,7 @@ def test_basicsr_msrresnet_matches_basicsr_forward(tmp_path, scale):
         assert_close(ema_model(x).reconstruction, basicsr_msrresnet(params_ema, x, scale))
 
 
-@pytest.mark.parametrize("scale", [2, 3])
+@pytest.mark.parametrize("scale", [2, 3, 4])
 def test_basicsr_edsr_matches_basicsr_forward(tmp_path, scale):
     config = EDSRConfig(upscale_factor=scale, mid_channels=8, num_blocks=2)
     params = to_basicsr_names("edsr", randomize(EDSR(config), seed=5, std=0.05).state_dict())
