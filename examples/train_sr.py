@@ -21,6 +21,8 @@ from pathlib import Path
 
 import hfmagic.models  # noqa: F401  (registers the architectures with the Auto classes)
 from hfmagic import EDSR, SRCNN, EDSRConfig, MSRResNet, MSRResNetConfig, SRCNNConfig
+from accelerate.utils import set_seed
+
 from hfmagic.training import SRTrainingArguments, TrainingDivergedError, create_accelerator, train_sr
 from hfmagic.training.schedulers import SCHEDULER_NAMES
 
@@ -131,28 +133,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def build_model(args: argparse.Namespace):
-    """The model to train and the recipe that sets the defaults."""
+def load_recipe(args: argparse.Namespace) -> tuple[dict, int]:
+    """MMagic's recipe for the model to train, and its upscale factor."""
+    if args.model_name_or_path:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(args.model_name_or_path)
+        if args.scale is not None and args.scale != config.upscale_factor:
+            raise ValueError(
+                f"--scale {args.scale} differs from {args.model_name_or_path}'s upscale_factor "
+                f"{config.upscale_factor}; drop --scale or fine-tune a x{args.scale} model."
+            )
+        return RECIPES.get(config.model_type, RECIPES["msrresnet"]), config.upscale_factor
+    return RECIPES[args.model], args.scale or 4
+
+
+def build_model(args: argparse.Namespace, recipe: dict, scale: int):
+    """The model to train: ``--model_name_or_path`` loaded, or ``--model`` built from its config class."""
     if args.model_name_or_path:
         from transformers import AutoModelForImageToImage
 
-        model = AutoModelForImageToImage.from_pretrained(args.model_name_or_path)
-        if args.scale is not None and args.scale != model.config.upscale_factor:
-            raise ValueError(
-                f"--scale {args.scale} differs from {args.model_name_or_path}'s upscale_factor "
-                f"{model.config.upscale_factor}; drop --scale or fine-tune a x{args.scale} model."
-            )
-        recipe = RECIPES.get(model.config.model_type, RECIPES["msrresnet"])
-        return model, recipe
-    recipe = RECIPES[args.model]
-    config = recipe["config_class"](upscale_factor=args.scale or 4, **(args.model_config_overrides or {}))
-    return recipe["model_class"](config), recipe
+        return AutoModelForImageToImage.from_pretrained(args.model_name_or_path)
+    config = recipe["config_class"](upscale_factor=scale, **(args.model_config_overrides or {}))
+    return recipe["model_class"](config)
 
 
 def main(args: argparse.Namespace):
-    # Accelerator (made from the training arguments; the model is needed for the recipe first)
-    model, recipe = build_model(args)
-    scale = model.config.upscale_factor
+    recipe, scale = load_recipe(args)
     name = args.model_name_or_path and Path(args.model_name_or_path).name or args.model
     steps = args.max_train_steps or recipe["max_train_steps"]
     training_args = SRTrainingArguments(
@@ -193,6 +200,8 @@ def main(args: argparse.Namespace):
         hub_token=args.hub_token,
         hub_private=args.hub_private or None,
     )
+
+    # Accelerator
     accelerator = create_accelerator(training_args)
 
     # Logging: INFO on the main process, errors only elsewhere
@@ -200,6 +209,10 @@ def main(args: argparse.Namespace):
     if not accelerator.is_local_main_process:
         logging.getLogger().setLevel(logging.ERROR)
     logger.info(accelerator.state)
+
+    # Model (seeded: the same initial weights on every rank and every run)
+    set_seed(args.seed)
+    model = build_model(args, recipe, scale)
 
     # Dataset (built on the main process first, so that the datasets cache is written once)
     from hfmagic.data.embedded import embedded_sr_train_dir, embedded_sr_validation_dir

@@ -368,7 +368,8 @@ def test_embedded_photos_train_offline_with_defaults(tmp_path):
 
 def test_recipes_and_argument_errors():
     args = script.parse_args(["--model", "edsr", "--scale", "3"])
-    model, recipe = script.build_model(args)
+    recipe, scale = script.load_recipe(args)
+    model = script.build_model(args, recipe, scale)
     assert recipe["gt_patch_size"][3] == 144 and recipe["learning_rate"] == 1e-4 and recipe["lr_milestones"] == [200_000]
     assert type(model).__name__ == "EDSR" and model.config.upscale_factor == 3
     defaults = script.parse_args([])
