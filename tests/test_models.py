@@ -222,6 +222,8 @@ def test_dcgan_bad_inputs():
         d(torch.randn(2, 3, 8, 8))
     with pytest.raises(ValueError, match="power of two"):
         DCGANConfig(image_size=48)
+    with pytest.raises(ValueError, match="generator_input_scale=8"):
+        DCGANConfig(image_size=64, generator_input_scale=8)
 
 
 def test_dcgan_grayscale_and_roundtrip(tmp_path):

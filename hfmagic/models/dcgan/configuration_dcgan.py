@@ -22,11 +22,13 @@ class DCGANConfig(PretrainedConfig):
         generator_base_channels (`int`, *optional*, defaults to 1024):
             Channels of the generator's first feature map (halved at each upsampling).
         generator_input_scale (`int`, *optional*, defaults to 4):
-            Side of the generator's first feature map.
+            Side of the generator's first feature map; 4, the output of MMagic's first 4x4
+            transposed convolution on a 1x1 noise map (kept as a field for MMagic parity).
         discriminator_base_channels (`int`, *optional*, defaults to 128):
             Channels after the discriminator's first convolution (doubled at each downsampling).
         discriminator_output_scale (`int`, *optional*, defaults to 4):
-            Side of the discriminator's last feature map, before its output convolution.
+            Side of the discriminator's last feature map, before its 4x4 output convolution; 4 gives
+            one logit per image. A larger value gives (N, (s - 3) ** 2) logits, as in MMagic.
 
     Example:
 
@@ -50,6 +52,12 @@ class DCGANConfig(PretrainedConfig):
         discriminator_output_scale: int = 4,
         **kwargs,
     ):
+        if generator_input_scale != 4:
+            raise ValueError(
+                f"generator_input_scale={generator_input_scale} is not supported: the generator's first layer is a "
+                "4x4 transposed convolution of the 1x1 noise map, so its output is always 4x4. Use "
+                "generator_input_scale=4 and set image_size for the output size."
+            )
         for name, scale in (("generator_input_scale", generator_input_scale), ("discriminator_output_scale", discriminator_output_scale)):
             ratio = image_size // scale if scale > 0 else 0
             if scale <= 0 or image_size % scale or ratio < 2 or not math.log2(ratio).is_integer():
