@@ -1,0 +1,403 @@
+"""SuperResolutionPipeline and DCGANPipeline: inputs, tiling, receptive fields, modes, dtypes, seeds."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+from torch.nn import functional as F
+
+from hfmagic import (
+    EDSR,
+    SRCNN,
+    DCGANConfig,
+    DCGANGenerator,
+    DCGANPipeline,
+    EDSRConfig,
+    MSRResNet,
+    MSRResNetConfig,
+    SRCNNConfig,
+    SuperResolutionConfig,
+    SuperResolutionPipeline,
+    SuperResolutionPreTrainedModel,
+    register_model,
+)
+from hfmagic.pipelines import _to_uint8, make_grid, probe_receptive_field, receptive_field
+
+# torch.backends.mkldnn.flags() warns about Intel GPUs on every use.
+pytestmark = pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")
+
+
+def tiny_sr(kind, scale, **kw):
+    torch.manual_seed(0)
+    if kind == "srcnn":
+        return SRCNN(SRCNNConfig(upscale_factor=scale, channels=(3, 8, 4, 3), **kw))
+    if kind == "msrresnet":
+        return MSRResNet(MSRResNetConfig(upscale_factor=scale, mid_channels=8, num_blocks=2, **kw))
+    return EDSR(EDSRConfig(upscale_factor=scale, mid_channels=8, num_blocks=2, **kw))
+
+
+def random_image(h, w, c=3, seed=0):
+    shape = (h, w, c) if c else (h, w)
+    return np.random.RandomState(seed).randint(0, 256, shape, dtype=np.uint8)
+
+
+def to_tensor(array):
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)[None].float() / 255
+
+
+# --------------------------------------------------------------------------------------------
+# receptive fields
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        SRCNN(SRCNNConfig(upscale_factor=s, channels=(3, 4, 4, 3), kernel_sizes=k))
+        for s in (1, 2, 3, 4, 8)
+        for k in ((9, 1, 5), (3, 3, 3))
+    ]
+    + [MSRResNet(MSRResNetConfig(upscale_factor=s, mid_channels=4, num_blocks=b)) for s in (2, 3, 4) for b in (0, 2)]
+    + [EDSR(EDSRConfig(upscale_factor=s, mid_channels=4, num_blocks=b)) for s in (2, 3, 4, 8) for b in (0, 1)],
+    ids=lambda m: f"{type(m).__name__}-x{m.config.upscale_factor}",
+)
+def test_receptive_field_formulas_equal_the_nan_probe(model):
+    assert receptive_field(model) == probe_receptive_field(model.eval())
+
+
+def test_receptive_field_of_default_models_as_documented():
+    # Formulas only (no forward, so the full-size models are built on the meta device).
+    with torch.device("meta"):
+        assert receptive_field(SRCNN(SRCNNConfig())) == 3
+        assert receptive_field(SRCNN(SRCNNConfig(upscale_factor=2))) == 5
+        assert receptive_field(MSRResNet(MSRResNetConfig(num_blocks=16))) == 35  # 2B + 3
+        assert receptive_field(MSRResNet(MSRResNetConfig(upscale_factor=3, num_blocks=5))) == 13
+        assert receptive_field(EDSR(EDSRConfig(num_blocks=16))) == 36  # 2B + 4
+        assert receptive_field(EDSR(EDSRConfig(upscale_factor=8, num_blocks=3))) == 10
+
+
+# A user-defined SR model, registered the documented way.
+class BlurSRConfig(SuperResolutionConfig):
+    model_type = "blur_sr_test"
+
+    def __init__(self, kernel_size: int = 5, **kwargs):
+        self.kernel_size = kernel_size
+        super().__init__(**kwargs)
+
+
+class BlurSR(SuperResolutionPreTrainedModel):
+    config_class = BlurSRConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        s, k = config.upscale_factor, config.kernel_size
+        self.conv = nn.Conv2d(3, 3 * s * s, k, padding=k // 2)
+        self.post_init()
+
+    def reconstruct(self, pixel_values):
+        return F.pixel_shuffle(self.conv(pixel_values), self.config.upscale_factor)
+
+
+class GlobalMeanSR(BlurSR):
+    """Subtracts the image mean: every output pixel depends on every input pixel."""
+
+    def reconstruct(self, pixel_values):
+        return super().reconstruct(pixel_values - pixel_values.mean(dim=(2, 3), keepdim=True))
+
+
+register_model(BlurSRConfig, BlurSR)
+
+
+def test_user_model_loads_by_auto_class_and_tiles_exactly(tmp_path):
+    torch.manual_seed(0)
+    BlurSR(BlurSRConfig(upscale_factor=2, kernel_size=7)).save_pretrained(tmp_path)
+    pipe = SuperResolutionPipeline.from_pretrained(tmp_path, device="cpu")
+    assert type(pipe.model) is BlurSR and pipe.scale == 2
+    assert pipe.receptive_field == 3  # probed: kernel 7 -> 3 pixels each side
+    image = random_image(13, 11)
+    with torch.backends.mkldnn.flags(enabled=False):
+        whole = pipe.upscale_tensor(to_tensor(image))
+        tiled = pipe.upscale_tensor(to_tensor(image), tile_size=4)
+        direct = pipe.model(to_tensor(image)).reconstruction.detach()
+    assert torch.equal(whole, tiled) and torch.equal(whole, direct)
+    # A model may declare its receptive field; that wins over the probe.
+    pipe.model.receptive_field = 9
+    assert receptive_field(pipe.model) == 9
+
+
+def test_unknown_receptive_field_warns_and_uses_default_overlap():
+    model = GlobalMeanSR(BlurSRConfig(upscale_factor=2, kernel_size=3))
+    assert probe_receptive_field(model) is None
+    pipe = SuperResolutionPipeline(model, device="cpu")
+    with pytest.warns(UserWarning, match="receptive field of GlobalMeanSR is unknown"):
+        out = pipe(Image.fromarray(random_image(8, 8)), tile_size=4)
+    assert out.size == (16, 16)
+
+
+# --------------------------------------------------------------------------------------------
+# tiling
+# --------------------------------------------------------------------------------------------
+
+TILE_CASES = [(kind, scale) for kind in ("srcnn", "msrresnet", "edsr") for scale in (2, 3, 4)]
+
+
+@pytest.mark.parametrize("kind,scale", TILE_CASES)
+def test_tiled_float_output_equals_whole_image(kind, scale):
+    pipe = SuperResolutionPipeline(tiny_sr(kind, scale), device="cpu")
+    x = to_tensor(random_image(13, 12, seed=scale))
+    # PyTorch's native CPU convolution computes each pixel the same way for every tensor shape;
+    # oneDNN's first-layer kernel does not (differences ~1e-7), so it is switched off here.
+    with torch.backends.mkldnn.flags(enabled=False):
+        whole = pipe.upscale_tensor(x)
+        assert torch.equal(whole, pipe.model(x).reconstruction.detach())
+        for tile_size, batch_size in ((4, 1), (5, 1), (5, 3), (32, 1)):  # 4 divides 12, 5 divides neither side
+            tiled = pipe.upscale_tensor(x, tile_size=tile_size, batch_size=batch_size)
+            if batch_size == 1 and (kind == "edsr" or (kind == "srcnn" and scale != 3)):
+                # Convolutions, pixel shuffles, element-wise ops (and exact x2/x4 bicubic
+                # coordinates), one tile at a time: bitwise equal.
+                assert torch.equal(tiled, whole), (tile_size, batch_size)
+            else:
+                # PyTorch's CPU bilinear kernel, batched convolutions and x3 coordinates
+                # ((j + 0.5) / 3) round differently for different shapes: a few ulp.
+                torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind,scale", TILE_CASES)
+def test_tiled_uint8_output_equals_whole_image(kind, scale):
+    pipe = SuperResolutionPipeline(tiny_sr(kind, scale), device="cpu")
+    image = Image.fromarray(random_image(15, 12, seed=10 + scale))
+    whole = np.asarray(pipe(image))
+    assert whole.shape == (15 * scale, 12 * scale, 3) and whole.dtype == np.uint8
+    for tile_size, batch_size in ((4, 1), (7, 2)):  # 4 divides 12, 7 divides neither side
+        tiled = np.asarray(pipe(image, tile_size=tile_size, batch_size=batch_size))
+        diff = np.abs(tiled.astype(int) - whole)
+        # With the default kernels, float differences of ~1e-7 (see above) move a value that
+        # sits on .5 by one, in rare pixels; never by more.
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-2, (tile_size, diff.max(), (diff > 0).sum())
+    with torch.backends.mkldnn.flags(enabled=False):
+        whole, tiled = np.asarray(pipe(image)), np.asarray(pipe(image, tile_size=7))
+    if kind == "edsr" or (kind == "srcnn" and scale != 3):
+        assert np.array_equal(tiled, whole)  # bitwise floats, hence equal bytes
+    else:
+        assert np.abs(tiled.astype(int) - whole).max() <= 1
+
+
+def test_tiling_without_enough_overlap_differs():
+    # The check above is sensitive: too little context shows at the seams.
+    pipe = SuperResolutionPipeline(tiny_sr("msrresnet", 2), device="cpu")
+    image = Image.fromarray(random_image(16, 16))
+    whole = np.asarray(pipe(image)).astype(int)
+    seams = np.asarray(pipe(image, tile_size=4, tile_overlap=0)).astype(int)
+    assert np.abs(seams - whole).max() > 1
+    assert np.abs(np.asarray(pipe(image, tile_size=4, tile_overlap=pipe.receptive_field)).astype(int) - whole).max() <= 1
+
+
+def test_model_only_sees_tiles_and_output_is_uint8():
+    pipe = SuperResolutionPipeline(tiny_sr("edsr", 2), device="cpu")
+    shapes = []
+    pipe.model.register_forward_hook(lambda module, args, kwargs, out: shapes.append(tuple(kwargs["pixel_values"].shape)), with_kwargs=True)
+    overlap = 2
+    out = pipe.upscale_array(random_image(30, 25), tile_size=8, tile_overlap=overlap, batch_size=4)
+    assert out.dtype == np.uint8 and out.shape == (60, 50, 3)
+    assert max(h for _, _, h, _ in shapes) <= 8 + 2 * overlap and max(w for *_, w in shapes) <= 8 + 2 * overlap
+    assert sum(n for n, *_ in shapes) == 4 * 4  # ceil(30/8) x ceil(25/8) tiles, each once
+    assert max(n for n, *_ in shapes) <= 4
+
+
+def test_rounding_follows_mmagic_tensor2img():
+    values = torch.tensor([-0.2, 0.0, 0.5 / 255, 1.5 / 255, 0.4, 0.9999, 1.0, 1.3]).view(1, 1, -1)
+    expected = np.round(np.clip(values.numpy(), 0, 1) * 255.0).astype(np.uint8)  # numpy: half to even
+    assert np.array_equal(_to_uint8(values)[:, :, 0], expected[0])
+    gan = torch.tensor([-1.5, -1.0, 0.0, 0.3, 1.0]).view(1, 1, -1)
+    assert _to_uint8(gan, -1.0, 1.0)[0, :, 0].tolist() == [0, 0, 128, 166, 255]
+
+
+def test_bad_tile_arguments():
+    pipe = SuperResolutionPipeline(tiny_sr("edsr", 2), device="cpu")
+    image = random_image(8, 8)
+    with pytest.raises(ValueError, match="tile_size"):
+        pipe(image, tile_size=0)
+    with pytest.raises(ValueError, match="tile_overlap"):
+        pipe(image, tile_size=4, tile_overlap=-1)
+    with pytest.raises(ValueError, match="batch_size"):
+        pipe(image, batch_size=0)
+    with pytest.raises(ValueError, match="alpha_mode"):
+        pipe(image, alpha_mode="drop")
+
+
+# --------------------------------------------------------------------------------------------
+# inputs and modes
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def saved_sr(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("msrresnet")
+    tiny_sr("msrresnet", 2).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pipe(saved_sr):
+    return SuperResolutionPipeline.from_pretrained(saved_sr, device="cpu")
+
+
+def test_from_pretrained_matches_the_model(pipe, saved_sr):
+    assert isinstance(pipe.model, MSRResNet) and not pipe.model.training
+    array = random_image(9, 7)
+    model = MSRResNet.from_pretrained(saved_sr)
+    expected = _to_uint8(model(to_tensor(array)).reconstruction.detach()[0])
+    assert np.array_equal(np.asarray(pipe(Image.fromarray(array))), expected)
+
+
+def test_all_input_kinds_agree(pipe, tmp_path):
+    array = random_image(9, 7)
+    Image.fromarray(array).save(tmp_path / "a.png")
+    reference = np.asarray(pipe(Image.fromarray(array)))
+    for single in (array, str(tmp_path / "a.png"), tmp_path / "a.png"):
+        out = pipe(single)
+        assert isinstance(out, Image.Image) and out.mode == "RGB"
+        assert np.array_equal(np.asarray(out), reference)
+    outs = pipe([Image.fromarray(array), array, tmp_path / "a.png"])
+    assert isinstance(outs, list) and len(outs) == 3
+    assert all(np.array_equal(np.asarray(o), reference) for o in outs)
+    assert isinstance(pipe([array]), list)
+
+
+def test_grayscale_is_replicated_and_averaged(pipe):
+    gray = random_image(9, 7, c=0)
+    out = pipe(gray)
+    assert out.mode == "L" and out.size == (14, 18)
+    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    floats = pipe.upscale_tensor(to_tensor(rgb))
+    expected = _to_uint8(floats[0].mean(dim=0, keepdim=True))[:, :, 0]
+    assert np.array_equal(np.asarray(out), expected)
+    assert np.array_equal(np.asarray(pipe(Image.fromarray(gray))), expected)  # PIL "L"
+    assert np.array_equal(np.asarray(pipe(gray[:, :, None])), expected)  # (H, W, 1)
+    assert pipe(Image.fromarray(gray).convert("1")).mode == "L"
+
+
+def test_rgba_alpha_by_model_and_by_bicubic(pipe):
+    rgba = random_image(9, 7, c=4)
+    rgb_out = np.asarray(pipe(rgba[:, :, :3]))
+    alpha_out = np.asarray(pipe(rgba[:, :, 3]))  # alpha as a grayscale image
+    out = pipe(Image.fromarray(rgba))
+    assert out.mode == "RGBA" and out.size == (14, 18)
+    assert np.array_equal(np.asarray(out)[:, :, :3], rgb_out)
+    assert np.array_equal(np.asarray(out)[:, :, 3], alpha_out)
+
+    out = pipe(rgba, alpha_mode="bicubic")
+    bicubic = np.asarray(Image.fromarray(rgba[:, :, 3]).resize((14, 18), Image.Resampling.BICUBIC))
+    assert np.array_equal(np.asarray(out)[:, :, 3], bicubic)
+    assert np.array_equal(np.asarray(out)[:, :, :3], rgb_out)
+
+    la = Image.fromarray(rgba[:, :, :2])  # (H, W, 2) -> "LA"
+    out = pipe(la, tile_size=4)
+    assert out.mode == "LA"
+    assert np.array_equal(np.asarray(out)[:, :, 1], np.asarray(pipe(rgba[:, :, 1], tile_size=4)))
+
+
+def test_palette_and_cmyk_are_converted(pipe):
+    palette = Image.fromarray(random_image(9, 7)).convert("P")
+    assert pipe(palette).mode == "RGB"
+    palette.info["transparency"] = 0
+    assert pipe(palette).mode == "RGBA"
+    assert pipe(Image.fromarray(random_image(9, 7)).convert("CMYK")).mode == "RGB"
+
+
+def test_unsupported_inputs_raise_clear_errors(pipe, tmp_path):
+    sixteen = Image.fromarray(random_image(6, 6, c=0).astype(np.uint16) * 257)
+    assert sixteen.mode.startswith("I;16")
+    with pytest.raises(ValueError, match="16-bit"):
+        pipe(sixteen)
+    with pytest.raises(ValueError, match="16-bit"):
+        pipe(np.zeros((6, 6, 3), np.uint16))
+    with pytest.raises(ValueError, match="uint8"):
+        pipe(np.zeros((6, 6, 3), np.float32))
+    with pytest.raises(ValueError, match=r"\(H, W\)"):
+        pipe(np.zeros((6, 6, 5), np.uint8))
+    with pytest.raises(TypeError, match="PIL image"):
+        pipe(torch.zeros(3, 6, 6))
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        pipe(tmp_path / "missing.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="broken.png"):
+        pipe(tmp_path / "broken.png")
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", torch.float16])
+def test_half_precision_on_cpu(saved_sr, pipe, dtype):
+    half = SuperResolutionPipeline.from_pretrained(saved_sr, device="cpu", dtype=dtype)
+    assert next(half.model.parameters()).dtype in (torch.bfloat16, torch.float16)
+    image = random_image(9, 7)
+    diff = np.abs(np.asarray(half(image, tile_size=4)).astype(int) - np.asarray(pipe(image)))
+    assert diff.mean() < 2 and diff.max() <= 8
+    with pytest.raises(ValueError, match="float64"):
+        SuperResolutionPipeline(tiny_sr("edsr", 2), dtype="float64")
+
+
+def test_wrong_model_kinds(tmp_path):
+    DCGANGenerator(DCGANConfig(image_size=8, generator_base_channels=8, generator_input_scale=4)).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="DCGANPipeline"):
+        SuperResolutionPipeline.from_pretrained(tmp_path, device="cpu")
+    with pytest.raises(TypeError, match="SuperResolutionPreTrainedModel"):
+        SuperResolutionPipeline(DCGANGenerator.from_pretrained(tmp_path))
+    with pytest.raises(TypeError, match="sample_noise"):
+        DCGANPipeline(tiny_sr("edsr", 2))
+
+
+# --------------------------------------------------------------------------------------------
+# DCGAN
+# --------------------------------------------------------------------------------------------
+
+
+def tiny_gan(channels=3):
+    torch.manual_seed(0)
+    config = DCGANConfig(image_size=16, num_channels=channels, noise_size=8, generator_base_channels=16, discriminator_base_channels=4)
+    return DCGANGenerator(config)
+
+
+def test_dcgan_pipeline_is_deterministic_and_matches_the_generator(tmp_path):
+    tiny_gan().save_pretrained(tmp_path)
+    gan = DCGANPipeline.from_pretrained(tmp_path, device="cpu")
+    images = gan(num_images=5, seed=7, batch_size=2)
+    assert len(images) == 5 and all(im.size == (16, 16) and im.mode == "RGB" for im in images)
+    again = gan(num_images=5, seed=7, batch_size=5)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(images, again))
+    other = gan(num_images=5, seed=8)
+    assert not np.array_equal(np.asarray(images[0]), np.asarray(other[0]))
+    # The noise comes from a CPU torch.Generator seeded with `seed`; pixels as MMagic converts them.
+    generator = DCGANGenerator.from_pretrained(tmp_path).eval()
+    noise = generator.sample_noise(5, generator=torch.Generator().manual_seed(7))
+    fakes = generator(noise=noise).detach()
+    expected = ((fakes + 1) / 2).clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    assert all(np.array_equal(np.asarray(im), e) for im, e in zip(images, expected))
+
+
+def test_dcgan_grayscale_and_bfloat16():
+    gan = DCGANPipeline(tiny_gan(channels=1), device="cpu")
+    images = gan(num_images=3, seed=0)
+    assert all(im.mode == "L" and im.size == (16, 16) for im in images)
+    half = DCGANPipeline(tiny_gan(channels=1), device="cpu", dtype="bfloat16")(num_images=3, seed=0)
+    diff = np.abs(np.asarray(half[0]).astype(int) - np.asarray(images[0]))
+    assert diff.mean() < 8
+    with pytest.raises(ValueError, match="num_images"):
+        gan(num_images=0)
+
+
+def test_make_grid():
+    images = [Image.new("RGB", (4, 3), (i * 40, 0, 0)) for i in range(5)]
+    grid = make_grid(images, nrow=2, padding=1)
+    assert grid.size == (2 * 5 + 1, 3 * 4 + 1)
+    pixels = np.asarray(grid)
+    assert pixels[0, 0].tolist() == [0, 0, 0]  # padding
+    assert pixels[1 + 4 + 1, 1 + 5 + 1, 0] == 3 * 40  # image 3: row 1, column 1
+    assert pixels[1 + 8 + 1, 1 + 1, 0] == 4 * 40  # image 4: row 2, column 0
+    assert make_grid([Image.new("L", (2, 2), 9)] * 3, nrow=8, padding=0).size == (6, 2)
+    with pytest.raises(ValueError, match="one size"):
+        make_grid([Image.new("RGB", (4, 3)), Image.new("RGB", (3, 3))])
+    with pytest.raises(ValueError, match="at least one"):
+        make_grid([])
