@@ -1,0 +1,105 @@
+"""``hfmagic upscale``: run a super-resolution model over image files and folders, writing PNGs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+# Kept here (not imported from hfmagic.pipelines) so that `hfmagic --help` does not import torch.
+DTYPE_CHOICES = ("float32", "float16", "bfloat16")
+# Files picked up from a folder (any file named explicitly is tried, whatever its extension).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".tga")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="Image files and/or folders of images (not recursive).")
+    parser.add_argument("--model", required=True, help="Hub id or local folder of a super-resolution model (config.json + weights).")
+    parser.add_argument("--output", required=True, metavar="DIR", help="Folder for the results, one PNG per input named after it.")
+    parser.add_argument("--tile", type=int, default=None, metavar="N", help="Process the image in N x N LR-pixel tiles (bounds memory; default: whole image).")
+    parser.add_argument(
+        "--tile-overlap",
+        type=int,
+        default=None,
+        metavar="N",
+        help="LR pixels of context around each tile (default: the model's receptive field, so tiling does not change the result).",
+    )
+    parser.add_argument("--batch-size", type=int, default=1, help="Tiles run through the model together (default 1).")
+    parser.add_argument("--alpha", choices=("model", "bicubic"), default="model", help="How to upscale an alpha channel (default: with the model).")
+    parser.add_argument("--device", default=None, help="Torch device, e.g. cuda, cuda:1, cpu (default: cuda when available).")
+    parser.add_argument("--dtype", choices=DTYPE_CHOICES, default="float32", help="Compute precision (default float32).")
+
+
+def collect_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
+    """Expand files and folders into a list of image paths; returns (paths, error messages)."""
+    paths, errors = [], []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                errors.append(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
+            paths.extend(found)
+        elif path.is_file():
+            paths.append(path)
+        else:
+            errors.append(f"{path}: no such file or folder")
+    return paths, errors
+
+
+def _output_name(path: Path, used: set[str]) -> str:
+    """``<stem>.png``, with ``_2``, ``_3``... when two inputs share a stem."""
+    name, n = f"{path.stem}.png", 1
+    while name in used:
+        n += 1
+        name = f"{path.stem}_{n}.png"
+    used.add(name)
+    return name
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from ..pipelines import SuperResolutionPipeline
+
+    def error(message: str) -> None:
+        tqdm.write(f"hfmagic upscale: error: {message}", file=sys.stderr)
+
+    paths, failures = collect_images(args.inputs)
+    for message in failures:
+        error(message)
+    if not paths:
+        error("nothing to upscale")
+        return 1
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        error(f"--output {output} exists and is not a folder")
+        return 1
+    try:
+        pipeline = SuperResolutionPipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype)
+    except (OSError, ValueError) as err:
+        error(f"cannot load --model {args.model}: {err}")
+        return 1
+    output.mkdir(parents=True, exist_ok=True)
+
+    used: set[str] = set()
+    written = 0
+    for path in tqdm(paths, desc="upscaling", unit="image"):
+        try:
+            image = pipeline(
+                path,
+                tile_size=args.tile,
+                tile_overlap=args.tile_overlap,
+                batch_size=args.batch_size,
+                alpha_mode=args.alpha,
+                progress=args.tile is not None,
+            )
+        except (ValueError, FileNotFoundError, OSError) as err:
+            # Name the file, skip it, go on with the others.
+            failures.append(str(path))
+            error(str(err) if str(path) in str(err) else f"{path}: {err}")
+            continue
+        image.save(output / _output_name(path, used))
+        written += 1
+    print(f"hfmagic upscale: wrote {written} image(s) to {output}" + (f", {len(failures)} failed" if failures else ""), file=sys.stderr)
+    return 1 if failures else 0

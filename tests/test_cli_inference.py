@@ -1,0 +1,142 @@
+"""``hfmagic upscale`` and ``hfmagic sample`` end to end, and a CLI that does not import torch to parse."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hfmagic import DCGANConfig, DCGANGenerator, EDSR, EDSRConfig, SuperResolutionPipeline
+from hfmagic.cli import main
+from hfmagic.pipelines import DCGANPipeline
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def sr_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("edsr")
+    torch.manual_seed(0)
+    EDSR(EDSRConfig(upscale_factor=2, mid_channels=4, num_blocks=1)).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def gan_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dcgan")
+    torch.manual_seed(0)
+    DCGANGenerator(DCGANConfig(image_size=8, noise_size=4, generator_base_channels=8, discriminator_base_channels=4)).save_pretrained(folder)
+    return folder
+
+
+def write_image(path, h, w, mode="RGB", seed=0):
+    channels = {"RGB": 3, "RGBA": 4, "L": None}[mode]
+    shape = (h, w) if channels is None else (h, w, channels)
+    Image.fromarray(np.random.RandomState(seed).randint(0, 256, shape, dtype=np.uint8)).save(path)
+
+
+def test_upscale_goes_on_after_an_unreadable_image(sr_model, tmp_path, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_image(inputs / "a.png", 8, 6)
+    write_image(inputs / "b.jpg", 5, 7, mode="L")
+    (inputs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (inputs / "notes.txt").write_text("not an image, and not picked up from a folder")
+    single = tmp_path / "c.png"
+    write_image(single, 4, 4, mode="RGBA")
+    out = tmp_path / "out"
+
+    code = main(["upscale", str(inputs), str(single), "--model", str(sr_model), "--output", str(out), "--device", "cpu"])
+
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "error" in err
+    assert "wrote 3 image(s)" in err and "1 failed" in err
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png"]
+    pipe = SuperResolutionPipeline.from_pretrained(sr_model, device="cpu")
+    for name, size, mode in (("a", (12, 16), "RGB"), ("b", (14, 10), "L"), ("c", (8, 8), "RGBA")):
+        result = Image.open(out / f"{name}.png")
+        assert result.size == size and result.mode == mode
+        source = single if name == "c" else next(inputs.glob(f"{name}.*"))
+        assert np.array_equal(np.asarray(result), np.asarray(pipe(source)))
+
+
+def test_upscale_with_tiles_exit_code_zero(sr_model, tmp_path, capsys):
+    write_image(tmp_path / "x.png", 11, 9, seed=3)
+    write_image(tmp_path / "sub_x.png", 6, 6, seed=4)
+    whole, tiled = tmp_path / "whole", tmp_path / "tiled"
+    common = ["--model", str(sr_model), "--device", "cpu"]
+    assert main(["upscale", str(tmp_path / "x.png"), "--output", str(whole), *common]) == 0
+    args = ["upscale", str(tmp_path / "x.png"), str(tmp_path / "sub_x.png"), "--output", str(tiled), "--tile", "4"]
+    assert main([*args, "--tile-overlap", "6", "--batch-size", "2", *common]) == 0  # 6 = receptive field
+    a, b = np.asarray(Image.open(whole / "x.png")), np.asarray(Image.open(tiled / "x.png"))
+    assert a.shape == b.shape == (22, 18, 3)
+    assert np.abs(a.astype(int) - b).max() <= 1  # see test_pipelines for the exact cases
+    assert (tiled / "sub_x.png").exists()
+
+
+def test_upscale_name_clashes_and_missing_inputs(sr_model, tmp_path, capsys):
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    (tmp_path / "empty").mkdir()
+    write_image(tmp_path / "one" / "img.png", 4, 4)
+    write_image(tmp_path / "two" / "img.bmp", 4, 4)
+    out = tmp_path / "out"
+    args = [str(tmp_path / "one"), str(tmp_path / "two"), str(tmp_path / "empty"), str(tmp_path / "nope.png")]
+    code = main(["upscale", *args, "--model", str(sr_model), "--output", str(out), "--device", "cpu"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "nope.png: no such file or folder" in err and "empty: no images" in err
+    assert sorted(p.name for p in out.iterdir()) == ["img.png", "img_2.png"]
+
+
+def test_upscale_bad_model_and_output(sr_model, gan_model, tmp_path, capsys):
+    write_image(tmp_path / "a.png", 4, 4)
+    assert main(["upscale", str(tmp_path / "a.png"), "--model", str(tmp_path / "no-model"), "--output", str(tmp_path / "o")]) == 1
+    assert "cannot load --model" in capsys.readouterr().err
+    assert main(["upscale", str(tmp_path / "a.png"), "--model", str(gan_model), "--output", str(tmp_path / "o")]) == 1
+    assert "DCGANPipeline" in capsys.readouterr().err
+    assert main(["upscale", str(tmp_path / "a.png"), "--model", str(sr_model), "--output", str(tmp_path / "a.png")]) == 1
+    assert "not a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["upscale", str(tmp_path / "a.png"), "--model", str(sr_model), "--output", "o", "--dtype", "float64"])
+
+
+def test_sample_writes_deterministic_images_and_grid(gan_model, tmp_path, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    base = ["sample", "--model", str(gan_model), "--num-images", "5", "--seed", "3", "--device", "cpu"]
+    assert main([*base, "--output", str(first), "--grid", "--batch-size", "2"]) == 0
+    assert main([*base, "--output", str(second)]) == 0
+    names = sorted(p.name for p in first.iterdir())
+    assert names == ["grid.png"] + [f"sample_{i:05d}.png" for i in range(5)]
+    assert not (second / "grid.png").exists()
+    expected = DCGANPipeline.from_pretrained(gan_model, device="cpu")(num_images=5, seed=3)
+    for i, image in enumerate(expected):
+        a, b = np.asarray(Image.open(first / f"sample_{i:05d}.png")), np.asarray(Image.open(second / f"sample_{i:05d}.png"))
+        assert np.array_equal(a, np.asarray(image)) and np.array_equal(a, b)
+    grid = Image.open(first / "grid.png")
+    assert grid.size == (3 * (8 + 2) + 2, 2 * (8 + 2) + 2)  # 5 images, ceil(sqrt(5)) = 3 per row
+    assert np.array_equal(np.asarray(grid)[2:10, 2 + 10 : 10 + 10], np.asarray(expected[1]))
+
+
+def test_sample_errors(sr_model, gan_model, tmp_path, capsys):
+    assert main(["sample", "--model", str(sr_model), "--output", str(tmp_path / "o"), "--device", "cpu"]) == 1
+    assert "sample_noise" in capsys.readouterr().err
+    assert main(["sample", "--model", str(gan_model), "--output", str(tmp_path / "o"), "--num-images", "0"]) == 1
+    assert "--num-images" in capsys.readouterr().err
+
+
+def test_cli_parses_without_importing_torch():
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    check = "import hfmagic.cli, sys; hfmagic.cli.build_parser(); assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", check], check=True, env=env, cwd=REPO, timeout=120)
+    help_text = subprocess.run(
+        [sys.executable, "-m", "hfmagic", "upscale", "--help"], check=True, env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    ).stdout
+    assert "--tile-overlap" in help_text and "--model" in help_text
+    top = subprocess.run([sys.executable, "-m", "hfmagic", "--help"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert top.returncode == 0 and "upscale" in top.stdout and "sample" in top.stdout
