@@ -79,7 +79,8 @@ def load_inception(path: str | os.PathLike, device: str | torch.device = "cpu") 
     except RuntimeError as err:
         raise ValueError(
             f"{str(path)!r} is not a TorchScript file ({err.__class__.__name__}: {str(err).splitlines()[0]}). "
-            f"Use a TorchScript Inception such as StyleGAN2-ADA's inception-2015-12-05.pt ({INCEPTION_URL})."
+            f"Use a TorchScript Inception such as StyleGAN2-ADA's inception-2015-12-05.pt ({INCEPTION_URL}); "
+            "plain state dicts (e.g. pytorch_fid's pt_inception-2015-12-05-*.pth) are not supported."
         ) from err
     return model.eval()
 
