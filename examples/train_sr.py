@@ -219,12 +219,13 @@ def main(args: argparse.Namespace):
     from hfmagic.data.sr_dataset import build_sr_dataset
 
     source = args.dataset_name or args.train_data_dir
-    validation = args.validation_dataset
+    validation = {item: Path(item).name if os.path.exists(item) else item for item in args.validation_dataset or []}
+    training_args.dataset_names = [Path(source).name if source and os.path.exists(source) else source]
     if source is None:
         source = str(embedded_sr_train_dir())
-        validation = validation or [str(embedded_sr_validation_dir())]
+        validation = validation or {str(embedded_sr_validation_dir()): "hfmagic-embedded-validation"}
+        training_args.dataset_names = ["hfmagic-embedded-photos"]
         logger.info("No --dataset_name/--train_data_dir: training on hfmagic's embedded photos (%s).", source)
-    training_args.dataset_names = [Path(source).name if os.path.exists(source) else source]
     gt_patch_size = args.gt_patch_size or recipe["gt_patch_size"].get(scale, 32 * scale)
     with accelerator.main_process_first():
         # no `seed` here: train_sr seeds every sample's crop and flips from (seed, position)
@@ -238,22 +239,10 @@ def main(args: argparse.Namespace):
         )
     eval_sets = {}
     if validation and accelerator.is_main_process:  # validation runs on the main process only
-        try:
-            from hfmagic.data import load_eval_set
-        except ImportError:  # TEMPORARY until hfmagic.data.load_eval_set lands: a folder of HR images only
-            def load_eval_set(path, scale):
-                import numpy as np
-                from hfmagic.data import imresize, load_rgb
+        from hfmagic.data import load_eval_set
 
-                triples = []
-                for file in sorted(Path(path).iterdir()):
-                    hr = load_rgb(str(file))
-                    hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
-                    triples.append((file.stem, np.asarray(imresize(hr, 1 / scale, round_uint8=True)), hr))
-                return triples
-
-        for item in validation:
-            eval_sets[Path(item).name if os.path.exists(item) else item] = load_eval_set(item, scale)
+        for item, set_name in validation.items():
+            eval_sets[set_name] = load_eval_set(item, scale)
 
     # Training
     result = train_sr(model, train_dataset, training_args, eval_sets or None, accelerator=accelerator)

@@ -283,53 +283,16 @@ def evaluate_model(
     crop_border: int | None = None,
     y_channel: bool = False,
 ) -> dict[str, dict[str, float]]:
-    """PSNR/SSIM of ``model`` on each evaluation set, MMagic's way: ``{set: {"psnr": dB, "ssim": x}}``.
+    """PSNR/SSIM of ``model`` on each evaluation set, MMagic's way (``hfmagic.evaluation.evaluate_sr``):
+    ``{set: {"psnr": dB, "ssim": x, "bicubic_psnr": dB, "bicubic_ssim": x, "num_images": n}}``.
 
-    ``eval_sets`` maps a name to what :func:`hfmagic.evaluation.evaluate_sr` takes (the output of
-    ``hfmagic.data.load_eval_set``: (image name, LR uint8 HWC, HR uint8 HWC) triples).
+    ``eval_sets`` maps a name to ``hfmagic.data.load_eval_set(...)`` (or any list of
+    (image name, LR uint8 HWC, HR uint8 HWC) triples).
     """
-    try:
-        from ..evaluation import evaluate_sr
-    except ImportError:  # TEMPORARY: hfmagic.evaluation is being written; remove once it lands
-        evaluate_sr = _evaluate_sr_fallback
+    from ..evaluation import evaluate_sr
 
-    was_training = model.training
-    model.eval()
-    try:
-        results = evaluate_sr(model, eval_sets, crop_border=crop_border, y_channel=y_channel)
-    finally:
-        model.train(was_training)
-    return {name: {key.lower(): float(value) for key, value in values.items() if isinstance(value, (int, float))} for name, values in results.items()}
-
-
-@torch.no_grad()
-def _evaluate_sr_fallback(model, eval_sets, crop_border=None, y_channel=False):
-    """TEMPORARY minimal stand-in for hfmagic.evaluation.evaluate_sr (mean PSNR/SSIM per set)."""
-    from ..metrics import psnr, ssim
-
-    device = next(model.parameters()).device
-    border = model.config.upscale_factor if crop_border is None else crop_border
-    results = {}
-    for set_name, triples in eval_sets.items():
-        scores = []
-        for _, lr, hr in triples:
-            x = torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None].float().div(255).to(device)
-            out = model(pixel_values=x).reconstruction.clamp(0, 1)
-            sr = (out[0].permute(1, 2, 0).cpu().numpy() * 255.0).round()
-            scores.append((psnr(sr, hr, crop_border=border, y_channel=y_channel), ssim(sr, hr, crop_border=border, y_channel=y_channel)))
-        results[set_name] = {"psnr": float(np.mean([a for a, _ in scores])), "ssim": float(np.mean([b for _, b in scores]))}
-    return results
-
-
-def _card_metrics(results: dict[str, dict[str, float]], crop_border: int, y_channel: bool) -> list[dict]:
-    """Validation results as ``hfmagic.hub`` metric dicts."""
-    config = f"{'Y' if y_channel else 'RGB'}, crop_border={crop_border}"
-    metrics = []
-    for dataset, values in results.items():
-        for key, label in (("psnr", "PSNR"), ("ssim", "SSIM")):
-            if key in values:
-                metrics.append({"dataset": dataset, "name": label, "type": key, "value": round(values[key], 4), "split": "validation", "config": config})
-    return metrics
+    results = evaluate_sr(model, eval_sets, crop_border=crop_border, y_channel=y_channel)
+    return {name: {key: float(value) for key, value in values.items() if isinstance(value, (int, float))} for name, values in results.items()}
 
 
 def _score(results: dict[str, dict[str, float]]) -> float:
@@ -361,6 +324,7 @@ def _save_model(
 ) -> None:
     """``save_pretrained`` + a model card with the validation metrics (main process only)."""
     from .. import hub
+    from ..evaluation import metrics_for_card
 
     model.save_pretrained(folder)
     extra = (
@@ -370,7 +334,7 @@ def _save_model(
     hub.write_model_card(
         folder,
         model,
-        metrics=_card_metrics(metrics, crop_border, args.y_channel) if metrics else None,
+        metrics=metrics_for_card(metrics, args.y_channel, crop_border, split="validation") if metrics else None,
         datasets=args.dataset_names or None,
         extra_text=extra,
     )
@@ -508,7 +472,7 @@ def train_sr(
         metrics = None
         if eval_sets and accelerator.is_main_process:
             metrics = evaluate_model(eval_model(), eval_sets, crop_border=crop_border, y_channel=args.y_channel)
-            accelerator.log({f"val/{name}/{key}": value for name, values in metrics.items() for key, value in values.items()}, step=step)
+            accelerator.log({f"val/{name}/{key}": value for name, values in metrics.items() for key, value in values.items() if key != "num_images"}, step=step)
             logger.info("Validation at step %d: %s", step, metrics)
             if _score(metrics) > best_score:
                 best_score = _score(metrics)
