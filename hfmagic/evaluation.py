@@ -35,15 +35,19 @@ def _model_device_dtype(model: torch.nn.Module) -> tuple[torch.device, torch.dty
     return param.device, param.dtype
 
 
-def upscale_image(model: torch.nn.Module, lr: np.ndarray, tile_size: int | None = None) -> np.ndarray:
-    """Run an SR model on one uint8 HWC RGB image and return uint8 HWC, converted as MMagic's
-    ``tensor2img`` (clamp to [0, 1], x255, round).
+def upscale_image(model: torch.nn.Module, lr: np.ndarray, tile_size: int | None = None, quantize: bool = True) -> np.ndarray:
+    """Run an SR model on one uint8 HWC RGB image.
 
     Args:
         model: an hfmagic super-resolution model (``forward(pixel_values).reconstruction``).
         lr: (H, W, 3) uint8.
         tile_size: process the image in tiles of this many LR pixels (exact: the overlap covers
             the model's receptive field, see ``SuperResolutionPipeline``); ``None`` = whole image.
+        quantize: return uint8 as MMEditing's/BasicSR's ``tensor2img`` (clamp to [0, 1], x255,
+            round), i.e. the image as saved; ``False`` returns the clamped float32 output x255,
+            unrounded, as MMagic 1.x's evaluator scores it.
+    Returns:
+        (sH, sW, 3) uint8, or float32 in [0, 255].
     """
     device, dtype = _model_device_dtype(model)
     pixel_values = to_tensor(lr)[None]
@@ -54,12 +58,16 @@ def upscale_image(model: torch.nn.Module, lr: np.ndarray, tile_size: int | None 
         from .pipelines import SuperResolutionPipeline
 
         output = SuperResolutionPipeline(model, device=device, dtype=dtype).upscale_tensor(pixel_values, tile_size=tile_size)
-    return to_numpy(output[0].float().clamp(0.0, 1.0))
+    image = output[0].float().clamp(0.0, 1.0)
+    return to_numpy(image) if quantize else to_numpy(image, dtype=np.float32)
 
 
-def _bicubic(lr: np.ndarray, scale: int) -> np.ndarray:
-    """MATLAB bicubic upscaling of a uint8 image, rounded to uint8 like a saved image."""
-    return imresize(lr, scale, round_uint8=True)
+def _bicubic(lr: np.ndarray, scale: int, quantize: bool = True) -> np.ndarray:
+    """MATLAB bicubic upscaling of a uint8 image: rounded to uint8 like a saved image, or float
+    clipped to [0, 255] when not quantizing (scored like the model's output)."""
+    if quantize:
+        return imresize(lr, scale, round_uint8=True)
+    return np.clip(imresize(lr, scale), 0.0, 255.0)
 
 
 def _match_hr(name: str, hr: np.ndarray, shape: tuple[int, ...], scale: int) -> np.ndarray:
@@ -98,6 +106,7 @@ def evaluate_sr(
     y_channel: bool = False,
     tile_size: int | None = None,
     channel_order: str = "rgb",
+    quantize: bool = True,
     bicubic: bool = True,
     per_image: bool = False,
     progress: bool = False,
@@ -115,6 +124,9 @@ def evaluate_sr(
         tile_size: tiled inference in LR pixels, for images too large for the device.
         channel_order: order of the images' channels for the Y conversion (``"rgb"``; ``"bgr"``
             reproduces BasicSR on BGR data).
+        quantize: score the output rounded to uint8 (MMEditing 0.x / BasicSR ``tensor2img``, the
+            saved image; default) or, with ``False``, the clamped float output as MMagic 1.x does
+            (differences are typically a few 1e-3 dB).
         bicubic: also score MATLAB-bicubic upscaling of the LR image.
         per_image: add ``"images": [{"name", "psnr", "ssim", ...}, ...]`` to each dataset's result.
         progress: show a progress bar per dataset.
@@ -132,7 +144,7 @@ def evaluate_sr(
         for dataset, triples in sets.items():
             rows = []
             for name, lr, hr in tqdm(triples, desc=dataset, disable=not progress, leave=False):
-                output = upscale_image(model, lr, tile_size)
+                output = upscale_image(model, lr, tile_size, quantize)
                 hr = _match_hr(name, hr, output.shape, scale)
                 row = {
                     "name": name,
@@ -140,7 +152,7 @@ def evaluate_sr(
                     "ssim": ssim(hr, output, crop, y_channel, channel_order=channel_order),
                 }
                 if bicubic:
-                    baseline = _bicubic(lr, scale)
+                    baseline = _bicubic(lr, scale, quantize)
                     hr_b = _match_hr(name, hr, baseline.shape, scale)
                     row["bicubic_psnr"] = psnr(hr_b, baseline, crop, y_channel, channel_order=channel_order)
                     row["bicubic_ssim"] = ssim(hr_b, baseline, crop, y_channel, channel_order=channel_order)

@@ -60,6 +60,17 @@ def test_evaluate_sr_matches_direct_computation(tiny_sr):
     assert r["bicubic_psnr"] == pytest.approx(np.mean(bps), abs=1e-9)
     assert r["bicubic_ssim"] == pytest.approx(np.mean(bss), abs=1e-9)
     assert 15 < r["bicubic_psnr"] < 45
+    # MMagic 1.x scores the clamped float output, unrounded
+    floats = evaluate_sr(tiny_sr, {"toy": triples}, quantize=False)["toy"]
+    expected = []
+    for _, lr, hr in triples:
+        with torch.no_grad():
+            out = tiny_sr(torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255).reconstruction
+        expected.append(psnr(hr, out[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255, 2))
+    assert floats["psnr"] == pytest.approx(np.mean(expected), abs=1e-4)
+    assert floats["psnr"] != r["psnr"] and abs(floats["psnr"] - r["psnr"]) < 0.05
+    bic = [psnr(hr, np.clip(imresize(lr, 2), 0, 255), 2) for _, lr, hr in triples]
+    assert floats["bicubic_psnr"] == pytest.approx(np.mean(bic), abs=1e-6)
     # the Y channel and another crop give other numbers
     y = evaluate_sr(tiny_sr, {"toy": triples}, crop_border=0, y_channel=True, bicubic=False)["toy"]
     assert "bicubic_psnr" not in y and y["psnr"] != pytest.approx(r["psnr"], abs=1e-3)
@@ -107,6 +118,8 @@ def test_evaluate_command_prints_table_and_writes_card(tiny_sr, tmp_path, capsys
     for i in range(2):
         Image.fromarray(smooth_image(24, 28, i)).save(folder / f"{i}.png")
     argv = ["evaluate", "--model", str(model_dir), "--dataset", str(folder), "--crop-border", "2", "--device", "cpu"]
+    assert main(argv + ["--float-output"]) == 0
+    float_row = capsys.readouterr().out.strip().splitlines()[3]
     assert main(argv + ["--write-card"]) == 0
     out = capsys.readouterr().out
     assert "MSRResNet x2, RGB, crop_border=2" in out
@@ -115,6 +128,8 @@ def test_evaluate_command_prints_table_and_writes_card(tiny_sr, tmp_path, capsys
     expected = evaluate_sr(tiny_sr, [str(folder)], crop_border=2)
     (dataset,) = expected
     assert row.split()[0] == dataset and float(row.split()[2]) == pytest.approx(expected[dataset]["psnr"], abs=1e-4)
+    floats = evaluate_sr(tiny_sr, [str(folder)], crop_border=2, quantize=False)[dataset]
+    assert float(float_row.split()[2]) == pytest.approx(floats["psnr"], abs=1e-4)
     results = card_yaml(model_dir / "README.md")["model-index"][0]["results"]
     values = {(r["dataset"]["name"], m["name"]): m["value"] for r in results for m in r["metrics"]}
     assert values[(dataset, "PSNR")] == pytest.approx(expected[dataset]["psnr"], abs=1e-4)

@@ -19,6 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--y-channel", action="store_true", help="Evaluate on the Y channel of YCbCr (papers) instead of RGB (MMagic's zoo).")
     parser.add_argument("--crop-border", type=int, default=None, metavar="N", help="Pixels ignored at each side (default: the scale, as MMagic).")
     parser.add_argument("--channel-order", choices=("rgb", "bgr"), default="rgb", help="Channel order assumed by the Y conversion (default rgb).")
+    parser.add_argument(
+        "--float-output",
+        action="store_true",
+        help="Score the clamped float output as MMagic 1.x's evaluator does, instead of the output rounded to uint8 "
+        "(MMEditing 0.x / BasicSR tensor2img, the saved image; default).",
+    )
     parser.add_argument("--tile", type=int, default=None, metavar="N", help="Tiled inference with N x N LR tiles (exact; for large images).")
     parser.add_argument("--device", default=None, help="Torch device, e.g. cuda, cpu (default: cuda when available).")
     parser.add_argument("--per-image", action="store_true", help="Also print each image's PSNR/SSIM.")
@@ -79,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
             y_channel=args.y_channel,
             tile_size=args.tile,
             channel_order=args.channel_order,
+            quantize=not args.float_output,
             per_image=args.per_image,
             progress=True,
         )
