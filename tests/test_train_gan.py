@@ -1,0 +1,405 @@
+"""The GAN loop (hfmagic.training.gan) and examples/train_dcgan.py: MMagic BaseGAN schedules, hooks
+(an LSGAN subclass), divergence, exact resume after SIGKILL, Hub push, two DDP processes on CPU."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from PIL import Image
+from safetensors.torch import load_file
+
+from hfmagic import DCGANConfig, DCGANDiscriminator, DCGANGenerator
+from hfmagic.training import TrainingDivergedError
+from hfmagic.training.gan import GAN, image_grid, train_gan
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "examples" / "train_dcgan.py"
+TINY = ["--resolution", "16", "--model_config_overrides", '{"generator_base_channels": 16, "discriminator_base_channels": 4}']
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny convolutions: thread hand-offs cost far more than they save on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class CountingSGD(torch.optim.SGD):
+    def __init__(self, params, lr=0.01):
+        super().__init__(params, lr=lr)
+        self.steps = 0
+
+    def step(self, closure=None):
+        self.steps += 1
+        return super().step(closure)
+
+
+class RecordingGAN(GAN):
+    """Records, per generator forward, whether the discriminator was trainable."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.generator_calls, self.discriminator_calls, self.frozen_during_g = 0, 0, []
+
+    def train_discriminator(self, batch):
+        self.discriminator_calls += 1
+        return super().train_discriminator(batch)
+
+    def train_generator(self, batch):
+        self.generator_calls += 1
+        self.frozen_during_g.append(not any(p.requires_grad for p in self.unwrapped_discriminator.parameters()))
+        return super().train_generator(batch)
+
+
+def _tiny_gan(cls=GAN, size=8, **kwargs):
+    torch.manual_seed(0)
+    config = DCGANConfig(image_size=size, noise_size=4, generator_base_channels=8, discriminator_base_channels=4)
+    return cls(DCGANGenerator(config), DCGANDiscriminator(config), **kwargs)
+
+
+def _prepare(gan, lr=0.01):
+    accelerator = Accelerator(cpu=True)
+    g_opt = CountingSGD(gan.generator.parameters(), lr=lr)
+    d_opt = CountingSGD(gan.discriminator.parameters(), lr=lr)
+    gan.prepare(accelerator, g_opt, d_opt, seed=0)
+    return g_opt, d_opt
+
+
+@pytest.mark.parametrize(
+    # N iterations; expected counts worked out by hand from MMagic's BaseGAN.train_step
+    "n, ds, gs, da, ga, ema_start, d_steps, g_turns, g_steps, ema_updates",
+    [
+        (12, 1, 1, 1, 1, 0, 12, 12, 12, 12),  # DCGAN default: one D, one G per iteration
+        (12, 2, 1, 1, 1, 0, 12, 6, 6, 6),  # G on iterations 1, 3, ..., 11
+        (12, 1, 3, 1, 2, 0, 12, 12, 36, 12),  # 3 G steps x 2 accumulations = 6 G backwards per turn
+        (12, 2, 1, 3, 1, 0, 4, 2, 2, 2),  # D steps at it 2, 5, 8, 11; G when (it+1) % 6 == 0: it 5, 11
+        (13, 1, 1, 3, 1, 0, 5, 4, 4, 4),  # 13 % 3: the last, incomplete group steps at the end (MMEngine)
+        (12, 2, 1, 1, 1, 3, 12, 6, 6, 4),  # EMA from it+1 >= 3*2: turns at it 5, 7, 9, 11
+    ],
+)
+def test_basegan_schedule_counts(n, ds, gs, da, ga, ema_start, d_steps, g_turns, g_steps, ema_updates):
+    gan = _tiny_gan(
+        RecordingGAN,
+        discriminator_steps=ds,
+        generator_steps=gs,
+        discriminator_accumulation_steps=da,
+        generator_accumulation_steps=ga,
+        ema_momentum=0.5,
+        ema_start=ema_start,
+    )
+    g_opt, d_opt = _prepare(gan)
+    batch = {"pixel_values": torch.rand(4, 3, 8, 8) * 2 - 1}
+    g_iterations = []
+    for it in range(n):
+        logs = gan.train_step(batch, it, max_iterations=n)
+        if "loss_g" in logs:
+            g_iterations.append(it)
+        assert set(logs) >= {"loss_disc_fake", "loss_disc_real", "loss_d"}
+    assert gan.discriminator_calls == n
+    assert d_opt.steps == d_steps
+    assert len(g_iterations) == g_turns and all((it + 1) % (ds * da) == 0 for it in g_iterations)
+    assert gan.generator_calls == g_turns * gs * ga
+    assert g_opt.steps == g_steps
+    assert gan.generator_ema.num_updates == ema_updates
+    assert all(gan.frozen_during_g) and all(p.requires_grad for p in gan.unwrapped_discriminator.parameters())
+
+
+def test_discriminator_accumulation_divides_the_loss():
+    """Two accumulated iterations step once with the mean of their gradients (MMEngine's loss / accum)."""
+    gan = _tiny_gan(discriminator_accumulation_steps=2, discriminator_steps=100)  # no G update in 2 iterations
+    _, d_opt = _prepare(gan, lr=1.0)
+    batch = {"pixel_values": torch.rand(4, 3, 8, 8) * 2 - 1}
+    weight = gan.unwrapped_discriminator.output_layer.conv.weight
+    before = weight.detach().clone()
+    # the same gradients by hand, with a copy of the noise generator's state
+    reference = _tiny_gan()
+    state = gan.noise_generator.generator.get_state()
+    grads = []
+    for _ in range(2):
+        reference.discriminator.zero_grad()
+        noise = reference.generator.sample_noise(4, gan.noise_generator.generator)
+        with torch.no_grad():
+            fake = reference.generator(noise)
+        losses = GAN.discriminator_loss(None, reference.discriminator(batch["pixel_values"]), reference.discriminator(fake), None, None)
+        sum(losses.values()).backward()
+        grads.append(reference.discriminator.output_layer.conv.weight.grad.clone())
+    gan.noise_generator.generator.set_state(state)
+    gan.train_step(batch, 0)
+    assert torch.equal(weight, before) and d_opt.steps == 0
+    gan.train_step(batch, 1)
+    assert d_opt.steps == 1
+    torch.testing.assert_close(weight.detach(), before - (grads[0] + grads[1]) / 2, rtol=1e-5, atol=1e-6)
+
+
+def test_dcgan_losses_and_no_generator_gradient_in_discriminator_step():
+    gan = _tiny_gan()
+    real, fake = torch.tensor([[2.0], [-1.0]]), torch.tensor([[0.5], [-3.0]])
+    d = gan.discriminator_loss(real, fake, None, None)
+    assert torch.isclose(d["loss_disc_real"], F.binary_cross_entropy_with_logits(real, torch.ones(2, 1)))
+    assert torch.isclose(d["loss_disc_fake"], -torch.log(1 - torch.sigmoid(fake)).mean())
+    assert torch.isclose(gan.generator_loss(fake, None)["loss_gen"], -torch.log(torch.sigmoid(fake)).mean())
+    _prepare(gan)
+    gan.train_discriminator({"pixel_values": torch.rand(2, 3, 8, 8)})["loss_disc_real"].backward()
+    assert all(p.grad is None for p in gan.unwrapped_generator.parameters())
+
+
+class LSGAN(GAN):
+    """Least-squares GAN: only the losses change."""
+
+    def discriminator_loss(self, real_logits, fake_logits, real, fake):
+        return {"loss_disc_real": 0.5 * ((real_logits - 1) ** 2).mean(), "loss_disc_fake": 0.5 * (fake_logits**2).mean()}
+
+    def generator_loss(self, fake_logits, fake):
+        return {"loss_gen": 0.5 * ((fake_logits - 1) ** 2).mean()}
+
+
+class ExplodingGAN(GAN):
+    """Returns a NaN generator loss from the 7th iteration on (a stand-in for a diverging run)."""
+
+    def generator_loss(self, fake_logits, fake):
+        loss = super().generator_loss(fake_logits, fake)
+        if self.iteration >= 6:
+            loss["loss_gen"] = loss["loss_gen"] * float("nan")
+        return loss
+
+    def train_step(self, batch, iteration, max_iterations=None):
+        self.iteration = iteration
+        return super().train_step(batch, iteration, max_iterations)
+
+
+def _loader(accelerator, n=24, size=8, batch_size=4):
+    images = torch.rand(n, 3, size, size) * 2 - 1
+    dataset = [{"pixel_values": image} for image in images]
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True)
+    return accelerator.prepare(loader)
+
+
+def test_lsgan_subclass_trains_with_the_same_loop(tmp_path):
+    gan = _tiny_gan(LSGAN, ema_momentum=0.1)
+    _prepare(gan)
+    noise = torch.randn(4, 4)
+    before = gan.sample(noise)
+    logs = train_gan(gan, _loader(gan.accelerator), max_train_steps=8, output_dir=tmp_path, save_images_steps=4,
+                     fixed_noise=noise, show_progress=False)
+    assert logs["step"] == 8 and logs["epoch"] == 1
+    # LSGAN's D loss is 0.5 * E[(D(x) - 1)^2] + 0.5 * E[D(G(z))^2]; BCE's would be >= 2 * log(2) / 2 at chance
+    assert logs["loss_d"] == pytest.approx(logs["loss_disc_real"] + logs["loss_disc_fake"])
+    assert not torch.equal(gan.sample(noise), before)
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step-4.png", "step-8.png"]
+    assert Image.open(tmp_path / "samples" / "step-8.png").size == (2 * 8 + 3 * 2, 2 * 8 + 3 * 2)
+
+
+def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
+    gan = _tiny_gan(ExplodingGAN)
+    _prepare(gan)
+    with pytest.raises(TrainingDivergedError, match=r"step 7: non-finite loss.*checkpoint-6"):
+        train_gan(gan, _loader(gan.accelerator), max_train_steps=20, output_dir=tmp_path, checkpointing_steps=3,
+                  show_progress=False)
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-6"]
+    weights = load_file(tmp_path / "checkpoint-6" / "model.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values())
+
+
+def test_image_grid_layout():
+    images = torch.full((5, 1, 4, 4), -1.0)
+    images[4] = 1.0
+    grid = np.asarray(image_grid(images, nrow=3, padding=1))
+    assert grid.shape == (2 * 5 + 1, 3 * 5 + 1)
+    assert grid[6:10, 6:10].min() == 255 and grid[1:5, 1:5].max() == 0
+
+
+# ---------------------------------------------------------------- the example script
+def _write_dataset(folder: Path, count: int = 24, size: int = 20) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (size, size + 4, 3), dtype=np.uint8)).save(folder / f"{i:02d}.png")
+    return folder
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _script_args(data, out, *extra):
+    return [
+        "--train_data_dir", str(data), *TINY, "--train_batch_size", "8", "--max_train_steps", "10",
+        "--discriminator_steps", "2", "--use_ema", "--ema_decay", "0.9", "--checkpointing_steps", "4",
+        "--save_images_steps", "5", "--num_sample_images", "4", "--report_to", "none", "--seed", "3",
+        "--output_dir", str(out), *extra,
+    ]
+
+
+def _tensors(path):
+    return load_file(path)
+
+
+def _import_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_dcgan", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_script_resume_after_sigkill_is_exact(tmp_path):
+    data = _write_dataset(tmp_path / "data")  # 24 images, batch 8: 3 batches per epoch
+    script = _import_script()
+    full = tmp_path / "full"
+    script.main(script.parse_args(_script_args(data, full)))
+
+    # the same run, SIGKILLed right after checkpoint-4 is written
+    killed = tmp_path / "killed"
+    wrapper = tmp_path / "kill_after_checkpoint.py"
+    wrapper.write_text(textwrap.dedent(f"""
+        import os, runpy, signal, sys
+        import hfmagic.training.gan as gan
+        save = gan.save_checkpoint
+        def save_then_die(*args, **kwargs):
+            path = save(*args, **kwargs)
+            if path.name == "checkpoint-4":
+                os.kill(os.getpid(), signal.SIGKILL)
+            return path
+        gan.save_checkpoint = save_then_die
+        sys.argv = [{str(SCRIPT)!r}] + sys.argv[1:]
+        runpy.run_path({str(SCRIPT)!r}, run_name="__main__")
+    """))
+    proc = subprocess.run([sys.executable, str(wrapper), *_script_args(data, killed)], env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert [p.name for p in killed.glob("checkpoint-*")] == ["checkpoint-4"] and not (killed / "final").exists()
+    # what a kill during a later save leaves behind must never be picked up
+    (killed / ".checkpoint-8.tmp").mkdir()
+    (killed / "checkpoint-8").mkdir()  # no state file: incomplete
+    assert json.loads((killed / "checkpoint-4" / "hfmagic_state.json").read_text()) == {"step": 4, "epoch": 1, "step_in_epoch": 1}
+
+    script.main(script.parse_args(_script_args(data, killed, "--resume_from_checkpoint", "latest")))
+    for name in ("checkpoint-8/model.safetensors", "checkpoint-8/model_1.safetensors", "final/model.safetensors",
+                 "final/discriminator/model.safetensors"):
+        a, b = _tensors(full / name), _tensors(killed / name)
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), f"{name}: {key} differs after resume"
+    # the saved generator is the EMA one, and it differs from the trained generator
+    trained = _tensors(full / "checkpoint-8" / "model.safetensors")
+    ema = DCGANGenerator.from_pretrained(full / "final")
+    assert not torch.equal(ema.output_layer.conv.weight, trained["output_layer.conv.weight"])
+    assert sorted(p.name for p in (full / "samples").iterdir()) == ["step-10.png", "step-5.png"]
+
+
+@pytest.mark.slow
+def test_script_trains_offline_saves_card_and_pushes(tmp_path, hub_server):
+    from huggingface_hub import HfApi
+
+    out = tmp_path / "run"
+    args = [*TINY, "--train_batch_size", "16", "--max_train_steps", "4", "--checkpointing_steps", "0",
+            "--save_images_steps", "2", "--num_sample_images", "4", "--evaluation_images", "16",
+            "--report_to", "tensorboard", "--output_dir", str(out), "--push_to_hub", "--hub_model_id", "me/tiny-dcgan"]
+    script = _import_script()
+    final = script.main(script.parse_args(args))  # no dataset flag: the embedded photos
+    assert final == out / "final"
+    assert sorted(p.name for p in final.iterdir()) == ["README.md", "config.json", "discriminator", "model.safetensors", "samples.png"]
+    card = (final / "README.md").read_text()
+    assert "samples.png" in card and "SWD" in card and "MS-SSIM" in card and "discriminator/" in card
+    assert list((out / "logs").rglob("events.out.tfevents.*"))
+    files = set(HfApi().list_repo_files("me/tiny-dcgan")) - {".gitattributes"}  # made by create_repo
+    assert files == {"README.md", "config.json", "model.safetensors", "samples.png", "discriminator/config.json",
+                     "discriminator/model.safetensors"}
+    generator = DCGANGenerator.from_pretrained("me/tiny-dcgan")
+    discriminator = DCGANDiscriminator.from_pretrained("me/tiny-dcgan", subfolder="discriminator")
+    assert generator(num_batches=2).shape == (2, 3, 16, 16)
+    assert discriminator(generator(num_batches=2)).shape == (2, 1)
+
+
+def test_script_streaming_skips_corrupt_images(tmp_path):
+    data = _write_dataset(tmp_path / "data", count=10)
+    (data / "03.png").write_bytes(b"broken")
+    out = tmp_path / "run"
+    script = _import_script()
+    base = ["--train_data_dir", str(data), *TINY, "--train_batch_size", "4", "--max_train_steps", "3",
+            "--checkpointing_steps", "0", "--save_images_steps", "0", "--num_sample_images", "4",
+            "--report_to", "none", "--output_dir", str(out)]
+    with pytest.raises(ValueError, match=r"row \d+ .*03\.png.*--skip_corrupt_images"):
+        script.main(script.parse_args(base))
+    with pytest.warns(UserWarning, match="03.png"):
+        script.main(script.parse_args([*base, "--streaming", "--skip_corrupt_images"]))
+    assert DCGANGenerator.from_pretrained(out / "final").config.image_size == 16
+
+
+def test_script_argument_checks():
+    script = _import_script()
+    assert script.ema_momentum(script.parse_args(["--use_ema"])) == 0.0002
+    assert script.ema_momentum(script.parse_args(["--use_ema", "--ema_decay", "0.999"])) == pytest.approx(0.001)
+    for bad in (["--ema_decay", "0.9"], ["--use_ema", "--ema_decay", "0.0002"], ["--dataset_name", "a/b", "--train_data_dir", "x"],
+                ["--discriminator_accumulation_steps", "3", "--checkpointing_steps", "10"], ["--evaluation_images", "3"]):
+        with pytest.raises(SystemExit):
+            script.parse_args(bad)
+
+
+@pytest.mark.slow
+def test_script_diverging_run_stops_with_clear_message(tmp_path):
+    out = tmp_path / "run"
+    script = _import_script()
+    args = script.parse_args([*TINY, "--train_batch_size", "8", "--max_train_steps", "12", "--checkpointing_steps", "1",
+                              "--save_images_steps", "0", "--report_to", "none", "--learning_rate", "1e18", "--output_dir", str(out)])
+    with pytest.raises(TrainingDivergedError, match="Training diverged at step") as error:
+        script.main(args)
+    kept = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert not (out / "final").exists()
+    if kept:  # the newest kept checkpoint is named, and its weights are finite
+        assert str(kept[-1]) in str(error.value)
+        assert all(torch.isfinite(w).all() for w in _tensors(kept[-1] / "model.safetensors").values())
+
+
+@pytest.mark.slow
+def test_two_ddp_processes_on_cpu(tmp_path):
+    data = _write_dataset(tmp_path / "data", count=32)
+    out = tmp_path / "ddp"
+    # report, per rank, checksums of the trained weights and of the BatchNorm running statistics
+    wrapper = tmp_path / "report_ranks.py"
+    wrapper.write_text(textwrap.dedent(f"""
+        import runpy, sys
+        import hfmagic.training.gan as gan_module
+        train = gan_module.train_gan
+        def train_and_report(gan, *args, **kwargs):
+            logs = train(gan, *args, **kwargs)
+            g, d = gan.unwrapped_generator, gan.unwrapped_discriminator
+            weights = sum(float(p.double().sum()) for m in (g, d) for p in m.parameters())
+            stats = float(g.noise2feat.bn.running_mean.double().sum())
+            print(f"RANK {{gan.accelerator.process_index}} weights {{weights!r}} bn {{stats!r}}", flush=True)
+            return logs
+        gan_module.train_gan = train_and_report
+        sys.argv = [{str(SCRIPT)!r}] + sys.argv[1:]
+        runpy.run_path({str(SCRIPT)!r}, run_name="__main__")
+    """))
+    env = {**_env(), "ACCELERATE_USE_CPU": "1"}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", str(wrapper)]
+    args = ["--train_data_dir", str(data), *TINY, "--train_batch_size", "4", "--max_train_steps", "6", "--use_ema",
+            "--discriminator_accumulation_steps", "3", "--checkpointing_steps", "3", "--save_images_steps", "3",
+            "--num_sample_images", "4", "--report_to", "none", "--output_dir", str(out)]
+    proc = subprocess.run(launch + args, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "MULTI_CPU" in proc.stderr and "Num processes: 2" in proc.stderr
+    reports = sorted(line.split() for line in proc.stdout.splitlines() if line.startswith("RANK "))
+    assert [r[1] for r in reports] == ["0", "1"], proc.stdout
+    assert reports[0][3] == reports[1][3]  # DDP kept the weights identical
+    assert reports[0][5] != reports[1][5]  # each rank keeps its own BatchNorm statistics (broadcast_buffers=False)
+    assert (out / "checkpoint-6" / "random_states_1.pkl").exists()  # the second rank saved its state too
+    generator = DCGANGenerator.from_pretrained(out / "final")
+    assert torch.isfinite(generator(num_batches=2)).all()
+    assert "x 2 processes" in (out / "final" / "README.md").read_text()
