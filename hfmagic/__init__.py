@@ -34,7 +34,7 @@ _LAZY = {
     "convert_checkpoint": "hfmagic.convert",
     "SuperResolutionPipeline": "hfmagic.pipelines",
     **dict.fromkeys(["psnr", "ssim", "ms_ssim", "swd", "fid", "SlicedWassersteinDistance"], "hfmagic.metrics"),
-    "evaluate_sr": "hfmagic.evaluation",
+    **dict.fromkeys(["evaluate_sr", "evaluate_gan"], "hfmagic.evaluation"),
     "DCGANPipeline": "hfmagic.pipelines",
     **dict.fromkeys(["SRTrainingArguments", "SRTrainingResult", "train_sr", "CosineRestartLR"], "hfmagic.training"),
     **dict.fromkeys(

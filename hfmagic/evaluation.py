@@ -246,7 +246,7 @@ def evaluate_gan(
     device, dtype = _model_device_dtype(generator)
     inception = load_inception(inception_path, device) if inception_path is not None else None
     noise = generator.sample_noise(num_images, generator=torch.Generator().manual_seed(seed))
-    image_size = int(getattr(generator.config, "image_size", 0)) or None
+    image_size = int(getattr(getattr(generator, "config", None), "image_size", 0)) or None
     metric = None
     pair_scores, real_feats, fake_feats = [], [], []
     was_training = generator.training
