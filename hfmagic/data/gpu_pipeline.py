@@ -1,0 +1,230 @@
+"""A device-resident paired SR data path: HR images live on the GPU as uint8, and every batch is cut,
+degraded and augmented there, so the model, not a CPU DataLoader, sets the pace.
+
+It reproduces :class:`~hfmagic.data.sr_dataset.PairedSRTransform` (the CPU path) number for number
+for the same random choices: the HR image cropped to a multiple of the scale (``modcrop``), a paired
+random crop chosen in LR coordinates (``top``, ``left`` in ``0 .. h/s - p/s``), the LR made with
+MATLAB bicubic (:func:`~hfmagic.data.imresize`) as if the whole image were resized and rounded to
+uint8 levels, then horizontal flip, vertical flip and transpose applied to LR and HR alike.
+
+Two ways to make the LR, both equal to resizing the whole image:
+
+- ``lr_mode="precompute"`` (default): every image is resized once when the data is built, on the
+  device; a batch is then two gathers. The fastest; the LR images take 1/s^2 of the HR memory.
+- ``lr_mode="online"``: each batch resizes its HR patches plus a margin of 3 LR pixels, in one
+  batched ``imresize`` call. The margin is filled by the image's own symmetric padding where the
+  patch touches the border, so the kernel sees what it sees in a whole-image resize.
+
+```python
+>>> data = DeviceSRData.from_source("path/to/div2k_sub", scale=4, gt_patch_size=128, device="cuda")
+>>> for batch in data.loader(batch_size=16, seed=0):      # endless
+...     loss = model(**batch).loss                         # pixel_values (16, 3, 32, 32), labels (16, 3, 128, 128)
+```
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .images import load_rgb
+from .imresize import imresize
+
+__all__ = ["DeviceSRData", "CropPlan"]
+
+# LR pixels of context resized around a patch (as the CPU path): the x-s bicubic kernel reaches
+# 2 LR pixels from a pixel centre; one more for the tap rounding.
+_LR_MARGIN = 3
+
+
+class CropPlan:
+    """The random choices of one batch, as int64/bool tensors of length B on the data's device:
+    ``index`` (image), ``top``/``left`` (LR pixel of the crop's corner), ``hflip``, ``vflip``, ``transpose``."""
+
+    def __init__(self, index, top, left, hflip, vflip, transpose):
+        self.index, self.top, self.left = index, top, left
+        self.hflip, self.vflip, self.transpose = hflip, vflip, transpose
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+
+class DeviceSRData:
+    """HR images held on ``device`` as one padded uint8 tensor (N, 3, H_max, W_max), each image cropped
+    to a multiple of ``scale``; batches of ``{"pixel_values", "labels"}`` made on the device.
+
+    Args:
+        images: RGB uint8 arrays (H, W, 3) or tensors (3, H, W), or anything :func:`load_rgb` reads.
+        scale: upscale factor s.
+        gt_patch_size: HR patch side p (a multiple of s, at most the smallest image side).
+        device: where the images live and batches are made.
+        lr_mode: ``"precompute"`` or ``"online"`` (see the module docstring).
+        augment: random horizontal flip, vertical flip and transpose, p = 0.5 each.
+    """
+
+    def __init__(
+        self,
+        images: Sequence[Any],
+        *,
+        scale: int,
+        gt_patch_size: int,
+        device: str | torch.device = "cpu",
+        lr_mode: str = "precompute",
+        augment: bool = True,
+    ):
+        if not isinstance(scale, int) or scale < 1:
+            raise ValueError(f"scale must be a positive int (2, 3, 4, ...); got {scale!r}.")
+        if gt_patch_size < scale or gt_patch_size % scale:
+            raise ValueError(f"gt_patch_size={gt_patch_size} must be a positive multiple of scale={scale}.")
+        if lr_mode not in ("precompute", "online"):
+            raise ValueError(f"lr_mode must be 'precompute' or 'online', got {lr_mode!r}.")
+        if len(images) == 0:
+            raise ValueError("DeviceSRData needs at least one image.")
+        self.scale, self.gt_patch_size, self.lr_mode, self.augment = scale, gt_patch_size, lr_mode, augment
+        self.device = torch.device(device)
+        hrs = [self._to_uint8_chw(image) for image in images]
+        hrs = [hr[:, : hr.shape[1] - hr.shape[1] % scale, : hr.shape[2] - hr.shape[2] % scale] for hr in hrs]  # modcrop
+        small = [(i, tuple(hr.shape[1:])) for i, hr in enumerate(hrs) if min(hr.shape[1:]) < gt_patch_size]
+        if small:
+            raise ValueError(
+                f"{len(small)} image(s) are smaller than gt_patch_size={gt_patch_size} after cropping to a multiple of "
+                f"{scale} (index, (H, W)): {small[:5]}. Remove them or lower gt_patch_size."
+            )
+        self.sizes = torch.tensor([hr.shape[1:] for hr in hrs], dtype=torch.int64, device=self.device)  # (N, 2)
+        h_max, w_max = (int(v) for v in self.sizes.max(dim=0).values)
+        self.hr = torch.zeros(len(hrs), 3, h_max, w_max, dtype=torch.uint8, device=self.device)
+        for i, hr in enumerate(hrs):
+            self.hr[i, :, : hr.shape[1], : hr.shape[2]] = hr.to(self.device)
+        self.lr = None
+        if lr_mode == "precompute":
+            self.lr = torch.zeros(len(hrs), 3, h_max // scale, w_max // scale, dtype=torch.uint8, device=self.device)
+            for i, hr in enumerate(hrs):
+                lr = imresize(hr.to(self.device).float(), 1.0 / scale, round_uint8=True)
+                self.lr[i, :, : lr.shape[1], : lr.shape[2]] = lr
+
+    @classmethod
+    def from_source(
+        cls, source: Any, *, scale: int, gt_patch_size: int, image_column: str = "image", split: str = "train", **kwargs
+    ) -> "DeviceSRData":
+        """Decode every image of ``source`` (anything :func:`~hfmagic.data.sr_dataset.load_image_dataset`
+        loads: folder, parquet, ``save_to_disk`` folder, Hub id, ``datasets.Dataset``) into device memory."""
+        import datasets
+
+        from .sr_dataset import load_image_dataset
+
+        dataset = load_image_dataset(source, split=split)
+        if image_column not in (dataset.column_names or []):
+            raise ValueError(f"{source!r} has no column {image_column!r}; its columns are {dataset.column_names}.")
+        if isinstance((dataset.features or {}).get(image_column), datasets.Image):
+            dataset = dataset.cast_column(image_column, datasets.Image(decode=False))
+        images = [load_rgb(item[image_column]) for item in dataset]
+        return cls(images, scale=scale, gt_patch_size=gt_patch_size, **kwargs)
+
+    @staticmethod
+    def _to_uint8_chw(image: Any) -> torch.Tensor:
+        if isinstance(image, torch.Tensor):
+            if image.dtype != torch.uint8 or image.dim() != 3 or image.shape[0] != 3:
+                raise ValueError(f"Image tensors must be uint8 (3, H, W); got {image.dtype} {tuple(image.shape)}.")
+            return image
+        return torch.from_numpy(load_rgb(image)).permute(2, 0, 1)
+
+    def __len__(self) -> int:
+        return int(self.hr.shape[0])
+
+    # ------------------------------------------------------------------ randomness
+    def plan(self, batch_size: int, generator: torch.Generator | None = None) -> CropPlan:
+        """Random choices for one batch: images uniformly with replacement, crop corners uniform over
+        each image's valid LR range, flips/transpose with probability 0.5 (all drawn on the device)."""
+        dev = self.device
+        index = torch.randint(0, len(self), (batch_size,), device=dev, generator=generator)
+        lq = self.gt_patch_size // self.scale
+        span = self.sizes[index] // self.scale - lq + 1  # (B, 2) number of valid corners
+        corner = (torch.rand(batch_size, 2, device=dev, generator=generator, dtype=torch.float64) * span).long()
+        corner = torch.minimum(corner, span - 1)
+        coins = torch.rand(batch_size, 3, device=dev, generator=generator) < 0.5
+        if not self.augment:
+            coins.zero_()
+        return CropPlan(index, corner[:, 0], corner[:, 1], coins[:, 0], coins[:, 1], coins[:, 2])
+
+    # ------------------------------------------------------------------ batches
+    def batch(self, plan: CropPlan) -> dict[str, torch.Tensor]:
+        """``{"pixel_values": (B, 3, p/s, p/s), "labels": (B, 3, p, p)}`` float32 in [0, 1] on the device."""
+        s, p = self.scale, self.gt_patch_size
+        lq = p // s
+        hr = self._gather(self.hr, plan.index, plan.top * s, plan.left * s, p, self.sizes[plan.index])
+        if self.lr is not None:
+            lr = self._gather(self.lr, plan.index, plan.top, plan.left, lq, self.sizes[plan.index] // s).float()
+        else:
+            m = _LR_MARGIN
+            # HR patch plus m LR pixels on every side, out-of-image pixels mirrored (MATLAB's symmetric padding)
+            region = self._gather(
+                self.hr, plan.index, (plan.top - m) * s, (plan.left - m) * s, p + 2 * m * s, self.sizes[plan.index]
+            )
+            lr = imresize(region.float(), 1.0 / s, round_uint8=True)[:, :, m : m + lq, m : m + lq].float()
+        lr, hr = self._augment(lr, hr.float(), plan)
+        return {"pixel_values": lr.div_(255.0), "labels": hr.div_(255.0)}
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """One random batch (see :meth:`plan` and :meth:`batch`)."""
+        return self.batch(self.plan(batch_size, generator))
+
+    def loader(self, batch_size: int, seed: int | None = None, num_batches: int | None = None) -> Iterator[dict[str, torch.Tensor]]:
+        """Yield random batches (endlessly, or ``num_batches`` of them) from a generator on the device
+        seeded with ``seed``."""
+        generator = None
+        if seed is not None:
+            generator = torch.Generator(device=self.device).manual_seed(seed)
+        count = 0
+        while num_batches is None or count < num_batches:
+            yield self.sample(batch_size, generator)
+            count += 1
+
+    @staticmethod
+    def _gather(images: torch.Tensor, index, top, left, size: int, sizes: torch.Tensor) -> torch.Tensor:
+        """(B, C, size, size) windows of ``images[index]`` at (top, left); coordinates outside an image
+        (whose own size is ``sizes``) are folded back by symmetric padding (edge pixel repeated)."""
+        offsets = torch.arange(size, device=images.device)
+        rows = _symmetric(top[:, None] + offsets, sizes[:, 0:1])  # (B, size)
+        cols = _symmetric(left[:, None] + offsets, sizes[:, 1:2])
+        # Advanced indices around a slice: the result is (B, size, size, C); only the window is read.
+        window = images[index[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+        return window.permute(0, 3, 1, 2)
+
+    @staticmethod
+    def _augment(lr: torch.Tensor, hr: torch.Tensor, plan: CropPlan) -> tuple[torch.Tensor, torch.Tensor]:
+        # Same order as the CPU path: horizontal flip, vertical flip, transpose (square patches).
+        for mask, op in ((plan.hflip, lambda t: t.flip(-1)), (plan.vflip, lambda t: t.flip(-2)), (plan.transpose, lambda t: t.transpose(-1, -2))):
+            if bool(mask.any()):
+                m = mask[:, None, None, None]
+                lr, hr = torch.where(m, op(lr), lr), torch.where(m, op(hr), hr)
+        return lr.contiguous(), hr.contiguous()
+
+    def memory_bytes(self) -> int:
+        """Device memory the images take (HR plus precomputed LR)."""
+        return self.hr.numel() + (self.lr.numel() if self.lr is not None else 0)
+
+
+def _symmetric(index: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+    """Fold indices into ``0 .. length-1`` as ``... 1 0 | 0 1 ... n-1 | n-1 n-2 ...`` (period 2n)."""
+    folded = torch.remainder(index, 2 * length)
+    return torch.where(folded >= length, 2 * length - 1 - folded, folded)
+
+
+def loader_rate(data: DeviceSRData, batch_size: int, num_batches: int = 20, seed: int = 0) -> float:
+    """Pairs per second the device path makes (after one warm-up batch), synchronising CUDA."""
+    import time
+
+    generator = torch.Generator(device=data.device).manual_seed(seed)
+    data.sample(batch_size, generator)
+    if data.device.type == "cuda":
+        torch.cuda.synchronize(data.device)
+    start = time.perf_counter()
+    for _ in range(num_batches):
+        data.sample(batch_size, generator)
+    if data.device.type == "cuda":
+        torch.cuda.synchronize(data.device)
+    return num_batches * batch_size / (time.perf_counter() - start) if num_batches else math.inf
