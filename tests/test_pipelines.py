@@ -401,3 +401,23 @@ def test_make_grid():
         make_grid([Image.new("RGB", (4, 3)), Image.new("RGB", (3, 3))])
     with pytest.raises(ValueError, match="at least one"):
         make_grid([])
+
+
+def test_pipelines_load_by_hub_id(hub_server, tmp_path):
+    from hfmagic import DCGANDiscriminator
+    from hfmagic.hub import push_folder_to_hub, save_gan_pretrained
+
+    sr_id, gan_id = hub_server.new_repo_id("sr-pipeline"), hub_server.new_repo_id("gan-pipeline")
+    model = tiny_sr("edsr", 2)
+    model.save_pretrained(tmp_path / "sr")
+    push_folder_to_hub(tmp_path / "sr", sr_id)
+    image = random_image(6, 5)
+    from_hub = SuperResolutionPipeline.from_pretrained(sr_id, device="cpu")
+    assert np.array_equal(np.asarray(from_hub(image)), np.asarray(SuperResolutionPipeline(model, device="cpu")(image)))
+
+    generator = tiny_gan()
+    save_gan_pretrained(generator, DCGANDiscriminator(generator.config), tmp_path / "gan")  # generator at the root
+    push_folder_to_hub(tmp_path / "gan", gan_id)
+    expected = DCGANPipeline(generator, device="cpu")(num_images=2, seed=1)
+    got = DCGANPipeline.from_pretrained(gan_id, device="cpu")(num_images=2, seed=1)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(got, expected))
