@@ -87,7 +87,7 @@ def test_tiled_evaluation_equals_whole_image(tiny_sr):
 def test_evaluate_sr_on_a_folder_and_bad_pairs(tiny_sr, tmp_path):
     folder = tmp_path / "MySet"
     folder.mkdir()
-    for i, (h, w) in enumerate(((26, 30), (32, 32))):  # 26x30 is not a multiple of... 2? it is; 13x15 LR
+    for i, (h, w) in enumerate(((27, 30), (32, 32))):  # 27 rows: HR is cropped to a multiple of the scale
         Image.fromarray(smooth_image(h, w, i)).save(folder / f"im{i}.png")
     results = evaluate_sr(tiny_sr, [str(folder)])
     (name,) = results
