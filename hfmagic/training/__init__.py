@@ -10,6 +10,7 @@ from .checkpointing import (
     save_checkpoint,
 )
 from .ema import ExponentialMovingAverage
+from .gan import GAN, image_grid, train_gan
 from .schedulers import SCHEDULER_NAMES, CosineRestartLR, get_sr_scheduler
 from .sr import SRSampleStream, SRTrainingArguments, SRTrainingResult, StreamBatchSampler, create_accelerator, evaluate_model, train_sr
 
@@ -17,6 +18,7 @@ __all__ = [
     "CheckpointableGenerator",
     "CosineRestartLR",
     "ExponentialMovingAverage",
+    "GAN",
     "SCHEDULER_NAMES",
     "SRSampleStream",
     "SRTrainingArguments",
@@ -27,9 +29,11 @@ __all__ = [
     "create_accelerator",
     "evaluate_model",
     "get_sr_scheduler",
+    "image_grid",
     "list_checkpoints",
     "read_checkpoint_state",
     "resolve_resume_checkpoint",
     "save_checkpoint",
+    "train_gan",
     "train_sr",
 ]
