@@ -31,7 +31,6 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -41,16 +40,16 @@ from tqdm.auto import tqdm
 from .models import EDSR, SRCNN, MSRResNet, SuperResolutionPreTrainedModel
 
 __all__ = [
-    "SuperResolutionPipeline",
-    "DCGANPipeline",
-    "make_grid",
-    "receptive_field",
-    "probe_receptive_field",
-    "DTYPES",
     "DEFAULT_TILE_OVERLAP",
+    "DTYPES",
+    "DCGANPipeline",
+    "SuperResolutionPipeline",
+    "make_grid",
+    "probe_receptive_field",
+    "receptive_field",
 ]
 
-ImageInput = Union[Image.Image, np.ndarray, str, Path]
+ImageInput = Image.Image | np.ndarray | str | Path
 
 # Names accepted for `dtype` (also the CLI's --dtype choices).
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -435,7 +434,8 @@ class SuperResolutionPipeline:
         for i in range(n):
             sample = pixel_values[i : i + 1]
             tiles = self._tiles(
-                lambda r: sample[:, :, r[0] : r[1], r[2] : r[3]], height, width, tile_size, tile_overlap, batch_size, False
+                lambda r, sample=sample: sample[:, :, r[0] : r[1], r[2] : r[3]],
+                height, width, tile_size, tile_overlap, batch_size, False,
             )
             for (y0, y1, x0, x1), tile in tiles:
                 out[i, :, y0:y1, x0:x1] = tile[0]
@@ -459,7 +459,7 @@ class SuperResolutionPipeline:
         else:
             if int(tile_size) != tile_size or tile_size < 1:
                 raise ValueError(f"tile_size must be a positive integer (LR pixels) or None, got {tile_size!r}.")
-            overlap = self._overlap(tile_overlap)
+            tile_size, overlap = int(tile_size), self._overlap(tile_overlap)
             cores = [
                 (y, min(y + tile_size, height), x, min(x + tile_size, width))
                 for y in range(0, height, tile_size)

@@ -1,7 +1,5 @@
 """SuperResolutionPipeline and DCGANPipeline: inputs, tiling, receptive fields, modes, dtypes, seeds."""
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
