@@ -136,7 +136,8 @@ def ref_swd(real, fake, seed, nhoods=128, repeats=4, dirs_per=128):
             patches = []
             for j in range(n * nhoods):
                 level = pyramids[j // nhoods][lod]
-                patches.append(level[:, ys[j] - 3 : ys[j] + 4, xs[j] - 3 : xs[j] + 4])
+                # PGGAN/MMagic lay a patch out as [channel, x, y]: the transpose of the image crop
+                patches.append(level[:, ys[j] - 3 : ys[j] + 4, xs[j] - 3 : xs[j] + 4].transpose(0, 2, 1))
             d = np.stack(patches)
             d = (d - d.mean(axis=(0, 2, 3), keepdims=True)) / d.std(axis=(0, 2, 3), ddof=1, keepdims=True)
             descs[kind].append(d.reshape(len(d), -1))

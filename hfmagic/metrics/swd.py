@@ -75,15 +75,17 @@ def extract_descriptors(level: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor,
         xs, ys: (N * k,) integer centres; patches ``k*i ... k*i + k - 1`` come from image ``i``.
         nhood_size: odd patch side.
     Returns:
-        (N * k, C, nhood_size, nhood_size) patches.
+        (N * k, C, nhood_size, nhood_size) patches, indexed ``[patch, channel, x, y]`` (x before
+        y, i.e. each patch transposed) as PGGAN's and MMagic's descriptors are: the layout fixes
+        which descriptor entry each random direction weighs.
     """
     num, channels, height, width = level.shape
     per_image = xs.numel() // num
     radius = nhood_size // 2
     offsets = torch.arange(-radius, radius + 1, device=level.device)
     image_idx = torch.arange(num, device=level.device).repeat_interleave(per_image)
-    rows = (ys.to(level.device)[:, None] + offsets)[:, None, :, None]  # (M, 1, k, 1)
-    cols = (xs.to(level.device)[:, None] + offsets)[:, None, None, :]  # (M, 1, 1, k)
+    cols = (xs.to(level.device)[:, None] + offsets)[:, None, :, None]  # (M, 1, k, 1): x varies along dim 2
+    rows = (ys.to(level.device)[:, None] + offsets)[:, None, None, :]  # (M, 1, 1, k): y varies along dim 3
     chans = torch.arange(channels, device=level.device)[None, :, None, None]
     return level[image_idx[:, None, None, None], chans, rows, cols]
 
