@@ -17,11 +17,11 @@ is written core by core into a preallocated uint8 array, so the memory the model
 ``(tile_size + 2 * tile_overlap)`` squared, not by the image. When the overlap is at least the
 model's :func:`receptive_field`, every kept output pixel is computed from exactly the same input
 pixels as in a whole-image pass, so the two agree up to the arithmetic of the backend's kernels:
-bitwise where those kernels compute a pixel the same way whatever the tensor's shape (EDSR on
-PyTorch's native CPU convolution, for instance); otherwise within ~1e-6, which moves a uint8
-value by one in rare pixels. Kernels that depend on the shape: oneDNN's first-layer convolution,
-cuDNN's algorithm choice, PyTorch's CPU bilinear/bicubic upsampling (MSRResNet's skip, SRCNN's
-first step), and the x3 interpolation coordinates (``(j + 0.5) / 3`` is not exact in binary).
+bitwise where those kernels compute a pixel the same way whatever the tensor's shape (EDSR, and
+SRCNN at x2/x4, on PyTorch's native CPU convolution, one tile per batch); otherwise within ~1e-6,
+which moves a uint8 value by one in rare pixels. What depends on the shape: oneDNN's first-layer
+convolution, batched convolutions, cuDNN's algorithm choice, PyTorch's CPU bilinear upsampling
+(MSRResNet's skip), and the x3 interpolation coordinates (``(j + 0.5) / 3`` is not exact in binary).
 """
 
 from __future__ import annotations
