@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -18,14 +17,19 @@ from tqdm.auto import tqdm
 
 from .data import imresize, to_numpy, to_tensor
 from .metrics import SlicedWassersteinDistance, psnr, ssim
-from .metrics.fid import feature_statistics, frechet_distance, inception_features, load_inception
+from .metrics.fid import (
+    feature_statistics,
+    frechet_distance,
+    inception_features,
+    load_inception,
+)
 from .metrics.ms_ssim import ms_ssim
 
 __all__ = ["evaluate_sr", "evaluate_gan", "upscale_image", "metrics_for_card", "gan_metrics_for_card", "EvalTriple"]
 
 # (image name, LR uint8 HWC RGB, HR uint8 HWC RGB), as hfmagic.data.load_eval_set yields them.
 EvalTriple = tuple[str, np.ndarray, np.ndarray]
-EvalSets = Union[str, Path, Sequence[Union[str, Path]], Mapping[str, Iterable[EvalTriple]]]
+EvalSets = str | Path | Sequence[str | Path] | Mapping[str, Iterable[EvalTriple]]
 
 
 def _model_device_dtype(model: torch.nn.Module) -> tuple[torch.device, torch.dtype]:
@@ -35,7 +39,9 @@ def _model_device_dtype(model: torch.nn.Module) -> tuple[torch.device, torch.dty
     return param.device, param.dtype
 
 
-def upscale_image(model: torch.nn.Module, lr: np.ndarray, tile_size: int | None = None, quantize: bool = True) -> np.ndarray:
+def upscale_image(
+    model: torch.nn.Module, lr: np.ndarray, tile_size: int | None = None, quantize: bool = True
+) -> np.ndarray:
     """Run an SR model on one uint8 HWC RGB image.
 
     Args:
@@ -57,7 +63,9 @@ def upscale_image(model: torch.nn.Module, lr: np.ndarray, tile_size: int | None 
     else:
         from .pipelines import SuperResolutionPipeline
 
-        output = SuperResolutionPipeline(model, device=device, dtype=dtype).upscale_tensor(pixel_values, tile_size=tile_size)
+        output = SuperResolutionPipeline(model, device=device, dtype=dtype).upscale_tensor(
+            pixel_values, tile_size=tile_size
+        )
     image = output[0].float().clamp(0.0, 1.0)
     return to_numpy(image) if quantize else to_numpy(image, dtype=np.float32)
 
@@ -74,7 +82,9 @@ def _match_hr(name: str, hr: np.ndarray, shape: tuple[int, ...], scale: int) -> 
     """HR cropped to the model's output size when it is up to ``scale - 1`` pixels larger (HR
     images whose size is not a multiple of the scale, MMagic's ``modcrop``)."""
     height, width = shape[:2]
-    if hr.shape[2:] != shape[2:] or not (height <= hr.shape[0] < height + scale and width <= hr.shape[1] < width + scale):
+    if hr.shape[2:] != shape[2:] or not (
+        height <= hr.shape[0] < height + scale and width <= hr.shape[1] < width + scale
+    ):
         raise ValueError(
             f"Image {name!r}: the x{scale} output is {shape[1]}x{shape[0]} but the HR image is "
             f"{hr.shape[1]}x{hr.shape[0]}: the LR image does not belong to this HR image at scale {scale}."
@@ -87,7 +97,9 @@ def _resolve_eval_sets(eval_sets: EvalSets, scale: int) -> dict[str, Iterable[Ev
         return dict(eval_sets)
     if isinstance(eval_sets, (str, Path)):
         eval_sets = [eval_sets]
-    from .data.eval_sets import load_eval_set  # the Set5/Set14/... tarballs, DIV2K val or an HR folder
+    from .data.eval_sets import (
+        load_eval_set,  # the Set5/Set14/... tarballs, DIV2K val or an HR folder
+    )
 
     resolved = {}
     for item in eval_sets:
@@ -169,7 +181,9 @@ def evaluate_sr(
     return results
 
 
-def metrics_for_card(results: Mapping[str, Mapping], y_channel: bool, crop_border: int, split: str = "test") -> list[dict]:
+def metrics_for_card(
+    results: Mapping[str, Mapping], y_channel: bool, crop_border: int, split: str = "test"
+) -> list[dict]:
     """``evaluate_sr`` results as metric dicts for ``hfmagic.hub.add_metrics_to_card``
     (PSNR and SSIM of the model; the bicubic baseline is not the model's result)."""
     config = f"{'Y' if y_channel else 'RGB'}, crop_border={crop_border}"
@@ -177,7 +191,14 @@ def metrics_for_card(results: Mapping[str, Mapping], y_channel: bool, crop_borde
     for dataset, values in results.items():
         for key, name in (("psnr", "PSNR"), ("ssim", "SSIM")):
             metrics.append(
-                {"dataset": dataset, "name": name, "value": round(float(values[key]), 4), "type": key, "split": split, "config": config}
+                {
+                    "dataset": dataset,
+                    "name": name,
+                    "value": round(float(values[key]), 4),
+                    "type": key,
+                    "split": split,
+                    "config": config,
+                }
             )
     return metrics
 
@@ -295,8 +316,35 @@ def gan_metrics_for_card(results: Mapping, dataset: str, split: str = "train") -
     for level, value in results["swd"].items():
         name = "SWD (avg)" if level == "avg" else f"SWD ({level}px)"
         key = "swd" if level == "avg" else f"swd_{level}"
-        metrics.append({"dataset": dataset, "name": name, "value": round(float(value), 4), "type": key, "split": split, "config": config})
-    metrics.append({"dataset": dataset, "name": "MS-SSIM", "value": round(results["ms_ssim"], 4), "type": "ms_ssim", "split": split, "config": config})
+        metrics.append(
+            {
+                "dataset": dataset,
+                "name": name,
+                "value": round(float(value), 4),
+                "type": key,
+                "split": split,
+                "config": config,
+            }
+        )
+    metrics.append(
+        {
+            "dataset": dataset,
+            "name": "MS-SSIM",
+            "value": round(results["ms_ssim"], 4),
+            "type": "ms_ssim",
+            "split": split,
+            "config": config,
+        }
+    )
     if results.get("fid") is not None:
-        metrics.append({"dataset": dataset, "name": "FID", "value": round(results["fid"], 4), "type": "fid", "split": split, "config": config})
+        metrics.append(
+            {
+                "dataset": dataset,
+                "name": "FID",
+                "value": round(results["fid"], 4),
+                "type": "fid",
+                "split": split,
+                "config": config,
+            }
+        )
     return metrics

@@ -7,7 +7,12 @@ import torch
 import yaml
 from PIL import Image
 
-from hfmagic import DCGANConfig, DCGANDiscriminator, DCGANGenerator, MSRResNet, MSRResNetConfig
+from hfmagic import (
+    DCGANConfig,
+    DCGANGenerator,
+    MSRResNet,
+    MSRResNetConfig,
+)
 from hfmagic.cli import main
 from hfmagic.data import imresize
 from hfmagic.evaluation import evaluate_sr, metrics_for_card, upscale_image
@@ -98,10 +103,26 @@ def test_evaluate_sr_on_a_folder_and_bad_pairs(tiny_sr, tmp_path):
 
 
 def test_metrics_for_card():
-    metrics = metrics_for_card({"Set5": {"psnr": 30.123456, "ssim": 0.85, "bicubic_psnr": 28.0}}, y_channel=False, crop_border=4)
+    metrics = metrics_for_card(
+        {"Set5": {"psnr": 30.123456, "ssim": 0.85, "bicubic_psnr": 28.0}}, y_channel=False, crop_border=4
+    )
     assert metrics == [
-        {"dataset": "Set5", "name": "PSNR", "value": 30.1235, "type": "psnr", "split": "test", "config": "RGB, crop_border=4"},
-        {"dataset": "Set5", "name": "SSIM", "value": 0.85, "type": "ssim", "split": "test", "config": "RGB, crop_border=4"},
+        {
+            "dataset": "Set5",
+            "name": "PSNR",
+            "value": 30.1235,
+            "type": "psnr",
+            "split": "test",
+            "config": "RGB, crop_border=4",
+        },
+        {
+            "dataset": "Set5",
+            "name": "SSIM",
+            "value": 0.85,
+            "type": "ssim",
+            "split": "test",
+            "config": "RGB, crop_border=4",
+        },
     ]
 
 

@@ -1,6 +1,7 @@
 """GAN metrics: MS-SSIM and SWD against straightforward numpy/scipy loop implementations of
 MMagic's computation, their properties, and FID with a tiny scripted feature extractor."""
 
+import itertools
 import math
 
 import numpy as np
@@ -107,7 +108,7 @@ def ref_laplacian(img, num_levels):
     for _ in range(num_levels - 1):
         gaussians.append(np.stack([ref_blur(c, 2) for c in gaussians[-1]]))
     levels = []
-    for fine, coarse in zip(gaussians[:-1], gaussians[1:]):
+    for fine, coarse in itertools.pairwise(gaussians):
         up = np.stack([ref_blur(np.repeat(np.repeat(c, 2, 0), 2, 1), 1) for c in coarse])
         levels.append(fine - up)
     return levels + [gaussians[-1]]
@@ -249,6 +250,7 @@ def test_fid_with_scripted_extractor(tmp_path):
     real = torch.from_numpy(rng.randint(0, 256, (40, 3, 16, 16)).astype(np.uint8))
     fake = torch.from_numpy(np.clip(rng.normal(150, 40, (40, 3, 16, 16)), 0, 255).astype(np.uint8))
     assert fid(real, real, path) == pytest.approx(0.0, abs=1e-8)
+
     # independent: features by hand, then scipy's sqrtm
     def feats(x):
         x = x.double().numpy() / 255.0

@@ -8,7 +8,9 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="ID_OR_PATH", help="Hub id or local folder of an hfmagic SR model.")
+    parser.add_argument(
+        "--model", required=True, metavar="ID_OR_PATH", help="Hub id or local folder of an hfmagic SR model."
+    )
     parser.add_argument(
         "--dataset",
         required=True,
@@ -16,16 +18,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME_OR_PATH",
         help="Set5, Set14, BSD100, Urban100 (Hub tarballs), a DIV2K validation folder or a folder of HR images; repeat for several.",
     )
-    parser.add_argument("--y-channel", action="store_true", help="Evaluate on the Y channel of YCbCr (papers) instead of RGB (MMagic's zoo).")
-    parser.add_argument("--crop-border", type=int, default=None, metavar="N", help="Pixels ignored at each side (default: the scale, as MMagic).")
-    parser.add_argument("--channel-order", choices=("rgb", "bgr"), default="rgb", help="Channel order assumed by the Y conversion (default rgb).")
+    parser.add_argument(
+        "--y-channel",
+        action="store_true",
+        help="Evaluate on the Y channel of YCbCr (papers) instead of RGB (MMagic's zoo).",
+    )
+    parser.add_argument(
+        "--crop-border",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Pixels ignored at each side (default: the scale, as MMagic).",
+    )
+    parser.add_argument(
+        "--channel-order",
+        choices=("rgb", "bgr"),
+        default="rgb",
+        help="Channel order assumed by the Y conversion (default rgb).",
+    )
     parser.add_argument(
         "--float-output",
         action="store_true",
         help="Score the clamped float output as MMagic 1.x's evaluator does, instead of the output rounded to uint8 "
         "(MMEditing 0.x / BasicSR tensor2img, the saved image; default).",
     )
-    parser.add_argument("--tile", type=int, default=None, metavar="N", help="Tiled inference with N x N LR tiles (exact; for large images).")
+    parser.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Tiled inference with N x N LR tiles (exact; for large images).",
+    )
     parser.add_argument("--device", default=None, help="Torch device, e.g. cuda, cpu (default: cuda when available).")
     parser.add_argument("--per-image", action="store_true", help="Also print each image's PSNR/SSIM.")
     parser.add_argument(
@@ -51,7 +74,10 @@ def format_table(results: dict[str, dict]) -> str:
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
+    lines = [
+        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -66,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
     if args.tile is not None and args.tile < 1:
         return error(f"--tile must be >= 1, got {args.tile}")
     if args.write_card and not Path(args.model).is_dir():
-        return error(f"--write-card needs a local model folder, but {args.model!r} is not a folder (download or save the model first)")
+        return error(
+            f"--write-card needs a local model folder, but {args.model!r} is not a folder (download or save the model first)"
+        )
 
     from ..evaluation import evaluate_sr, metrics_for_card
     from ..pipelines import SuperResolutionPipeline

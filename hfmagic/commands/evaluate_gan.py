@@ -8,7 +8,12 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="ID_OR_PATH", help="Hub id or local folder of a GAN repo (generator at its root).")
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="ID_OR_PATH",
+        help="Hub id or local folder of a GAN repo (generator at its root).",
+    )
     parser.add_argument(
         "--dataset",
         required=True,
@@ -20,12 +25,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-column", default="image", help="Column holding the images (default image).")
     parser.add_argument("--streaming", action="store_true", help="Stream the dataset (the first N images are used).")
     parser.add_argument(
-        "--num-images", type=int, default=2048, metavar="N",
+        "--num-images",
+        type=int,
+        default=2048,
+        metavar="N",
         help="Real and generated images compared (even; default 2048; MMagic: 16384 for SWD, 10000 for MS-SSIM).",
     )
     parser.add_argument("--batch-size", type=int, default=64, help="Images per batch (default 64).")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the noise, the real subset and SWD's random projections (default 0).")
-    parser.add_argument("--inception", default=None, metavar="PATH", help="Local TorchScript Inception (e.g. inception-2015-12-05.pt) to also compute FID.")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="Seed of the noise, the real subset and SWD's random projections (default 0).",
+    )
+    parser.add_argument(
+        "--inception",
+        default=None,
+        metavar="PATH",
+        help="Local TorchScript Inception (e.g. inception-2015-12-05.pt) to also compute FID.",
+    )
     parser.add_argument("--device", default=None, help="Torch device, e.g. cuda, cpu (default: cuda when available).")
     parser.add_argument(
         "--write-card",
@@ -60,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     if args.inception is not None and not Path(args.inception).is_file():
         from ..metrics.fid import INCEPTION_URL
 
-        return error(f"--inception {args.inception} does not exist; download inception-2015-12-05.pt ({INCEPTION_URL}) and pass its path")
+        return error(
+            f"--inception {args.inception} does not exist; download inception-2015-12-05.pt ({INCEPTION_URL}) and pass its path"
+        )
 
     from ..data import build_gan_dataset
     from ..evaluation import evaluate_gan, gan_metrics_for_card
@@ -81,14 +101,21 @@ def run(args: argparse.Namespace) -> int:
             streaming=args.streaming,
         )
         results = evaluate_gan(
-            generator, real, args.num_images, batch_size=args.batch_size, seed=args.seed,
-            inception_path=args.inception, progress=True,
+            generator,
+            real,
+            args.num_images,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            inception_path=args.inception,
+            progress=True,
         )
     except (OSError, ValueError) as err:
         return error(str(err))
 
     size = config.image_size
-    print(f"{type(generator).__name__} {size}x{size}, {results['num_images']} real and generated images, seed {args.seed}")
+    print(
+        f"{type(generator).__name__} {size}x{size}, {results['num_images']} real and generated images, seed {args.seed}"
+    )
     print(format_results(results))
     if args.write_card:
         from ..hub import add_metrics_to_card

@@ -5,7 +5,13 @@
 - :func:`fid`, :func:`frechet_distance`: with a user-supplied Inception TorchScript file.
 """
 
-from .fid import feature_statistics, fid, frechet_distance, inception_features, load_inception
+from .fid import (
+    feature_statistics,
+    fid,
+    frechet_distance,
+    inception_features,
+    load_inception,
+)
 from .ms_ssim import MS_SSIM_WEIGHTS, ms_ssim
 from .psnr import psnr, rgb_to_y
 from .ssim import ssim

@@ -40,7 +40,9 @@ def to_unit_255(
             raise ValueError(f"{name} must be an (N, C, H, W) tensor, got shape {tuple(images.shape)}.")
         is_uint8 = images.dtype == torch.uint8
     else:
-        raise ValueError(f"{name} must be a torch tensor (N, C, H, W) or a numpy array (N, H, W, C), got {type(images).__name__}.")
+        raise ValueError(
+            f"{name} must be a torch tensor (N, C, H, W) or a numpy array (N, H, W, C), got {type(images).__name__}."
+        )
     images = images.detach().to(torch.float32)
     if is_uint8:
         return images
@@ -112,7 +114,9 @@ def ms_ssim(
         raise ValueError(f"MS-SSIM compares pairs of images: pass an even number >= 2 of images, got {num}.")
     factor = 2 ** (len(MS_SSIM_WEIGHTS) - 1)
     if height % factor or width % factor:
-        raise ValueError(f"MS-SSIM halves the images 4 times: height and width must be multiples of 16, got {height}x{width}.")
+        raise ValueError(
+            f"MS-SSIM halves the images 4 times: height and width must be multiples of 16, got {height}x{width}."
+        )
     first, second = images[0::2], images[1::2]
     scores = torch.cat(
         [ms_ssim_pairs(first[i : i + batch_size], second[i : i + batch_size]) for i in range(0, num // 2, batch_size)]

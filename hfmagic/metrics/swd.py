@@ -19,6 +19,8 @@ positions (SWD of a set with itself is 0). Directions, in ``compute``: a generat
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -61,7 +63,7 @@ def laplacian_pyramid(images: torch.Tensor, num_levels: int) -> list[torch.Tenso
     for _ in range(num_levels - 1):
         gaussians.append(_blur(gaussians[-1], stride=2))
     levels = []
-    for fine, coarse in zip(gaussians[:-1], gaussians[1:]):
+    for fine, coarse in itertools.pairwise(gaussians):
         levels.append(fine - _blur(F.interpolate(coarse, scale_factor=2, mode="nearest"), stride=1))
     levels.append(gaussians[-1])
     return levels
@@ -79,7 +81,7 @@ def extract_descriptors(level: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor,
         y, i.e. each patch transposed) as PGGAN's and MMagic's descriptors are: the layout fixes
         which descriptor entry each random direction weighs.
     """
-    num, channels, height, width = level.shape
+    num, channels = level.shape[:2]
     per_image = xs.numel() // num
     radius = nhood_size // 2
     offsets = torch.arange(-radius, radius + 1, device=level.device)
@@ -170,7 +172,9 @@ class SlicedWassersteinDistance:
         if not self.resolutions:
             raise ValueError(f"SWD needs images of at least 16x16 pixels, got image_size={image_size}.")
         if nhood_size % 2 == 0 or nhood_size > 16:
-            raise ValueError(f"nhood_size must be odd and at most 15 (patches must fit a 16 px level), got {nhood_size}.")
+            raise ValueError(
+                f"nhood_size must be odd and at most 15 (patches must fit a 16 px level), got {nhood_size}."
+            )
         self.image_size = image_size
         self.value_range = value_range
         self.nhood_size = nhood_size
@@ -195,7 +199,9 @@ class SlicedWassersteinDistance:
     def _add(self, images: np.ndarray | torch.Tensor, kind: str) -> None:
         images = to_unit_255(images, self.value_range, name=f"{kind} images")
         if images.shape[-2] != self.image_size:
-            raise ValueError(f"{kind} images are {images.shape[-2]} px high, but this SWD was set up for image_size={self.image_size}.")
+            raise ValueError(
+                f"{kind} images are {images.shape[-2]} px high, but this SWD was set up for image_size={self.image_size}."
+            )
         if images.shape[1] == 1:  # grayscale: as MMagic, compared as 3 equal channels
             images = images.repeat(1, 3, 1, 1)
         images = (images - 127.5) / 127.5  # [0, 255] -> [-1, 1]
@@ -210,7 +216,9 @@ class SlicedWassersteinDistance:
             self._descriptors[kind][lod].append(extract_descriptors(level, xs, ys, self.nhood_size).cpu())
 
     @torch.no_grad()
-    def update(self, real: np.ndarray | torch.Tensor | None = None, fake: np.ndarray | torch.Tensor | None = None) -> None:
+    def update(
+        self, real: np.ndarray | torch.Tensor | None = None, fake: np.ndarray | torch.Tensor | None = None
+    ) -> None:
         """Add a batch of real and/or fake images: (N, C, H, W) tensors (or (N, H, W, C) arrays)."""
         if real is not None:
             self._add(real, "real")
