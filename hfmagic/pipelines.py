@@ -278,8 +278,8 @@ class SuperResolutionPipeline:
     Args:
         model: a ``SuperResolutionPreTrainedModel``; moved to ``device``/``dtype`` and put in eval mode.
         device: ``"cuda"``, ``"cpu"``, ``"cuda:1"``, ...; defaults to CUDA when available.
-        dtype: ``"float32"`` (default), ``"float16"`` or ``"bfloat16"`` (or the torch dtype). Both
-            half types run on CPU too (bfloat16 is the faster one there).
+        dtype: ``"float32"`` (default), ``"float16"`` or ``"bfloat16"`` (or the torch dtype); both
+            half types also run on CPU.
     """
 
     def __init__(
@@ -392,9 +392,13 @@ class SuperResolutionPipeline:
         batch_size: int = 1,
         progress: bool = False,
     ) -> np.ndarray:
-        """Upscale a uint8 array (H, W, C) with C = 1 or the model's input channels; returns uint8
+        """Upscale a uint8 array (H, W, C) or (H, W), with C = 1 or the model's input channels; returns uint8
         (sH, sW, C') written tile by tile into one preallocated array. A one-channel image is
         replicated to the model's input channels and the output channels are averaged (C' = 1)."""
+        if array.dtype != np.uint8 or array.ndim not in (2, 3):
+            raise ValueError(f"upscale_array takes a uint8 (H, W, C) or (H, W) array, got {array.dtype} {array.shape}.")
+        if array.ndim == 2:
+            array = array[:, :, None]
         height, width, channels = array.shape
         in_channels, out_channels = self.model.config.in_channels, self.model.config.out_channels
         if channels not in (1, in_channels):

@@ -275,6 +275,7 @@ def test_grayscale_is_replicated_and_averaged(pipe):
     assert np.array_equal(np.asarray(out), expected)
     assert np.array_equal(np.asarray(pipe(Image.fromarray(gray))), expected)  # PIL "L"
     assert np.array_equal(np.asarray(pipe(gray[:, :, None])), expected)  # (H, W, 1)
+    assert np.array_equal(pipe.upscale_array(gray)[:, :, 0], expected)
     assert pipe(Image.fromarray(gray).convert("1")).mode == "L"
 
 
