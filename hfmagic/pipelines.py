@@ -573,7 +573,9 @@ class DCGANPipeline:
         """Generate ``num_images`` PIL images ("RGB", or "L" for a one-channel generator).
 
         The noise for all images is drawn first, on CPU, from ``torch.Generator().manual_seed(seed)``,
-        so a seed gives the same images on every device and for every ``batch_size``. Pixels go
+        so a seed gives the same noise on every device and for every ``batch_size`` (on CPU the
+        images are bitwise the same for any batch size; another device may round its arithmetic
+        differently, by a uint8 step in rare pixels). Pixels go
         from [-1, 1] to uint8 as in MMagic: ``round(clamp((x + 1) / 2, 0, 1) * 255)``.
         """
         if num_images < 1:

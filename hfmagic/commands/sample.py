@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="Hub id or local folder of a GAN repo (the generator at its root).")
     parser.add_argument("--num-images", type=int, default=16, metavar="N", help="How many images to draw (default 16).")
     parser.add_argument("--output", required=True, metavar="DIR", help="Folder for sample_00000.png, sample_00001.png, ...")
-    parser.add_argument("--seed", type=int, default=None, help="Seed of the noise: the same seed gives the same images on any device.")
+    parser.add_argument("--seed", type=int, default=None, help="Seed of the noise (drawn on CPU, so the same seed gives the same noise on any device).")
     parser.add_argument("--grid", action="store_true", help="Also write grid.png with all images.")
     parser.add_argument("--nrow", type=int, default=None, help="Images per grid row (default: about the square root of N).")
     parser.add_argument("--batch-size", type=int, default=64, help="Images generated per forward pass (default 64).")
