@@ -105,11 +105,13 @@ def normalize_descriptors(descriptors: torch.Tensor) -> torch.Tensor:
     return ((descriptors - mean) / std).reshape(descriptors.shape[0], -1)
 
 
-def _sorted_columns(x: torch.Tensor) -> torch.Tensor:
-    """Each column sorted. On CPU numpy's sort is used: torch's CPU sort is 10-50x slower here."""
+def _sorted_rows(x: torch.Tensor) -> torch.Tensor:
+    """Each row of a contiguous (K, M) tensor sorted. On CPU numpy sorts in place (its SIMD sort
+    of contiguous float rows is several times faster than torch's CPU sort)."""
     if x.device.type == "cpu":
-        return torch.from_numpy(np.sort(x.numpy(), axis=0))
-    return torch.sort(x, dim=0).values
+        x.numpy().sort(axis=1)
+        return x
+    return torch.sort(x, dim=1).values
 
 
 def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: list[torch.Tensor]) -> float:
@@ -125,7 +127,8 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, directions: list[torch.
     for dirs in directions:
         dirs = dirs.to(device=a.device, dtype=a.dtype)
         dirs = dirs / torch.sqrt((dirs**2).sum(dim=0, keepdim=True))
-        proj_a, proj_b = _sorted_columns(a @ dirs), _sorted_columns(b @ dirs)
+        # (K, M) projections: one contiguous row per direction, sorted along the points
+        proj_a, proj_b = _sorted_rows(dirs.T @ a.T), _sorted_rows(dirs.T @ b.T)
         results.append(float((proj_a - proj_b).abs().mean()))
     return sum(results) / len(results)
 
