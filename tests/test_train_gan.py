@@ -323,6 +323,10 @@ def test_script_trains_offline_saves_card_and_pushes(tmp_path, hub_server):
     discriminator = DCGANDiscriminator.from_pretrained("me/tiny-dcgan", subfolder="discriminator")
     assert generator(num_batches=2).shape == (2, 3, 16, 16)
     assert discriminator(generator(num_batches=2)).shape == (2, 1)
+    from hfmagic.pipelines import DCGANPipeline
+
+    images = DCGANPipeline.from_pretrained("me/tiny-dcgan")(num_images=2, seed=0)
+    assert [image.size for image in images] == [(16, 16), (16, 16)]
 
 
 def test_script_streaming_skips_corrupt_images(tmp_path):
@@ -338,6 +342,25 @@ def test_script_streaming_skips_corrupt_images(tmp_path):
     with pytest.warns(UserWarning, match="03.png"):
         script.main(script.parse_args([*base, "--streaming", "--skip_corrupt_images"]))
     assert DCGANGenerator.from_pretrained(out / "final").config.image_size == 16
+
+
+def test_script_streaming_resume_is_exact(tmp_path):
+    """A stream has no sampler: the epoch reshuffles (set_epoch) and skipped batches replay its order."""
+    data = _write_dataset(tmp_path / "data", count=12)  # batch 4: 3 batches per epoch
+    script = _import_script()
+
+    def run(out, steps, *extra):
+        args = ["--train_data_dir", str(data), *TINY, "--train_batch_size", "4", "--max_train_steps", str(steps),
+                "--checkpointing_steps", "4", "--save_images_steps", "0", "--num_sample_images", "4", "--report_to", "none",
+                "--streaming", "--shuffle_buffer_size", "5", "--output_dir", str(out), *extra]
+        script.main(script.parse_args(args))
+
+    run(tmp_path / "full", 8)
+    run(tmp_path / "resumed", 4)
+    run(tmp_path / "resumed", 8, "--resume_from_checkpoint", "latest")
+    for name in ("checkpoint-8/model.safetensors", "checkpoint-8/model_1.safetensors"):
+        a, b = _tensors(tmp_path / "full" / name), _tensors(tmp_path / "resumed" / name)
+        assert all(torch.equal(a[key], b[key]) for key in a), name
 
 
 def test_script_argument_checks():

@@ -206,7 +206,7 @@ def load_image_dataset(source: Any, split: str = "train", streaming: bool = Fals
         if path.suffix != ".parquet":
             raise ValueError(f"{path} is a file but not a .parquet file; pass a folder of images, parquet files or a Hub id.")
         return datasets.load_dataset("parquet", data_files=str(path), split="train", streaming=streaming)
-    if os.fspath(source).count("/") != 1 or os.fspath(source).startswith((".", "/")):
+    if os.fspath(source).count("/") > 1 or os.fspath(source).startswith((".", "/", "~")):  # a path, not an id
         raise FileNotFoundError(
             f"{os.fspath(source)!r} is neither an existing folder/file nor a Hub dataset id like 'pcuenq/lsun-bedrooms'."
         )
