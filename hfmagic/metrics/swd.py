@@ -194,6 +194,9 @@ class SlicedWassersteinDistance:
             for kind in ("real", "fake")
         }
         self._descriptors = {"real": [[] for _ in self.resolutions], "fake": [[] for _ in self.resolutions]}
+        # Descriptors are kept on CPU (16384 images x 128 patches x 147 values is 1.2 GB per level and
+        # set); ``compute`` runs where the images came from, e.g. the GPU's sort for large sets.
+        self._compute_device = torch.device("cpu")
 
     def num_images(self, kind: str) -> int:
         """Images fed so far as ``kind`` (``"real"`` or ``"fake"``)."""
@@ -217,6 +220,7 @@ class SlicedWassersteinDistance:
             xs = torch.randint(radius, width - radius, (count,), generator=gen_x)
             ys = torch.randint(radius, height - radius, (count,), generator=gen_y)
             self._descriptors[kind][lod].append(extract_descriptors(level, xs, ys, self.nhood_size).cpu())
+        self._compute_device = images.device
 
     @torch.no_grad()
     def update(
@@ -239,8 +243,8 @@ class SlicedWassersteinDistance:
         generator = torch.Generator().manual_seed(self.seed)
         distances = []
         for lod in range(len(self.resolutions)):
-            real = normalize_descriptors(torch.cat(self._descriptors["real"][lod]))
-            fake = normalize_descriptors(torch.cat(self._descriptors["fake"][lod]))
+            real = normalize_descriptors(torch.cat(self._descriptors["real"][lod]).to(self._compute_device))
+            fake = normalize_descriptors(torch.cat(self._descriptors["fake"][lod]).to(self._compute_device))
             directions = [
                 torch.randn(real.shape[1], self.dirs_per_repeat, generator=generator) for _ in range(self.dir_repeats)
             ]
