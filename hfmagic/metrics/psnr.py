@@ -109,7 +109,7 @@ def prepare_pair(
         a, b = rgb_to_y(a, channel_order), rgb_to_y(b, channel_order)
     elif y_channel and a.shape[1] != 1:
         raise ValueError(f"y_channel=True needs 3-channel (or 1-channel) images, got {a.shape[1]} channels.")
-    if not isinstance(crop_border, int) or crop_border < 0:
+    if not isinstance(crop_border, (int, np.integer)) or crop_border < 0:
         raise ValueError(f"crop_border must be an integer >= 0, got {crop_border!r}.")
     if crop_border:
         height, width = a.shape[-2:]
@@ -117,6 +117,7 @@ def prepare_pair(
             raise ValueError(
                 f"crop_border={crop_border} removes the whole {height}x{width} image; use a smaller crop_border."
             )
+        crop_border = int(crop_border)
         a = a[..., crop_border:-crop_border, crop_border:-crop_border]
         b = b[..., crop_border:-crop_border, crop_border:-crop_border]
     return a, b, batched
