@@ -94,12 +94,12 @@ def run(args: argparse.Namespace) -> int:
                 alpha_mode=args.alpha,
                 progress=args.tile is not None,
             )
+            image.save(output / _output_name(path, used))
         except (ValueError, FileNotFoundError, OSError) as err:
             # Name the file, skip it, go on with the others.
             failures.append(str(path))
             error(str(err) if str(path) in str(err) else f"{path}: {err}")
             continue
-        image.save(output / _output_name(path, used))
         written += 1
     print(f"hfmagic upscale: wrote {written} image(s) to {output}" + (f", {len(failures)} failed" if failures else ""), file=sys.stderr)
     return 1 if failures else 0
