@@ -1,0 +1,292 @@
+"""Training throughput: hfmagic's loops against a bare PyTorch loop in the same run, and the SR data
+pipeline's pairs/s.
+
+- ``sr``: MSRResNet x4, batch 16, gt 128, Adam, L1. ``hfmagic.training.train_sr`` runs with a
+  callback that, after every hfmagic step, runs one step of a bare loop (a plain ``nn.Module`` copy
+  with the same weights, its own Adam, batches from memory). The hfmagic step time is the interval
+  between callbacks minus the bare step run inside it, so the two alternate step by step.
+- ``gan``: DCGAN 64x64, batch 128, Adam (0.5, 0.999). ``train_gan`` with a ``GAN`` whose
+  ``train_step`` also runs one bare step (copies of G and D, same losses and schedule) right after it.
+- ``data``: pairs/s of ``build_sr_dataset`` in one process (= per DataLoader worker) from whole
+  2040x1356 PNGs vs prepared 480x480 sub-image PNGs (synthetic textured images), timed interleaved;
+  then ``train_sr`` fed by 2 workers from the sub-images against the in-memory run above (is the
+  loader the bottleneck?), and the device-resident path (``DeviceSRData``) pairs/s.
+
+    python benchmarks/bench_train.py --quick --json out.json
+    python benchmarks/bench_train.py --parts sr data --steps 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import io
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from _common import add_common_arguments, bare_copy, emit, interleaved_medians, log, machine_info, setup, synchronize
+
+PARTS = ("sr", "gan", "data")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_common_arguments(parser)
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to measure")
+    parser.add_argument("--steps", type=int, default=None, help="timed training steps per loop (default: --repeats)")
+    parser.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no", help="autocast for both loops (GPU)")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the loader-bottleneck check")
+    args = parser.parse_args(argv)
+    return args
+
+
+def _autocast(device: torch.device, mixed_precision: str):
+    if mixed_precision == "no":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if mixed_precision == "bf16" else torch.float16)
+
+
+def _accelerator(device: torch.device, mixed_precision: str, **kwargs):
+    from accelerate import Accelerator
+
+    return Accelerator(cpu=device.type == "cpu", mixed_precision=mixed_precision, **kwargs)
+
+
+# --------------------------------------------------------------------------- SR
+
+
+def bench_sr(args, device: torch.device, train_data=None, num_workers: int = 0) -> dict:
+    """hfmagic train_sr steps vs bare steps (alternating); ``train_data`` replaces the in-memory
+    tensors (then no bare loop runs: only train_sr's own samples/s is reported)."""
+    from hfmagic import MSRResNet, MSRResNetConfig
+    from hfmagic.training import SRTrainingArguments, train_sr
+
+    batch, gt = (4, 32) if args.quick else (16, 128)
+    config = MSRResNetConfig(upscale_factor=4, **({"mid_channels": 16, "num_blocks": 2} if args.quick else {}))
+    torch.manual_seed(0)
+    model = MSRResNet(config)
+    lq = gt // 4
+    steps = args.steps or args.repeats
+    if train_data is None:
+        train_data = [{"pixel_values": torch.rand(3, lq, lq), "labels": torch.rand(3, gt, gt)} for _ in range(2 * batch)]
+    with_bare = num_workers == 0
+    bare = bare_copy(model).to(device).train()
+    bare_opt = torch.optim.Adam(bare.parameters(), lr=2e-4, betas=(0.9, 0.999))
+    first = [train_data[i] for i in range(batch)]
+    x = torch.stack([item["pixel_values"] for item in first]).to(device)
+    y = torch.stack([item["labels"] for item in first]).to(device)
+
+    def bare_step():
+        with _autocast(device, args.mixed_precision):
+            loss = F.l1_loss(bare(x), y)
+        loss.backward()
+        bare_opt.step()
+        bare_opt.zero_grad(set_to_none=True)
+
+    hf_times, bare_times, last = [], [], [None]
+
+    def callback(step, logs):
+        synchronize(device)
+        now = time.perf_counter()
+        if last[0] is not None:
+            hf_times.append(now - last[0])
+        if with_bare:
+            start = time.perf_counter()
+            bare_step()
+            synchronize(device)
+            bare_times.append(time.perf_counter() - start)
+        last[0] = time.perf_counter()
+
+    with tempfile.TemporaryDirectory() as out:
+        settings = SRTrainingArguments(
+            output_dir=out,
+            train_batch_size=batch,
+            max_train_steps=steps + 1,  # the first step (start-up) is not timed
+            validation_steps=0,
+            checkpointing_steps=0,
+            dataloader_num_workers=num_workers,
+            mixed_precision=args.mixed_precision,
+        )
+        accelerator = _accelerator(device, args.mixed_precision)
+        train_sr(model, train_data, settings, accelerator=accelerator, callbacks=[callback])
+    hf = statistics.median(hf_times)
+    result = {"batch_size": batch, "gt_patch_size": gt, "steps_timed": len(hf_times), "num_workers": num_workers,
+              "hfmagic_step_seconds": hf, "hfmagic_samples_per_s": batch / hf}
+    if with_bare:
+        bare_s = statistics.median(bare_times[1:] or bare_times)  # the first bare step warms up
+        result.update(bare_step_seconds=bare_s, bare_samples_per_s=batch / bare_s, loop_overhead=hf / bare_s - 1.0)
+    return result
+
+
+# --------------------------------------------------------------------------- GAN
+
+
+def bench_gan(args, device: torch.device) -> dict:
+    from accelerate.utils import DataLoaderConfiguration
+
+    from hfmagic import DCGANConfig, DCGANDiscriminator, DCGANGenerator
+    from hfmagic.training.gan import GAN, train_gan
+
+    batch = 8 if args.quick else 128
+    overrides = {"image_size": 16, "generator_base_channels": 32, "discriminator_base_channels": 8} if args.quick else {}
+    config = DCGANConfig(**overrides)
+    torch.manual_seed(0)
+    generator, discriminator = DCGANGenerator(config), DCGANDiscriminator(config)
+    g2, d2 = copy.deepcopy(generator).to(device), copy.deepcopy(discriminator).to(device)
+    opt_g2 = torch.optim.Adam(g2.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d2 = torch.optim.Adam(d2.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    size = config.image_size
+    real = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+    noise_rng = torch.Generator().manual_seed(1)
+
+    def bare_step():
+        bce = F.binary_cross_entropy_with_logits
+        with _autocast(device, args.mixed_precision):
+            with torch.no_grad():
+                fake = g2(torch.randn(batch, config.noise_size, generator=noise_rng).to(device))
+            fake_logits, real_logits = d2(fake), d2(real)
+            d_loss = bce(fake_logits, torch.zeros_like(fake_logits)) + bce(real_logits, torch.ones_like(real_logits))
+        d_loss.backward()
+        opt_d2.step()
+        opt_d2.zero_grad(set_to_none=True)
+        d2.requires_grad_(False)
+        with _autocast(device, args.mixed_precision):
+            logits = d2(g2(torch.randn(batch, config.noise_size, generator=noise_rng).to(device)))
+            g_loss = bce(logits, torch.ones_like(logits))
+        g_loss.backward()
+        opt_g2.step()
+        opt_g2.zero_grad(set_to_none=True)
+        d2.requires_grad_(True)
+
+    entries, bare_times = [], []
+
+    class TimedGAN(GAN):
+        def train_step(self, batch_, iteration, max_iterations=None):
+            synchronize(device)
+            entries.append(time.perf_counter())
+            logs = super().train_step(batch_, iteration, max_iterations)
+            synchronize(device)
+            start = time.perf_counter()
+            bare_step()
+            synchronize(device)
+            bare_times.append(time.perf_counter() - start)
+            return logs
+
+    steps = (args.steps or args.repeats) + 2  # the first interval is start-up; the last has no end
+    gan = TimedGAN(generator, discriminator)
+    accelerator = _accelerator(device, args.mixed_precision, dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
+    data = [{"pixel_values": torch.rand(3, size, size) * 2 - 1} for _ in range(2 * batch)]
+    loader = accelerator.prepare(torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, drop_last=True))
+    gan.prepare(accelerator, torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999)),
+                torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999)))
+    with tempfile.TemporaryDirectory() as out:
+        train_gan(gan, loader, max_train_steps=steps, output_dir=out, show_progress=False)
+    accelerator.end_training()
+    hf_times = [b - a - bare for a, b, bare in zip(entries[1:-1], entries[2:], bare_times[1:-1])]
+    hf = statistics.median(hf_times)
+    bare_s = statistics.median(bare_times[1:])
+    return {"batch_size": batch, "image_size": size, "steps_timed": len(hf_times), "hfmagic_step_seconds": hf,
+            "hfmagic_samples_per_s": batch / hf, "bare_step_seconds": bare_s, "bare_samples_per_s": batch / bare_s,
+            "loop_overhead": hf / bare_s - 1.0}
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _textured_png(height: int, width: int, seed: int, compress_level: int) -> bytes:
+    """A photo-like image: smooth colour fields plus fine noise (PNG cannot compress it to nothing)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = 128 + 50 * np.sin(yy[..., None] / 37.0 + xx[..., None] / 53.0 + np.arange(3, dtype=np.float32))
+    base += 30 * np.sin((xx[..., None] * yy[..., None]) / 9000.0)
+    image = np.clip(base + rng.normal(0, 12, (height, width, 3)), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()
+
+
+def bench_data(args, device: torch.device, sr_result: dict | None) -> dict:
+    import datasets
+
+    from hfmagic.data.gpu_pipeline import DeviceSRData, loader_rate
+    from hfmagic.data.sr_dataset import build_sr_dataset
+
+    full_hw, sub, gt = ((339, 510), 120, 32) if args.quick else ((1356, 2040), 480, 128)
+    features = datasets.Features({"image": datasets.Image()})
+    full_png = _textured_png(*full_hw, seed=0, compress_level=6)  # DIV2K's PNGs: zlib default level
+    subs = [_textured_png(sub, sub, seed=i, compress_level=3) for i in range(4)]  # prepare_div2k's level (BasicSR's)
+    full_ds = build_sr_dataset(datasets.Dataset.from_dict({"image": [{"bytes": full_png, "path": None}] * 4}, features=features),
+                               scale=4, gt_patch_size=gt, seed=0)
+    sub_ds = build_sr_dataset(datasets.Dataset.from_dict({"image": [{"bytes": b, "path": None} for b in subs]}, features=features),
+                              scale=4, gt_patch_size=gt, seed=0)
+    counter = [0]
+
+    def take(ds):
+        counter[0] += 1
+        return ds[counter[0] % len(ds)]
+
+    times = interleaved_medians({"full": lambda: take(full_ds), "sub": lambda: take(sub_ds)}, max(args.repeats, 5), torch.device("cpu"))
+    result = {
+        "full_image_hw": list(full_hw), "subimage_size": sub, "gt_patch_size": gt,
+        "full_png_bytes": len(full_png), "subimage_png_bytes": len(subs[0]),
+        "full_pairs_per_s_per_worker": 1 / times["full"], "subimage_pairs_per_s_per_worker": 1 / times["sub"],
+        "subimage_speedup": times["full"] / times["sub"],
+    }
+    if sr_result is not None:
+        # train_sr fed from the sub-images by DataLoader workers vs fed from memory
+        loaded = bench_sr(args, device, train_data=sub_ds, num_workers=args.workers)
+        result.update(
+            train_workers=args.workers,
+            train_samples_per_s_from_memory=sr_result["hfmagic_samples_per_s"],
+            train_samples_per_s_from_subimages=loaded["hfmagic_samples_per_s"],
+            loader_slowdown=sr_result["hfmagic_samples_per_s"] / loaded["hfmagic_samples_per_s"] - 1.0,
+            loader_cpu_share=sr_result["hfmagic_samples_per_s"] / result["subimage_pairs_per_s_per_worker"],
+        )
+    from hfmagic.data import load_rgb
+
+    device_data = DeviceSRData([load_rgb(b) for b in subs], scale=4, gt_patch_size=gt, device=device)
+    batch = 4 if args.quick else 16
+    result["device_pairs_per_s"] = loader_rate(device_data, batch, num_batches=5 if args.quick else 20)
+    if sr_result is not None:
+        result["device_loader_vs_consumption"] = result["device_pairs_per_s"] / sr_result["hfmagic_samples_per_s"]
+    return result
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    device = setup(args)
+    report = {"benchmark": "train", "machine": machine_info(device),
+              "settings": {"quick": args.quick, "steps": args.steps or args.repeats, "mixed_precision": args.mixed_precision}}
+    table = []
+    if "sr" in args.parts:
+        log("SR: train_sr vs bare loop ...")
+        r = report["sr"] = bench_sr(args, device)
+        table.append(f"SR  batch {r['batch_size']} gt {r['gt_patch_size']}: hfmagic {r['hfmagic_samples_per_s']:.2f} samples/s, "
+                     f"bare {r['bare_samples_per_s']:.2f}, loop overhead {100 * r['loop_overhead']:+.1f}%")
+    if "gan" in args.parts:
+        log("GAN: train_gan vs bare loop ...")
+        r = report["gan"] = bench_gan(args, device)
+        table.append(f"GAN batch {r['batch_size']} {r['image_size']}px: hfmagic {r['hfmagic_samples_per_s']:.1f} samples/s, "
+                     f"bare {r['bare_samples_per_s']:.1f}, loop overhead {100 * r['loop_overhead']:+.1f}%")
+    if "data" in args.parts:
+        log("data: whole 2K PNGs vs sub-images ...")
+        r = report["data"] = bench_data(args, device, report.get("sr"))
+        table.append(f"data: whole {r['full_pairs_per_s_per_worker']:.1f} pairs/s/worker, sub-images "
+                     f"{r['subimage_pairs_per_s_per_worker']:.1f} ({r['subimage_speedup']:.1f}x); device path {r['device_pairs_per_s']:.0f} pairs/s")
+        if "loader_slowdown" in r:
+            table.append(f"      train_sr with {r['train_workers']} workers from sub-images: {r['train_samples_per_s_from_subimages']:.2f} "
+                         f"samples/s vs {r['train_samples_per_s_from_memory']:.2f} from memory ({100 * r['loader_slowdown']:+.1f}%)")
+    emit(args, report, table)
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# All GPU measurements in one go (fits in 10 minutes on one H200): run from the repository root as
+#   bash benchmarks/gpu_all.sh [OUT_DIR]
+# Writes OUT_DIR/*.json (default benchmarks/gpu-results) and prints the tables; paste the figures
+# into benchmarks/RESULTS.md. Each step has its own time limit so one slow step cannot eat the rest.
+set -u
+OUT="${1:-${OUT:-benchmarks/gpu-results}}"
+mkdir -p "$OUT"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)" | tee -a "$OUT/gpu.txt"
+
+step() {  # step SECONDS NAME COMMAND...
+  local limit=$1 name=$2; shift 2
+  echo "=== $name (limit ${limit}s)"
+  local start=$SECONDS
+  timeout "$limit" "$@" 2> "$OUT/$name.log"; local rc=$?
+  echo "=== $name: exit $rc after $((SECONDS - start))s"
+  [ $rc -eq 0 ] || tail -5 "$OUT/$name.log"
+}
+
+# 1. the device data path equals the CPU dataset on CUDA too (~20 s)
+step 60 test_gpu_pipeline python -m pytest -q tests/test_gpu_pipeline.py
+# 2. inference: fp32 eager / channels_last / pipeline / compile, bf16 and fp16 autocast (~3 min)
+step 240 inference python benchmarks/bench_inference.py --device cuda --scales 2 4 --sizes 128 256 \
+  --repeats 10 --json "$OUT/inference.json"
+# 3. tiling: 4000x3000 tiled vs whole (the whole image fits in GPU memory) (~1 min)
+step 120 tiling python benchmarks/bench_tiling.py --device cuda --tile-sizes 256 512 --whole-large \
+  --repeats 3 --json "$OUT/tiling.json"
+# 4. training: SR (batch 16, gt 128) and DCGAN (batch 128) hfmagic loop vs bare, bf16 autocast; data
+#    pipeline incl. the device-resident path vs the model's consumption (target >= 1.2x) (~2 min)
+step 180 train python benchmarks/bench_train.py --device cuda --mixed-precision bf16 --steps 20 \
+  --json "$OUT/train.json"
+ls -l "$OUT"

@@ -1,0 +1,93 @@
+"""The benchmark scripts run (``--quick``) and report sane, complete JSON. Timings are never asserted:
+only keys, shapes of the report, positivity, and the numerical checks the scripts make."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+
+
+def _run(script: str, tmp_path, *extra: str) -> dict:
+    out = tmp_path / f"{script}.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), "--quick", "--json", str(out), "--threads", "1", *extra],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    machine = report["machine"]
+    assert machine["torch"] and machine["cpu_count"] >= 1 and machine["device"] == "cpu"
+    assert report["settings"]["quick"] is True
+    return report
+
+
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+@pytest.mark.slow
+def test_bench_inference_quick(tmp_path):
+    report = _run("bench_inference.py", tmp_path)
+    rows = report["results"]
+    assert {(r["model"], r["mode"]) for r in rows} == {
+        (m, mode) for m in ("srcnn", "msrresnet", "edsr") for mode in ("eager", "channels_last", "pipeline")
+    }
+    for r in rows:
+        assert r["scale"] == 4 and r["size"] == 24
+        for key in ("seconds", "gflop", "gflop_per_s", "megapixels_per_s", "roofline_gflop_per_s", "roofline_ratio"):
+            assert _positive(r[key]), (key, r)
+        # FLOPs are counted, not timed: MSRResNet x4 is ~84 GFLOP at 128x128, so ~2.9 at 24x24
+        if r["model"] == "msrresnet":
+            assert 2.5 < r["gflop"] < 3.3
+        assert r["gflop_per_s"] == pytest.approx(r["gflop"] / r["seconds"])
+        # every fast path computes the same image as the plain model
+        assert r["max_abs_diff"] <= 1e-4, r
+        if r["mode"] in ("eager", "channels_last"):
+            assert r["bare_max_abs_diff"] <= 1e-5 and r["wrapper_overhead"] > -1
+
+
+@pytest.mark.slow
+def test_bench_tiling_quick(tmp_path):
+    report = _run("bench_tiling.py", tmp_path)
+    rows = report["results"]
+    assert [(r["output_wh"], r["tile_size"]) for r in rows] == [([64, 48], None), ([64, 48], 16), ([192, 160], 16)]
+    for r in rows:
+        assert "error" not in r, r
+        assert _positive(r["seconds"]) and _positive(r["time_ratio"])
+        assert r["peak_rss_mb"] >= r["baseline_rss_mb"] > 50  # a process with torch loaded
+        assert r["within_memory_limit"]
+    assert rows[0]["time_ratio"] == 1.0
+
+
+@pytest.mark.slow
+def test_bench_train_quick(tmp_path):
+    report = _run("bench_train.py", tmp_path, "--workers", "1")
+    sr, gan, data = report["sr"], report["gan"], report["data"]
+    assert sr["batch_size"] == 4 and sr["steps_timed"] >= 2
+    for part in (sr, gan):
+        for key in ("hfmagic_step_seconds", "bare_step_seconds", "hfmagic_samples_per_s", "bare_samples_per_s"):
+            assert _positive(part[key]), (key, part)
+        assert part["loop_overhead"] > -1
+    assert gan["batch_size"] == 8 and gan["image_size"] == 16 and gan["steps_timed"] >= 2
+    # decoding a whole 4x larger PNG is slower than decoding a sub-image: ratio sane, never timed as a target
+    assert _positive(data["subimage_speedup"]) and data["full_png_bytes"] > data["subimage_png_bytes"]
+    for key in ("full_pairs_per_s_per_worker", "subimage_pairs_per_s_per_worker", "device_pairs_per_s",
+                "train_samples_per_s_from_subimages", "loader_cpu_share", "device_loader_vs_consumption"):
+        assert _positive(data[key]), key
+    assert data["train_workers"] == 1
+
+
+def test_gpu_script_is_prepared():
+    script = (BENCH / "gpu_all.sh").read_text()
+    for name in ("bench_inference.py", "bench_tiling.py", "bench_train.py", "test_gpu_pipeline.py"):
+        assert name in script
+    assert "--device cuda" in script and "bf16" in script
+    assert os.access(BENCH / "gpu_all.sh", os.X_OK)
