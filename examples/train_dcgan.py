@@ -103,8 +103,8 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}.")
     if args.checkpointing_steps and args.checkpointing_steps % args.discriminator_accumulation_steps:
         parser.error("--checkpointing_steps must be a multiple of --discriminator_accumulation_steps (no pending gradients in a checkpoint).")
-    if args.evaluation_images and (args.evaluation_images < 2 or args.evaluation_images % 2):
-        parser.error("--evaluation_images must be an even number >= 2 (MS-SSIM compares pairs).")
+    if args.evaluation_images and (args.evaluation_images < 2 or args.evaluation_images % 2 or args.resolution % 16):
+        parser.error("--evaluation_images must be an even number >= 2 (MS-SSIM compares pairs), with --resolution a multiple of 16.")
     if args.model_config_overrides:
         try:
             args.model_config_overrides = json.loads(args.model_config_overrides)
@@ -143,41 +143,6 @@ def build_dataset(args: argparse.Namespace):
     if args.streaming:
         dataset.shuffle(seed=args.seed, buffer_size=args.shuffle_buffer_size)
     return dataset
-
-
-def evaluate(gan, dataset, num_images: int, batch_size: int, seed: int) -> list[dict]:
-    """SWD (real vs fake) and MS-SSIM (fakes) as MMagic computes them, for the model card (main process)."""
-    import torch
-
-    from hfmagic.data.gan_dataset import collate_gan_batch
-    from hfmagic.metrics.ms_ssim import ms_ssim
-    from hfmagic.metrics.swd import swd
-
-    reals = []
-    # a plain DataLoader: the prepared one synchronises ranks, and only the main process evaluates
-    for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size, collate_fn=collate_gan_batch):
-        reals.append(batch["pixel_values"].cpu())
-        if sum(len(r) for r in reals) >= num_images:
-            break
-    real = torch.cat(reals)[:num_images]
-    noise_generator = torch.Generator().manual_seed(seed + 1)
-    generator = gan.inference_generator
-    fake = torch.cat([
-        gan.sample(generator.sample_noise(min(batch_size, num_images - start), noise_generator)).cpu()
-        for start in range(0, num_images, batch_size)
-    ])
-    if len(real) < num_images:
-        logger.warning(f"Only {len(real)} real images for SWD; using as many fakes.")
-        fake = fake[: len(real)]
-    distances = swd(real, fake, value_range=(-1.0, 1.0), seed=seed)
-    metrics = [
-        {"dataset": "training data", "name": f"SWD {level}", "value": round(value, 4), "type": "swd", "split": "train"}
-        for level, value in distances.items()
-    ]
-    if min(fake.shape[-2:]) % 16 == 0:
-        score = ms_ssim(fake[: len(fake) // 2 * 2], value_range=(-1.0, 1.0))
-        metrics.append({"dataset": "generated", "name": "MS-SSIM", "value": round(score, 4), "type": "ms_ssim", "split": "train"})
-    return metrics
 
 
 def main(args: argparse.Namespace) -> Path:
@@ -280,16 +245,20 @@ def main(args: argparse.Namespace) -> Path:
     # final model: generator (EMA when on) at the root, discriminator/, card with samples and metrics
     accelerator.wait_for_everyone()
     final_dir = output_dir / "final"
+    data_name = args.dataset_name or args.train_data_dir or "hfmagic embedded photos"
     metrics = None
     if args.evaluation_images and accelerator.is_main_process:
-        metrics = evaluate(gan, dataset, args.evaluation_images, args.train_batch_size, args.seed)
-        logger.info(f"Metrics: {metrics}")
+        from hfmagic.evaluation import evaluate_gan, gan_metrics_for_card
+
+        # the EMA generator when on; a fresh pass over the data (the prepared DataLoader syncs ranks)
+        results = evaluate_gan(gan.inference_generator, dataset, args.evaluation_images, args.train_batch_size, seed=args.seed)
+        metrics = gan_metrics_for_card(results, dataset=data_name)
+        logger.info(f"SWD {results['swd']}, MS-SSIM {results['ms_ssim']:.4f} on {results['num_images']} images")
     if accelerator.is_main_process:
         final_dir.mkdir(parents=True, exist_ok=True)
         image_grid(gan.sample(fixed_noise)).save(final_dir / "samples.png")
-        source = args.dataset_name or args.train_data_dir or "hfmagic's embedded photos"
         recipe = (
-            f"## Training\n\nTrained with `examples/train_dcgan.py` (hfmagic, MMagic's BaseGAN schedule) on {source} "
+            f"## Training\n\nTrained with `examples/train_dcgan.py` (hfmagic, MMagic's BaseGAN schedule) on {data_name} "
             f"at {args.resolution}x{args.resolution} for {logs['step']} iterations: batch {args.train_batch_size} x "
             f"{accelerator.num_processes} processes, Adam lr G {args.generator_learning_rate or args.learning_rate:g} / "
             f"D {args.discriminator_learning_rate or args.learning_rate:g}, betas {betas}, discriminator steps "
