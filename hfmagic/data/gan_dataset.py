@@ -150,13 +150,19 @@ class GANImageIterableDataset(torch.utils.data.IterableDataset):
 
 
 def collate_gan_batch(items: list[dict | None]) -> dict:
-    """Stack items into ``{"pixel_values": (N, C, R, R), "num_skipped": int}``, dropping skipped (None) ones."""
+    """Stack items into ``{"pixel_values": (N, C, R, R), "num_skipped": (N,)}``, dropping skipped (None) ones.
+
+    ``num_skipped.sum()`` is the number of images dropped from this batch; it is a per-row tensor
+    (the count in row 0) so that accelerate can split and concatenate batches between processes.
+    """
     kept = [item["pixel_values"] for item in items if item is not None]
     if not kept:
         raise ValueError(
             f"All {len(items)} images of a batch were unreadable (skipped); check the dataset's image column."
         )
-    return {"pixel_values": torch.stack(kept), "num_skipped": len(items) - len(kept)}
+    num_skipped = torch.zeros(len(kept), dtype=torch.long)
+    num_skipped[0] = len(items) - len(kept)
+    return {"pixel_values": torch.stack(kept), "num_skipped": num_skipped}
 
 
 def _undecoded(dataset, image_column: str):

@@ -363,7 +363,8 @@ def train_gan(
     logs: dict[str, float] = {"step": global_step}
     num_skipped = 0
     while global_step < max_train_steps:
-        train_dataloader.set_epoch(epoch)
+        if hasattr(train_dataloader, "set_epoch"):  # accelerate's loaders: sampler seed / stream shuffle per epoch
+            train_dataloader.set_epoch(epoch)
         loader = accelerator.skip_first_batches(train_dataloader, skip_batches) if skip_batches else train_dataloader
         step_in_epoch = skip_batches
         for batch in loader:
@@ -372,7 +373,7 @@ def train_gan(
             step_in_epoch += 1
             # mean over ranks (same key order everywhere), so every rank sees a NaN and stops together
             names = sorted(step_logs)
-            skipped = torch.tensor(float(batch.get("num_skipped", 0)), device=accelerator.device)
+            skipped = torch.as_tensor(batch.get("num_skipped", 0), device=accelerator.device).sum().float()
             values = accelerator.reduce(torch.stack([step_logs[k].float() for k in names] + [skipped]), reduction="sum")
             values = values.tolist()
             num_skipped += round(values.pop())
