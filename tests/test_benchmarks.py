@@ -91,3 +91,59 @@ def test_gpu_script_is_prepared():
         assert name in script
     assert "--device cuda" in script and "bf16" in script
     assert os.access(BENCH / "gpu_all.sh", os.X_OK)
+
+
+# --------------------------------------------------------------------------------------------
+# performance defaults of the library (fast tests)
+# --------------------------------------------------------------------------------------------
+
+
+def _tiny(kind: str, scale: int):
+    import torch
+
+    from hfmagic import EDSR, SRCNN, EDSRConfig, MSRResNet, MSRResNetConfig, SRCNNConfig
+
+    torch.manual_seed(0)
+    if kind == "srcnn":
+        return SRCNN(SRCNNConfig(upscale_factor=scale, channels=(3, 8, 4, 3)))
+    if kind == "msrresnet":
+        return MSRResNet(MSRResNetConfig(upscale_factor=scale, mid_channels=8, num_blocks=2))
+    return EDSR(EDSRConfig(upscale_factor=scale, mid_channels=8, num_blocks=2))
+
+
+@pytest.mark.parametrize("kind", ["srcnn", "msrresnet", "edsr"])
+def test_pipeline_runs_channels_last_by_default_with_equal_outputs(kind):
+    import torch
+
+    from hfmagic import SuperResolutionPipeline
+
+    x = torch.rand(1, 3, 13, 11, generator=torch.Generator().manual_seed(1))
+    fast = SuperResolutionPipeline(_tiny(kind, 4), device="cpu")
+    plain = SuperResolutionPipeline(_tiny(kind, 4), device="cpu", channels_last=False)
+    seen = []
+    fast.model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["pixel_values"]), with_kwargs=True)
+    out_fast, out_plain = fast.upscale_tensor(x), plain.upscale_tensor(x)
+    assert seen[0].is_contiguous(memory_format=torch.channels_last) and not seen[0].is_contiguous()
+    conv = next(m for m in fast.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not next(m for m in plain.model.modules() if isinstance(m, torch.nn.Conv2d)).weight.is_contiguous(
+        memory_format=torch.channels_last
+    )
+    torch.testing.assert_close(out_fast, out_plain, rtol=0, atol=1e-5)
+    torch.testing.assert_close(fast.upscale_tensor(x, tile_size=5), out_plain, rtol=0, atol=1e-5)
+
+
+def test_pipeline_keeps_nchw_for_the_native_cpu_convolution():
+    # With oneDNN off, PyTorch's native convolution is only shape-invariant (exact tiling) in NCHW.
+    import torch
+
+    from hfmagic import SuperResolutionPipeline
+
+    pipe = SuperResolutionPipeline(_tiny("edsr", 2), device="cpu")
+    x = torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(2))
+    pipe.upscale_tensor(x)
+    with torch.backends.mkldnn.flags(enabled=False):
+        whole = pipe.upscale_tensor(x)
+        conv = pipe.model.conv_first
+        assert conv.weight.is_contiguous()
+        assert torch.equal(pipe.upscale_tensor(x, tile_size=4), whole)
