@@ -419,3 +419,47 @@ def _run_help():
     with contextlib.redirect_stdout(buffer), pytest.raises(SystemExit):
         script.parse_args(["--help"])
     return buffer.getvalue()
+
+
+def _readme_main_job() -> list[str]:
+    """The bash block of the README's "Offline quick start", one command per entry."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Offline quick start"):]
+    block = section[section.index("```bash\n") + 8: section.index("```", section.index("```bash\n") + 8)]
+    return [line for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_readme_main_job_runs_offline(tmp_path):
+    """The README's main job (fewer steps), with the Hub and datasets offline: train on the embedded
+    photos, then upscale an image with `hfmagic upscale`."""
+    import shlex
+
+    commands = _readme_main_job()
+    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"}  # unreachable
+    shorter = {"--max_train_steps": "3", "--validation_steps": "3", "--checkpointing_steps": "3", "--train_batch_size": "2"}
+    ran = []
+    for command in commands:
+        words = shlex.split(command.split("#")[0])
+        if words[:2] == ["pip", "install"]:
+            continue
+        if words[0] == "export":
+            env.update(word.split("=", 1) for word in words[1:])
+            continue
+        words = [w.replace("runs/quick-x4", str(tmp_path / "quick")) for w in words]
+        for flag, value in shorter.items():
+            if flag in words:
+                words[words.index(flag) + 1] = value
+        if words[0] == "python":
+            words[0] = sys.executable
+        elif words[0] == "hfmagic":
+            words = [sys.executable, "-m", "hfmagic", *words[1:]]
+        run = _run_subprocess(words, env_extra=env)
+        assert run.returncode == 0, f"{command}\n{run.stderr[-3000:]}"
+        ran.append(words[1] if words[0] == sys.executable else words[0])
+    assert ran == ["examples/train_sr.py", "-m"]
+    model = MSRResNet.from_pretrained(tmp_path / "quick" / "final")
+    assert model.config.upscale_factor == 4 and model.config.num_blocks == 4
+    assert "hfmagic-embedded-validation" in (tmp_path / "quick" / "final" / "README.md").read_text()
+    with Image.open(tmp_path / "quick" / "upscaled" / "astronaut.png") as image:
+        assert image.size == (1024, 1024)
