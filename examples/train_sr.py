@@ -23,7 +23,7 @@ import hfmagic.models  # noqa: F401  (registers the architectures with the Auto 
 from hfmagic import EDSR, SRCNN, EDSRConfig, MSRResNet, MSRResNetConfig, SRCNNConfig
 from accelerate.utils import set_seed
 
-from hfmagic.training import SRTrainingArguments, TrainingDivergedError, create_accelerator, train_sr
+from hfmagic.training import SRTrainingArguments, TrainingDivergedError, create_accelerator, release_accelerator, train_sr
 from hfmagic.training.schedulers import SCHEDULER_NAMES
 
 logger = logging.getLogger("train_sr")
@@ -245,7 +245,10 @@ def main(args: argparse.Namespace):
             eval_sets[set_name] = load_eval_set(item, scale)
 
     # Training
-    result = train_sr(model, train_dataset, training_args, eval_sets or None, accelerator=accelerator)
+    try:
+        result = train_sr(model, train_dataset, training_args, eval_sets or None, accelerator=accelerator)
+    finally:
+        release_accelerator(accelerator)
     if accelerator.is_main_process:
         logger.info("Saved the final model to %s%s", result.final_dir, f" and the best to {result.best_dir}" if result.best_dir else "")
         if result.final_metrics:

@@ -342,9 +342,10 @@ def test_finetune_from_a_saved_model(image_dir, tmp_path):
     out = tmp_path / "tuned"
     argv = _argv(image_dir, out, "--max_train_steps", "3", "--checkpointing_steps", "0")
     argv = [a for a in argv if a not in ("--model", "msrresnet", "--model_config_overrides", TINY)]
-    script.main(script.parse_args(argv + ["--model_name_or_path", str(tmp_path / "source")]))
+    # bf16 autocast and gradient clipping on the way (weights stay float32)
+    script.main(script.parse_args(argv + ["--model_name_or_path", str(tmp_path / "source"), "--mixed_precision", "bf16", "--max_grad_norm", "0.5"]))
     tuned = MSRResNet.from_pretrained(out / "final")
-    assert tuned.config.mid_channels == 8
+    assert tuned.config.mid_channels == 8 and tuned.conv_first.weight.dtype == torch.float32
     before, after = _weights(tmp_path / "source"), _weights(out / "final")
     assert any(not torch.equal(before[k], after[k]) for k in before)
     with pytest.raises(ValueError, match="--scale 4 differs"):

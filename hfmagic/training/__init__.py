@@ -12,7 +12,7 @@ from .checkpointing import (
 from .ema import ExponentialMovingAverage
 from .gan import GAN, image_grid, train_gan
 from .schedulers import SCHEDULER_NAMES, CosineRestartLR, get_sr_scheduler
-from .sr import SRSampleStream, SRTrainingArguments, SRTrainingResult, StreamBatchSampler, create_accelerator, evaluate_model, train_sr
+from .sr import SRSampleStream, SRTrainingArguments, SRTrainingResult, StreamBatchSampler, create_accelerator, evaluate_model, release_accelerator, train_sr
 
 __all__ = [
     "CheckpointableGenerator",

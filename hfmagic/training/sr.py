@@ -52,6 +52,7 @@ __all__ = [
     "StreamBatchSampler",
     "create_accelerator",
     "evaluate_model",
+    "release_accelerator",
     "train_sr",
 ]
 
@@ -319,6 +320,16 @@ def create_accelerator(args: SRTrainingArguments):
     )
 
 
+def release_accelerator(accelerator) -> None:
+    """End a run's accelerator: finish the trackers, leave the process group, and forget accelerate's
+    process-wide state, so that a later run in the same Python process (a notebook, a test) may use
+    other settings (accelerate otherwise refuses e.g. another ``mixed_precision``)."""
+    from accelerate.state import AcceleratorState
+
+    accelerator.end_training()
+    AcceleratorState._reset_state()  # internal, but the only way to change mixed precision in-process
+
+
 def _save_model(
     model: torch.nn.Module, folder: Path, args: SRTrainingArguments, metrics: dict | None, step: int, crop_border: int
 ) -> None:
@@ -357,7 +368,8 @@ def train_sr(
             floats in [0, 1], e.g. ``hfmagic.data.sr_dataset.build_sr_dataset(...)``.
         args: the settings.
         eval_sets: ``{name: load_eval_set(...)}`` for validation (PSNR/SSIM, best model); optional.
-        accelerator: an ``Accelerator`` from :func:`create_accelerator` (one is made when None).
+        accelerator: an ``Accelerator`` from :func:`create_accelerator`; one is made (and released at
+            the end) when None. A passed one is left to the caller (:func:`release_accelerator`).
         callbacks: called on every rank after each optimisation step as ``callback(step, logs)``.
 
     Returns:
@@ -377,6 +389,7 @@ def train_sr(
             "SuperResolutionPreTrainedModel (and SuperResolutionConfig) and implement reconstruct()."
         )
     output_dir = Path(args.output_dir)
+    owns_accelerator = accelerator is None
     accelerator = accelerator or create_accelerator(args)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -567,4 +580,5 @@ def train_sr(
         return result
     finally:
         progress.close()
-        accelerator.end_training()
+        if owns_accelerator:
+            release_accelerator(accelerator)
