@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
+import os
 import sys
+from pathlib import Path
 
 # sub-command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -22,6 +25,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hfmagic", description="MMagic's SR and GAN models, Hugging Face-native.")
     parser.add_argument("--version", action="version", version=f"hfmagic {importlib.import_module('hfmagic').__version__}")
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="Import a module or .py file first (repeatable), e.g. one that defines your own model and calls "
+        "hfmagic.register_model, so that the commands can load it: hfmagic --import my_models upscale ...",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
@@ -31,12 +43,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def import_user_module(name_or_path: str) -> None:
+    """Import a module by name (the current folder is searched too) or a ``.py`` file by path."""
+    path = Path(name_or_path)
+    if path.suffix == ".py":
+        if not path.is_file():
+            raise FileNotFoundError(f"--import {name_or_path}: no such file.")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+        return
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        importlib.import_module(name_or_path)
+    except ModuleNotFoundError as err:
+        if err.name != name_or_path.split(".")[0]:
+            raise
+        raise ModuleNotFoundError(
+            f"--import {name_or_path}: no module of that name in the current folder or on PYTHONPATH; "
+            "pass a module name (my_models) or a file path (path/to/my_models.py)."
+        ) from err
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    for name in args.imports:
+        try:
+            import_user_module(name)
+        except (FileNotFoundError, ModuleNotFoundError) as err:
+            print(f"hfmagic: error: {err}", file=sys.stderr)
+            return 2
     return int(args._module.run(args) or 0)
 
 

@@ -53,3 +53,17 @@ def test_guides_have_the_same_code():
     """The Chinese guide is a translation: its code equals the English code, comments aside."""
     en, zh = ([_code_only(b) for b in python_blocks(p)] for p in GUIDES)
     assert en == zh
+
+
+def test_every_name_the_guide_imports_has_a_docstring():
+    """Each public class/function the guide uses is documented (shapes and ranges live there)."""
+    import importlib
+
+    names = set()
+    for block in python_blocks(GUIDES[0]):
+        for module, imported in re.findall(r"^from (hfmagic[\w.]*) import (\([^)]*\)|[^\n]+)", block, re.M):
+            names |= {(module, n.strip()) for n in imported.strip("()").replace("\n", " ").split(",") if n.strip()}
+    assert len(names) >= 15
+    for module, name in sorted(names):
+        obj = getattr(importlib.import_module(module), name)
+        assert (obj.__doc__ or "").strip(), f"{module}.{name} has no docstring"

@@ -236,3 +236,27 @@ def test_dcgan_grayscale_and_roundtrip(tmp_path):
     assert torch.equal(g(noise), loaded(noise))
     assert g(noise).shape == (2, 1, 16, 16)
     assert DCGANDiscriminator(cfg)(g(noise)).shape == (2, 1)
+
+
+@pytest.mark.parametrize("cfg_cls", [SRCNNConfig, MSRResNetConfig, EDSRConfig, DCGANConfig])
+def test_config_docstrings_list_every_field_with_its_real_default(cfg_cls):
+    """The docstring's ``defaults to X`` must agree with the code (a classic drift)."""
+    import ast
+    import dataclasses
+    import re
+
+    from transformers import PretrainedConfig
+
+    base_fields = {f.name for f in dataclasses.fields(PretrainedConfig)}
+    documented = {
+        name: ast.literal_eval(value.strip("`"))
+        for name, value in re.findall(r"^\s+(\w+) \(`[^`]+`, \*optional\*, defaults to (.+)\):\s*$", cfg_cls.__doc__, re.M)
+    }
+    own = [f for f in dataclasses.fields(cfg_cls) if f.name not in base_fields]
+    assert own, cfg_cls
+    normalise = lambda v: list(v) if isinstance(v, (tuple, list)) else v
+    for field in own:
+        if field.name in ("in_channels", "out_channels") and cfg_cls is SRCNNConfig:
+            continue  # derived from `channels`
+        assert field.name in documented, f"{cfg_cls.__name__}.{field.name} is not documented"
+        assert normalise(documented[field.name]) == normalise(field.default), field.name

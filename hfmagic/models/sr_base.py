@@ -7,6 +7,8 @@ gets ``from_pretrained``/``push_to_hub``, the pipeline, the CLI and the training
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -28,11 +30,12 @@ LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss, "charbonnier": charbonnier_loss}
 
 
 class SuperResolutionConfig(PretrainedConfig):
-    r"""Base configuration of the super-resolution models.
+    r"""Base configuration of the super-resolution models (a transformers 5 dataclass config: a
+    subclass declares its own fields as annotated class attributes, and validates in ``__post_init__``).
 
     Args:
         upscale_factor (`int`, *optional*, defaults to 4):
-            How much the model enlarges its input; must be one of the model's `supported_upscale_factors`.
+            How much the model enlarges its input; must be one of the class's `supported_upscale_factors`.
         in_channels (`int`, *optional*, defaults to 3):
             Channels of the input image.
         out_channels (`int`, *optional*, defaults to 3):
@@ -41,29 +44,23 @@ class SuperResolutionConfig(PretrainedConfig):
             Pixel loss used when `labels` are passed to `forward`: `"l1"`, `"mse"` or `"charbonnier"`.
     """
 
-    # Subclasses narrow this to what their upsampler supports.
-    supported_upscale_factors: tuple[int, ...] = (1, 2, 3, 4, 8)
+    # Subclasses narrow this to what their upsampler supports (a class constant, not saved).
+    supported_upscale_factors: ClassVar[tuple[int, ...]] = (1, 2, 3, 4, 8)
 
-    def __init__(
-        self,
-        upscale_factor: int = 4,
-        in_channels: int = 3,
-        out_channels: int = 3,
-        loss_type: str = "l1",
-        **kwargs,
-    ):
-        if upscale_factor not in self.supported_upscale_factors:
+    upscale_factor: int = 4
+    in_channels: int = 3
+    out_channels: int = 3
+    loss_type: str = "l1"
+
+    def __post_init__(self, **kwargs):
+        if self.upscale_factor not in self.supported_upscale_factors:
             raise ValueError(
-                f"{type(self).__name__} does not support upscale_factor={upscale_factor!r}; "
+                f"{type(self).__name__} does not support upscale_factor={self.upscale_factor!r}; "
                 f"choose one of {list(self.supported_upscale_factors)}."
             )
-        if loss_type not in LOSSES:
-            raise ValueError(f"Unknown loss_type={loss_type!r}; choose one of {sorted(LOSSES)}.")
-        self.upscale_factor = upscale_factor
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.loss_type = loss_type
-        super().__init__(**kwargs)
+        if self.loss_type not in LOSSES:
+            raise ValueError(f"Unknown loss_type={self.loss_type!r}; choose one of {sorted(LOSSES)}.")
+        super().__post_init__(**kwargs)
 
 
 class SuperResolutionPreTrainedModel(PreTrainedModel):
@@ -114,7 +111,9 @@ class SuperResolutionPreTrainedModel(PreTrainedModel):
 
     def reconstruct(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Upscale ``pixel_values`` (N, C, H, W) in [0, 1] to (N, C_out, sH, sW)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement reconstruct(pixel_values).")
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement reconstruct(pixel_values) -> (N, out_channels, H*s, W*s)."
+        )
 
     def compute_loss(self, reconstruction: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Pixel loss of the kind named by ``config.loss_type`` (mean over all elements)."""
@@ -146,6 +145,15 @@ class SuperResolutionPreTrainedModel(PreTrainedModel):
             raise TypeError(
                 f"{type(self).__name__}.reconstruct must return a tensor (N, C, H*s, W*s), "
                 f"got {type(reconstruction).__name__}."
+            )
+        n, _, h, w = pixel_values.shape
+        scale = self.config.upscale_factor
+        expected = (n, self.config.out_channels, h * scale, w * scale)
+        if tuple(reconstruction.shape) != expected:
+            raise ValueError(
+                f"{type(self).__name__}.reconstruct returned shape {tuple(reconstruction.shape)} for input "
+                f"{tuple(pixel_values.shape)}; expected {expected} (out_channels={self.config.out_channels}, "
+                f"upscale_factor={scale}). Check the upsampling layers against config.upscale_factor."
             )
         loss = None
         if labels is not None:

@@ -41,38 +41,32 @@ class DCGANConfig(PretrainedConfig):
 
     model_type = "dcgan"
 
-    def __init__(
-        self,
-        image_size: int = 64,
-        num_channels: int = 3,
-        noise_size: int = 100,
-        generator_base_channels: int = 1024,
-        generator_input_scale: int = 4,
-        discriminator_base_channels: int = 128,
-        discriminator_output_scale: int = 4,
-        **kwargs,
-    ):
-        if generator_input_scale != 4:
+    image_size: int = 64
+    num_channels: int = 3
+    noise_size: int = 100
+    generator_base_channels: int = 1024
+    generator_input_scale: int = 4
+    discriminator_base_channels: int = 128
+    discriminator_output_scale: int = 4
+
+    def __post_init__(self, **kwargs):
+        if self.generator_input_scale != 4:
             raise ValueError(
-                f"generator_input_scale={generator_input_scale} is not supported: the generator's first layer is a "
+                f"generator_input_scale={self.generator_input_scale} is not supported: the generator's first layer is a "
                 "4x4 transposed convolution of the 1x1 noise map, so its output is always 4x4. Use "
                 "generator_input_scale=4 and set image_size for the output size."
             )
-        for name, scale in (("generator_input_scale", generator_input_scale), ("discriminator_output_scale", discriminator_output_scale)):
-            ratio = image_size // scale if scale > 0 else 0
-            if scale <= 0 or image_size % scale or ratio < 2 or not math.log2(ratio).is_integer():
+        for name, scale in (
+            ("generator_input_scale", self.generator_input_scale),
+            ("discriminator_output_scale", self.discriminator_output_scale),
+        ):
+            ratio = self.image_size // scale if scale > 0 else 0
+            if scale <= 0 or self.image_size % scale or ratio < 2 or not math.log2(ratio).is_integer():
                 raise ValueError(
-                    f"image_size={image_size} must be {name}={scale} times a power of two (>= 2), "
+                    f"image_size={self.image_size} must be {name}={scale} times a power of two (>= 2), "
                     f"e.g. image_size=64 with {name}=4."
                 )
-        self.image_size = image_size
-        self.num_channels = num_channels
-        self.noise_size = noise_size
-        self.generator_base_channels = generator_base_channels
-        self.generator_input_scale = generator_input_scale
-        self.discriminator_base_channels = discriminator_base_channels
-        self.discriminator_output_scale = discriminator_output_scale
-        super().__init__(**kwargs)
+        super().__post_init__(**kwargs)
 
 
 __all__ = ["DCGANConfig"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..sr_base import SuperResolutionConfig
 
 
@@ -37,39 +39,23 @@ class EDSRConfig(SuperResolutionConfig):
     """
 
     model_type = "edsr"
-    supported_upscale_factors = (2, 3, 4, 8, 16)
+    supported_upscale_factors: ClassVar[tuple[int, ...]] = (2, 3, 4, 8, 16)
 
-    def __init__(
-        self,
-        upscale_factor: int = 4,
-        in_channels: int = 3,
-        out_channels: int = 3,
-        mid_channels: int = 64,
-        num_blocks: int = 16,
-        res_scale: float = 1.0,
-        rgb_mean: tuple[float, ...] = (0.4488, 0.4371, 0.4040),
-        rgb_std: tuple[float, ...] = (1.0, 1.0, 1.0),
-        loss_type: str = "l1",
-        **kwargs,
-    ):
-        rgb_mean, rgb_std = [float(v) for v in rgb_mean], [float(v) for v in rgb_std]
-        if len(rgb_mean) != in_channels or len(rgb_std) != in_channels:
+    mid_channels: int = 64
+    num_blocks: int = 16
+    res_scale: float = 1.0
+    rgb_mean: list[float] | tuple[float, ...] = (0.4488, 0.4371, 0.4040)
+    rgb_std: list[float] | tuple[float, ...] = (1.0, 1.0, 1.0)
+
+    def __post_init__(self, **kwargs):
+        self.rgb_mean, self.rgb_std = [float(v) for v in self.rgb_mean], [float(v) for v in self.rgb_std]
+        self.res_scale = float(self.res_scale)
+        if len(self.rgb_mean) != self.in_channels or len(self.rgb_std) != self.in_channels:
             raise ValueError(
-                f"rgb_mean and rgb_std need one value per input channel ({in_channels}), "
-                f"got {rgb_mean} and {rgb_std}."
+                f"rgb_mean and rgb_std need one value per input channel ({self.in_channels}), "
+                f"got {self.rgb_mean} and {self.rgb_std}."
             )
-        self.mid_channels = mid_channels
-        self.num_blocks = num_blocks
-        self.res_scale = float(res_scale)
-        self.rgb_mean = rgb_mean
-        self.rgb_std = rgb_std
-        super().__init__(
-            upscale_factor=upscale_factor,
-            in_channels=in_channels,
-            out_channels=out_channels,
-            loss_type=loss_type,
-            **kwargs,
-        )
+        super().__post_init__(**kwargs)
 
 
 __all__ = ["EDSRConfig"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..sr_base import SuperResolutionConfig
 
 
@@ -34,29 +36,11 @@ class MSRResNetConfig(SuperResolutionConfig):
     """
 
     model_type = "msrresnet"
-    supported_upscale_factors = (2, 3, 4)
+    supported_upscale_factors: ClassVar[tuple[int, ...]] = (2, 3, 4)
 
-    def __init__(
-        self,
-        upscale_factor: int = 4,
-        in_channels: int = 3,
-        out_channels: int = 3,
-        mid_channels: int = 64,
-        num_blocks: int = 16,
-        upsample_lrelu: bool = False,
-        loss_type: str = "l1",
-        **kwargs,
-    ):
-        self.mid_channels = mid_channels
-        self.num_blocks = num_blocks
-        self.upsample_lrelu = upsample_lrelu
-        super().__init__(
-            upscale_factor=upscale_factor,
-            in_channels=in_channels,
-            out_channels=out_channels,
-            loss_type=loss_type,
-            **kwargs,
-        )
+    mid_channels: int = 64
+    num_blocks: int = 16
+    upsample_lrelu: bool = False
 
 
 __all__ = ["MSRResNetConfig"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..sr_base import SuperResolutionConfig
 
 class SRCNNConfig(SuperResolutionConfig):
@@ -26,32 +28,20 @@ class SRCNNConfig(SuperResolutionConfig):
     """
 
     model_type = "srcnn"
-    supported_upscale_factors = tuple(range(1, 17))
+    supported_upscale_factors: ClassVar[tuple[int, ...]] = tuple(range(1, 17))
 
-    def __init__(
-        self,
-        upscale_factor: int = 4,
-        channels: tuple[int, int, int, int] = (3, 64, 32, 3),
-        kernel_sizes: tuple[int, int, int] = (9, 1, 5),
-        loss_type: str = "l1",
-        **kwargs,
-    ):
-        channels, kernel_sizes = list(channels), list(kernel_sizes)
-        if len(channels) != 4:
-            raise ValueError(f"channels must have 4 entries (in, hidden1, hidden2, out), got {channels}.")
-        if len(kernel_sizes) != 3:
-            raise ValueError(f"kernel_sizes must have 3 entries, got {kernel_sizes}.")
-        self.channels = channels
-        self.kernel_sizes = kernel_sizes
-        kwargs.pop("in_channels", None)
-        kwargs.pop("out_channels", None)
-        super().__init__(
-            upscale_factor=upscale_factor,
-            in_channels=channels[0],
-            out_channels=channels[-1],
-            loss_type=loss_type,
-            **kwargs,
-        )
+    channels: list[int] | tuple[int, ...] = (3, 64, 32, 3)
+    kernel_sizes: list[int] | tuple[int, ...] = (9, 1, 5)
+
+    def __post_init__(self, **kwargs):
+        self.channels, self.kernel_sizes = [int(c) for c in self.channels], [int(k) for k in self.kernel_sizes]
+        if len(self.channels) != 4:
+            raise ValueError(f"channels must have 4 entries (in, hidden1, hidden2, out), got {self.channels}.")
+        if len(self.kernel_sizes) != 3:
+            raise ValueError(f"kernel_sizes must have 3 entries, got {self.kernel_sizes}.")
+        # in/out channels follow `channels` (the base class's fields, kept for the shared checks)
+        self.in_channels, self.out_channels = self.channels[0], self.channels[-1]
+        super().__post_init__(**kwargs)
 
 
 __all__ = ["SRCNNConfig"]

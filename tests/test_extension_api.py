@@ -1,0 +1,164 @@
+"""The extension API: a user's own SR network gets from_pretrained, the Auto classes, the pipeline,
+the CLI (through ``hfmagic --import``) and clear errors when it breaks the contract."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from hfmagic import SuperResolutionConfig, SuperResolutionPreTrainedModel, register_model
+from hfmagic.cli import main as cli_main
+
+USER_MODULE = textwrap.dedent(
+    '''
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    from hfmagic import SuperResolutionConfig, SuperResolutionPreTrainedModel, register_model
+
+
+    class UserSRConfig(SuperResolutionConfig):
+        model_type = "user-sr-ext-test"
+        supported_upscale_factors = (2,)
+
+        def __init__(self, mid_channels=4, **kwargs):
+            self.mid_channels = mid_channels
+            super().__init__(**kwargs)
+
+
+    class UserSR(SuperResolutionPreTrainedModel):
+        config_class = UserSRConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.conv = nn.Conv2d(3, 3 * 4, 3, padding=1)
+            self.post_init()
+
+        def reconstruct(self, pixel_values):
+            return F.pixel_shuffle(self.conv(pixel_values), 2)
+
+
+    register_model(UserSRConfig, UserSR)
+    '''
+)
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    path = tmp_path / "user_models_ext.py"
+    path.write_text(USER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    module = importlib.import_module("user_models_ext")
+    return path, module
+
+
+def test_user_model_saves_loads_and_upscales(tmp_path, user_module):
+    from transformers import AutoModelForImageToImage
+
+    from hfmagic import SuperResolutionPipeline
+
+    _, mod = user_module
+    model = mod.UserSR(mod.UserSRConfig(upscale_factor=2))
+    model.save_pretrained(tmp_path / "m")
+    assert (tmp_path / "m" / "README.md").is_file()  # a card comes for free
+    auto = AutoModelForImageToImage.from_pretrained(tmp_path / "m")
+    assert type(auto) is mod.UserSR
+    out = SuperResolutionPipeline(auto)(np.zeros((5, 6, 3), np.uint8))
+    assert out.size == (12, 10)
+
+
+def test_cli_import_option_loads_a_user_model(tmp_path, user_module):
+    path, mod = user_module
+    mod.UserSR(mod.UserSRConfig(upscale_factor=2)).save_pretrained(tmp_path / "m")
+    Image.fromarray(np.full((6, 7, 3), 128, np.uint8)).save(tmp_path / "in.png")
+    # A fresh process knows nothing of the user's classes until --import brings them in.
+    cmd = [sys.executable, "-m", "hfmagic", "upscale", str(tmp_path / "in.png"), "--model", str(tmp_path / "m"),
+           "--output", str(tmp_path / "out")]
+    without = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert without.returncode != 0
+    with_import = subprocess.run(cmd[:3] + ["--import", str(path)] + cmd[3:], capture_output=True, text=True, timeout=300)
+    assert with_import.returncode == 0, with_import.stderr[-2000:]
+    assert Image.open(tmp_path / "out" / "in.png").size == (14, 12)
+
+
+def test_cli_import_errors(tmp_path, capsys):
+    assert cli_main(["--import", str(tmp_path / "missing.py"), "sample", "--model", "x", "--num-images", "1", "--output", "o"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert cli_main(["--import", "no_such_module_hfmagic", "sample", "--model", "x", "--num-images", "1", "--output", "o"]) == 2
+    assert "no module of that name" in capsys.readouterr().err
+
+
+class _Cfg(SuperResolutionConfig):
+    model_type = "ext-test-contract"
+
+
+def test_missing_config_class_is_named():
+    class NoConfig(SuperResolutionPreTrainedModel):
+        def reconstruct(self, x):
+            return x
+
+    with pytest.raises(TypeError, match="config_class = YourConfig"):
+        NoConfig(_Cfg(upscale_factor=1))
+
+
+def _model(reconstruct):
+    class Broken(SuperResolutionPreTrainedModel):
+        config_class = _Cfg
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.conv = nn.Conv2d(3, 3, 1)
+            self.post_init()
+
+    if reconstruct is not None:
+        Broken.reconstruct = reconstruct
+    return Broken(_Cfg(upscale_factor=2))
+
+
+def test_contract_errors_name_the_fix():
+    x = torch.rand(1, 3, 4, 4)
+    with pytest.raises(NotImplementedError, match=r"must implement reconstruct\(pixel_values\)"):
+        _model(None)(x)
+    with pytest.raises(TypeError, match="must return a tensor"):
+        _model(lambda self, p: (p,))(x)
+    with pytest.raises(ValueError, match=r"returned shape \(1, 3, 4, 4\).*expected \(1, 3, 8, 8\)"):
+        _model(lambda self, p: self.conv(p))(x)
+    good = _model(lambda self, p: torch.nn.functional.interpolate(self.conv(p), scale_factor=2))
+    with pytest.raises(ValueError, match="data's scale must equal config.upscale_factor=2"):
+        good(x, labels=torch.rand(1, 3, 16, 16))
+
+
+def test_register_model_errors():
+    class NoType(SuperResolutionConfig):
+        model_type = ""
+
+    with pytest.raises(ValueError, match="model_type"):
+        register_model(NoType, SuperResolutionPreTrainedModel)
+
+    class Other(SuperResolutionConfig):
+        model_type = "ext-test-other"
+
+    class Model(SuperResolutionPreTrainedModel):
+        config_class = _Cfg
+
+    with pytest.raises(ValueError, match="config_class must be Other"):
+        register_model(Other, Model)
+
+
+def test_train_sr_rejects_data_of_another_scale(tmp_path):
+    from hfmagic.training import SRTrainingArguments, train_sr
+
+    model = _model(lambda self, p: torch.nn.functional.interpolate(self.conv(p), scale_factor=2))
+    data = [{"pixel_values": torch.rand(3, 4, 4), "labels": torch.rand(3, 16, 16)} for _ in range(4)]
+    args = SRTrainingArguments(output_dir=str(tmp_path / "run"), train_batch_size=2, max_train_steps=1,
+                               validation_steps=0, checkpointing_steps=0)
+    with pytest.raises(ValueError, match="upscale_factor=2"):
+        train_sr(model, data, args)
