@@ -58,7 +58,13 @@ def test_bench_inference_quick(tmp_path):
 def test_bench_tiling_quick(tmp_path):
     report = _run("bench_tiling.py", tmp_path)
     rows = report["results"]
-    assert [(r["output_wh"], r["tile_size"]) for r in rows] == [([64, 48], None), ([64, 48], 16), ([192, 160], 16)]
+    assert [(r["output_wh"], r["tile_size"], r["method"]) for r in rows] == [
+        ([64, 48], None, "pipeline"),
+        ([64, 48], 16, "two_stage_prototype"),
+        ([192, 160], 16, "pipeline"),
+        ([192, 160], 16, "two_stage_prototype"),
+    ]
+    assert rows[1]["max_uint8_diff_vs_whole"] <= 1  # the two-stage prototype is exact tiling too
     for r in rows:
         assert "error" not in r, r
         assert _positive(r["seconds"]) and _positive(r["time_ratio"])
