@@ -139,6 +139,15 @@ def test_sample_stream_is_a_pure_function_of_seed_and_position():
     assert other_seed != first
 
 
+def test_sample_stream_warns_about_a_dataset_with_its_own_seed(image_dir):
+    from hfmagic.data.sr_dataset import build_sr_dataset
+
+    with pytest.warns(UserWarning, match="own seed"):
+        SRSampleStream(build_sr_dataset(str(image_dir), scale=2, gt_patch_size=16, seed=1), seed=0)
+    with pytest.raises(TypeError, match="map-style"):
+        SRSampleStream(iter([]), seed=0)
+
+
 # ----------------------------------------------------------------------------- end to end
 
 

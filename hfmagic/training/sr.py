@@ -32,6 +32,7 @@ import logging
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -224,6 +225,14 @@ class SRSampleStream(Dataset):
             )
         if len(dataset) == 0:
             raise ValueError("The training dataset is empty.")
+        transform = getattr(dataset, "_format_kwargs", {}).get("transform")  # datasets' with_transform
+        if getattr(transform, "seed", None) is not None:
+            warnings.warn(
+                "The training dataset's transform has its own seed (build_sr_dataset(seed=...)): its crops then "
+                "depend on the worker and are not restored on resume. Build it without seed; train_sr seeds "
+                "every sample from (seed, position).",
+                stacklevel=3,
+            )
         self.dataset = dataset
         self.seed = int(seed)
         self.num_samples = len(dataset)
@@ -396,6 +405,12 @@ def train_sr(
         (output_dir / "training_args.json").write_text(json.dumps(args.to_json_dict(), indent=2))
     set_seed(args.seed)
     scale = int(model.config.upscale_factor)
+    repo_id = args.hub_model_id or output_dir.resolve().name
+    if args.push_to_hub and accelerator.is_main_process:
+        # Created now, as diffusers does, so that a bad token or repo id fails before hours of training
+        from huggingface_hub import create_repo
+
+        repo_id = create_repo(repo_id, exist_ok=True, private=args.hub_private, token=args.hub_token).repo_id
     crop_border = scale if args.crop_border is None else args.crop_border
 
     # EMA: an averaged copy on the training device, saved in checkpoints
@@ -570,7 +585,6 @@ def train_sr(
             if args.push_to_hub:
                 from ..hub import push_folder_to_hub
 
-                repo_id = args.hub_model_id or output_dir.resolve().name
                 result.hub_url = push_folder_to_hub(
                     result.final_dir, repo_id, private=args.hub_private, token=args.hub_token,
                     commit_message=f"hfmagic train_sr: step {global_step}",
