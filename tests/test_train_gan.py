@@ -412,17 +412,29 @@ def test_two_ddp_processes_on_cpu(tmp_path):
     env = {**_env(), "ACCELERATE_USE_CPU": "1"}
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
               "--mixed_precision", "no", "--dynamo_backend", "no", str(wrapper)]
-    args = ["--train_data_dir", str(data), *TINY, "--train_batch_size", "4", "--max_train_steps", "6", "--use_ema",
-            "--discriminator_accumulation_steps", "3", "--checkpointing_steps", "3", "--save_images_steps", "3",
-            "--num_sample_images", "4", "--report_to", "none", "--output_dir", str(out)]
-    proc = subprocess.run(launch + args, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def run(output_dir, steps, *extra):
+        args = ["--train_data_dir", str(data), *TINY, "--train_batch_size", "4", "--max_train_steps", str(steps), "--use_ema",
+                "--discriminator_accumulation_steps", "3", "--checkpointing_steps", "3", "--save_images_steps", "3",
+                "--num_sample_images", "4", "--report_to", "none", "--output_dir", str(output_dir), *extra]
+        proc = subprocess.run(launch + args, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc
+
+    proc = run(out, 9)
     assert "MULTI_CPU" in proc.stderr and "Num processes: 2" in proc.stderr
     reports = sorted(line.split() for line in proc.stdout.splitlines() if line.startswith("RANK "))
     assert [r[1] for r in reports] == ["0", "1"], proc.stdout
     assert reports[0][3] == reports[1][3]  # DDP kept the weights identical
     assert reports[0][5] != reports[1][5]  # each rank keeps its own BatchNorm statistics (broadcast_buffers=False)
-    assert (out / "checkpoint-6" / "random_states_1.pkl").exists()  # the second rank saved its state too
+    assert (out / "checkpoint-9" / "random_states_1.pkl").exists()  # the second rank saved its state too
     generator = DCGANGenerator.from_pretrained(out / "final")
     assert torch.isfinite(generator(num_batches=2)).all()
+    # resume with two processes: each rank's data and noise continue exactly
+    resumed = tmp_path / "resumed"
+    run(resumed, 3)
+    run(resumed, 9, "--resume_from_checkpoint", "latest")
+    for name in ("checkpoint-9/model.safetensors", "checkpoint-9/model_1.safetensors", "final/model.safetensors"):
+        a, b = _tensors(out / name), _tensors(resumed / name)
+        assert all(torch.equal(a[key], b[key]) for key in a), name
     assert "x 2 processes" in (out / "final" / "README.md").read_text()

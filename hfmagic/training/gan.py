@@ -55,6 +55,34 @@ from .ema import ExponentialMovingAverage
 __all__ = ["GAN", "image_grid", "train_gan"]
 
 
+class _AllProcessesGenerator(CheckpointableGenerator):
+    """A ``CheckpointableGenerator`` per process, all saved in the main process's checkpoint file.
+
+    accelerate writes registered objects from the main process only, but each process draws its
+    own noise: ``state_dict`` (called on every rank during ``save_state``) gathers every rank's
+    state, and ``load_state_dict`` takes this rank's back.
+    """
+
+    def __init__(self, seed: int, accelerator):
+        super().__init__(seed + accelerator.process_index)
+        self.accelerator = accelerator
+
+    def state_dict(self) -> dict:
+        from accelerate.utils import gather_object
+
+        states = [self.generator.get_state()]
+        return {"states": gather_object(states) if self.accelerator.num_processes > 1 else states}
+
+    def load_state_dict(self, state: dict) -> None:
+        states = state["states"]
+        if len(states) != self.accelerator.num_processes:
+            raise ValueError(
+                f"This checkpoint was written by {len(states)} process(es); resume it with the same number of "
+                f"processes (now {self.accelerator.num_processes}) to continue the same training noise."
+            )
+        self.generator.set_state(states[self.accelerator.process_index])
+
+
 class GAN:
     """A generator and a discriminator trained with MMagic's BaseGAN schedule.
 
@@ -121,7 +149,7 @@ class GAN:
         (self.generator, self.discriminator, self.generator_optimizer, self.discriminator_optimizer) = accelerator.prepare(
             self.generator, self.discriminator, generator_optimizer, discriminator_optimizer
         )
-        self.noise_generator = CheckpointableGenerator(seed + accelerator.process_index)
+        self.noise_generator = _AllProcessesGenerator(seed, accelerator)
         accelerator.register_for_checkpointing(self.noise_generator)
         if self.generator_ema is not None:
             self.generator_ema.to(accelerator.device)
