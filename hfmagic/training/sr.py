@@ -388,8 +388,6 @@ def train_sr(
     Raises:
         TrainingDivergedError: the loss became NaN/inf (the last good checkpoint is kept and named).
     """
-    from accelerate.utils import set_seed
-
     from ..models.sr_base import SuperResolutionPreTrainedModel
 
     if not isinstance(model, SuperResolutionPreTrainedModel):
@@ -397,9 +395,20 @@ def train_sr(
             f"train_sr trains hfmagic super-resolution models; got {type(model).__name__}. Subclass "
             "SuperResolutionPreTrainedModel (and SuperResolutionConfig) and implement reconstruct()."
         )
-    output_dir = Path(args.output_dir)
     owns_accelerator = accelerator is None
     accelerator = accelerator or create_accelerator(args)
+    try:
+        return _train(model, train_dataset, args, eval_sets, accelerator, callbacks)
+    finally:
+        if owns_accelerator:
+            release_accelerator(accelerator)
+
+
+def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerator, callbacks) -> SRTrainingResult:
+    """The body of :func:`train_sr`, in diffusers' order."""
+    from accelerate.utils import set_seed
+
+    output_dir = Path(args.output_dir)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "training_args.json").write_text(json.dumps(args.to_json_dict(), indent=2))
@@ -594,5 +603,3 @@ def train_sr(
         return result
     finally:
         progress.close()
-        if owns_accelerator:
-            release_accelerator(accelerator)
