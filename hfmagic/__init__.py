@@ -42,6 +42,7 @@ _LAZY = {
     **dict.fromkeys(
         ["imresize", "build_sr_dataset", "sr_collate_fn", "prepare_div2k", "load_eval_set", "load_rgb"], "hfmagic.data"
     ),
+    "DeviceSRData": "hfmagic.data.gpu_pipeline",
 }
 
 __all__ = sorted(_LAZY)
