@@ -61,10 +61,12 @@ def test_state_dict_resume_continues_the_schedule():
     optimizer = _optimizer()
     scheduler = CosineRestartLR(optimizer, [5, 5], [1.0, 1.0], eta_min=0.0)
     for _ in range(3):
+        optimizer.step()
         scheduler.step()
     state = scheduler.state_dict()
     expected = []
     for _ in range(4):
+        optimizer.step()
         scheduler.step()
         expected.append(scheduler.get_last_lr()[0])
     optimizer2 = _optimizer()
@@ -72,6 +74,7 @@ def test_state_dict_resume_continues_the_schedule():
     resumed.load_state_dict(state)
     got = []
     for _ in range(4):
+        optimizer2.step()
         resumed.step()
         got.append(resumed.get_last_lr()[0])
     assert got == expected
