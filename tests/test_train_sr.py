@@ -235,8 +235,10 @@ def test_resume_after_sigkill_gives_the_same_weights(image_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_ddp_processes_match_one_process_with_the_same_global_batch(image_dir, tmp_path):
-    common = ["--max_train_steps", "6", "--checkpointing_steps", "0", "--use_ema", "--learning_rate", "1e-3"]
+def test_two_ddp_processes_match_one_process_with_the_same_global_batch(image_dir, val_dir, tmp_path):
+    # validation (main process only, the others wait) and checkpoints (every rank) along the way
+    common = ["--max_train_steps", "6", "--checkpointing_steps", "3", "--use_ema", "--learning_rate", "1e-3",
+              "--validation_dataset", str(val_dir), "--validation_steps", "3"]
     launch = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()), str(SCRIPT),
@@ -248,6 +250,8 @@ def test_two_ddp_processes_match_one_process_with_the_same_global_batch(image_di
     single[single.index("--train_batch_size") + 1] = "4"
     script.main(script.parse_args(single))
     _assert_same(_weights(tmp_path / "ddp" / "final"), _weights(tmp_path / "single" / "final"), atol=1e-6)
+    assert [p.name for p in list_checkpoints(tmp_path / "ddp")] == ["checkpoint-3", "checkpoint-6"]
+    assert (tmp_path / "ddp" / "best" / "model.safetensors").is_file()
     # and not trivially: a run with only half of the data per step ends elsewhere
     half = _argv(image_dir, tmp_path / "half", *common)
     script.main(script.parse_args(half))
