@@ -523,7 +523,8 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
     progress = tqdm(total=args.max_train_steps, initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process)
     model.train()
     loss_sum, micro_batches = torch.zeros((), device=accelerator.device), 0
-    started, steps_timed, samples_per_second = None, 0, None
+    # training throughput: from the end of the first step (start-up excluded), validation and saving excluded
+    started, steps_timed, paused, samples_per_second = None, 0, 0.0, None
     final_metrics, last_validated = None, None  # last_validated: the same on every rank
     try:
         for batch in dataloader:
@@ -555,7 +556,7 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
                 started = now
             else:
                 steps_timed += 1
-                samples_per_second = steps_timed * global_batch / (now - started)
+                samples_per_second = steps_timed * global_batch / max(now - started - paused, 1e-9)
             logs = {"loss": float(loss_sum) / micro_batches, "lr": lr_scheduler.get_last_lr()[0]}
             if samples_per_second is not None:
                 logs["samples_per_second"] = samples_per_second
@@ -566,6 +567,7 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
             accelerator.log(logs, step=global_step)
 
             is_last = global_step >= args.max_train_steps
+            pause_start = time.perf_counter()
             if args.validation_steps and global_step % args.validation_steps == 0:
                 final_metrics, last_validated = validate(global_step), global_step
             if args.checkpointing_steps and global_step % args.checkpointing_steps == 0:
@@ -577,6 +579,7 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
                 )
             for callback in callbacks:
                 callback(global_step, logs)
+            paused += time.perf_counter() - pause_start
             if is_last:
                 break
         progress.close()
