@@ -323,6 +323,16 @@ def _log_grid(accelerator, grid: Image.Image, step: int) -> None:
             tracker.log_images({"samples": [grid]}, step=step)
 
 
+def _reduce_over_processes(accelerator, step_logs: dict[str, torch.Tensor], batch: dict) -> tuple[dict[str, float], int]:
+    """Loss terms averaged over processes (so every rank sees a NaN and stops together) and the number
+    of images skipped in this step's batches, in one all-reduce."""
+    names = sorted(step_logs)  # the same order on every rank
+    skipped = torch.as_tensor(batch.get("num_skipped", 0), device=accelerator.device).sum().float()
+    values = accelerator.reduce(torch.stack([step_logs[k].float() for k in names] + [skipped]), reduction="sum").tolist()
+    num_skipped = round(values.pop())
+    return {k: v / accelerator.num_processes for k, v in zip(names, values)}, num_skipped
+
+
 def train_gan(
     gan: GAN,
     train_dataloader,
@@ -385,56 +395,51 @@ def train_gan(
     elif resume_from_checkpoint:
         logger.info(f"No checkpoint in {output_dir} yet; starting from scratch.")
 
-    progress = tqdm(
+    bar = tqdm(
         total=max_train_steps, initial=global_step, desc="Steps", disable=not (show_progress and accelerator.is_local_main_process)
     )
     logs: dict[str, float] = {"step": global_step}
     num_skipped = 0
-    while global_step < max_train_steps:
-        if hasattr(train_dataloader, "set_epoch"):  # accelerate's loaders: sampler seed / stream shuffle per epoch
-            train_dataloader.set_epoch(epoch)
-        loader = accelerator.skip_first_batches(train_dataloader, skip_batches) if skip_batches else train_dataloader
-        step_in_epoch = skip_batches
-        for batch in loader:
-            step_logs = gan.train_step(batch, global_step, max_train_steps)
-            global_step += 1
-            step_in_epoch += 1
-            # mean over ranks (same key order everywhere), so every rank sees a NaN and stops together
-            names = sorted(step_logs)
-            skipped = torch.as_tensor(batch.get("num_skipped", 0), device=accelerator.device).sum().float()
-            values = accelerator.reduce(torch.stack([step_logs[k].float() for k in names] + [skipped]), reduction="sum")
-            values = values.tolist()
-            num_skipped += round(values.pop())
-            step_logs = {k: v / accelerator.num_processes for k, v in zip(names, values)}
-            check_finite(step_logs, global_step, last_checkpoint)
-            logs.update(step_logs, step=global_step, epoch=epoch)
-            accelerator.log(step_logs, step=global_step)
-            progress.update(1)
-            progress.set_postfix({k: f"{logs[k]:.4f}" for k in ("loss_d", "loss_g") if k in logs}, refresh=False)
+    with bar as progress:  # closed even when the run stops with an error
+        while global_step < max_train_steps:
+            if hasattr(train_dataloader, "set_epoch"):  # accelerate's loaders: sampler seed / stream shuffle per epoch
+                train_dataloader.set_epoch(epoch)
+            loader = accelerator.skip_first_batches(train_dataloader, skip_batches) if skip_batches else train_dataloader
+            step_in_epoch = skip_batches
+            for batch in loader:
+                step_logs = gan.train_step(batch, global_step, max_train_steps)
+                global_step += 1
+                step_in_epoch += 1
+                step_logs, skipped = _reduce_over_processes(accelerator, step_logs, batch)
+                num_skipped += skipped
+                check_finite(step_logs, global_step, last_checkpoint)
+                logs.update(step_logs, step=global_step, epoch=epoch)
+                accelerator.log(step_logs, step=global_step)
+                progress.update(1)
+                progress.set_postfix({k: f"{logs[k]:.4f}" for k in ("loss_d", "loss_g") if k in logs}, refresh=False)
 
-            if save_images_steps and fixed_noise is not None and global_step % save_images_steps == 0:
-                if accelerator.is_main_process:
-                    grid = image_grid(gan.sample(fixed_noise))
-                    (output_dir / "samples").mkdir(parents=True, exist_ok=True)
-                    grid.save(output_dir / "samples" / f"step-{global_step}.png")
-                    _log_grid(accelerator, grid, global_step)
-            if checkpointing_steps and global_step % checkpointing_steps == 0:
-                if not gan.parameters_are_finite():
-                    raise TrainingDivergedError(
-                        f"Training diverged at step {global_step}: non-finite weights. The last good checkpoint is "
-                        f"{last_checkpoint or 'none'}; resume from it with a lower --learning_rate."
+                if save_images_steps and fixed_noise is not None and global_step % save_images_steps == 0:
+                    if accelerator.is_main_process:
+                        grid = image_grid(gan.sample(fixed_noise))
+                        (output_dir / "samples").mkdir(parents=True, exist_ok=True)
+                        grid.save(output_dir / "samples" / f"step-{global_step}.png")
+                        _log_grid(accelerator, grid, global_step)
+                if checkpointing_steps and global_step % checkpointing_steps == 0:
+                    if not gan.parameters_are_finite():
+                        raise TrainingDivergedError(
+                            f"Training diverged at step {global_step}: non-finite weights. The last good checkpoint is "
+                            f"{last_checkpoint or 'none'}; resume from it with a lower --learning_rate."
+                        )
+                    extra = {"epoch": epoch, "step_in_epoch": step_in_epoch}
+                    last_checkpoint = str(
+                        save_checkpoint(accelerator, output_dir, global_step, checkpoints_total_limit, extra_state=extra)
                     )
-                extra = {"epoch": epoch, "step_in_epoch": step_in_epoch}
-                last_checkpoint = str(
-                    save_checkpoint(accelerator, output_dir, global_step, checkpoints_total_limit, extra_state=extra)
-                )
-                logger.info(f"Saved {last_checkpoint}")
-            if global_step >= max_train_steps:
-                break
-        if step_in_epoch == 0:
-            raise ValueError("The training DataLoader is empty: the dataset has fewer images than one batch.")
-        epoch, skip_batches = epoch + 1, 0
-    progress.close()
+                    logger.info(f"Saved {last_checkpoint}")
+                if global_step >= max_train_steps:
+                    break
+            if step_in_epoch == 0:
+                raise ValueError("The training DataLoader is empty: the dataset has fewer images than one batch.")
+            epoch, skip_batches = epoch + 1, 0
     if num_skipped:
         logger.warning(f"{num_skipped} unreadable images were skipped.")
     logs["num_skipped_images"] = num_skipped
