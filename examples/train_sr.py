@@ -19,10 +19,10 @@ import os
 import sys
 from pathlib import Path
 
-import hfmagic.models  # noqa: F401  (registers the architectures with the Auto classes)
-from hfmagic import EDSR, SRCNN, EDSRConfig, MSRResNet, MSRResNetConfig, SRCNNConfig
 from accelerate.utils import set_seed
 
+import hfmagic.models  # noqa: F401  (registers the architectures with the Auto classes)
+from hfmagic import EDSR, SRCNN, EDSRConfig, MSRResNet, MSRResNetConfig, SRCNNConfig
 from hfmagic.training import SRTrainingArguments, TrainingDivergedError, create_accelerator, release_accelerator, train_sr
 from hfmagic.training.schedulers import SCHEDULER_NAMES
 
