@@ -363,6 +363,15 @@ def test_script_streaming_resume_is_exact(tmp_path):
         assert all(torch.equal(a[key], b[key]) for key in a), name
 
 
+def test_script_grayscale_on_embedded_photos(tmp_path):
+    script = _import_script()
+    final = script.main(script.parse_args([*TINY, "--num_channels", "1", "--train_batch_size", "8", "--max_train_steps", "2",
+                                           "--checkpointing_steps", "0", "--save_images_steps", "0", "--num_sample_images", "4",
+                                           "--report_to", "none", "--output_dir", str(tmp_path / "gray")]))
+    assert DCGANGenerator.from_pretrained(final).config.num_channels == 1
+    assert Image.open(final / "samples.png").mode == "L"
+
+
 def test_script_argument_checks():
     script = _import_script()
     assert script.ema_momentum(script.parse_args(["--use_ema"])) == 0.0002
