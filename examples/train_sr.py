@@ -92,7 +92,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr_periods", type=int, nargs="+", default=None, help="cosine_restart cycle lengths (default: 4 equal cycles over --max_train_steps).")
     parser.add_argument("--lr_restart_weights", type=float, nargs="+", default=None, help="cosine_restart peak of each cycle (default: 1 each).")
     parser.add_argument("--lr_eta_min", type=float, default=None, help="Floor of cosine_restart (recipe: 1e-7).")
-    parser.add_argument("--lr_milestones", type=int, nargs="+", default=None, help="multistep: steps where the learning rate is multiplied by --lr_gamma (EDSR: 200000).")
+    parser.add_argument("--lr_milestones", type=int, nargs="+", default=None, help="multistep: steps where the learning rate is multiplied by --lr_gamma (EDSR: 200000 of 300000, scaled to a shorter --max_train_steps).")
     parser.add_argument("--lr_gamma", type=float, default=0.5, help="multistep factor.")
     parser.add_argument("--gradient_accumulation_steps", type=int, default=1, help="Micro-batches per optimisation step.")
     parser.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default=None, help="Mixed precision (default: accelerate's config).")

@@ -201,7 +201,7 @@ def test_resume_after_a_crash_gives_the_same_weights(image_dir, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _library_run(image_dir, tmp_path / "crashed", 8, callbacks=[crash])
     assert [p.name for p in list_checkpoints(tmp_path / "crashed")] == ["checkpoint-3"]
-    result = _library_run(image_dir, tmp_path / "crashed", 8, resume="latest")
+    result = _library_run(image_dir, tmp_path / "crashed", 8, resume=str(tmp_path / "crashed" / "checkpoint-3"))
     assert result.global_step == 8
     _assert_same(_weights(tmp_path / "straight" / "final"), _weights(tmp_path / "crashed" / "final"))
     _assert_same(_weights(tmp_path / "straight" / "checkpoint-6"), _weights(tmp_path / "crashed" / "checkpoint-6"))
@@ -394,6 +394,7 @@ def test_recipes_and_argument_errors():
     recipe, scale = script.load_recipe(args)
     model = script.build_model(args, recipe, scale)
     assert recipe["gt_patch_size"][3] == 144 and recipe["learning_rate"] == 1e-4 and recipe["lr_milestones"] == [200_000]
+    assert all(p % s == 0 for r in script.RECIPES.values() for s, p in r["gt_patch_size"].items())
     assert type(model).__name__ == "EDSR" and model.config.upscale_factor == 3
     defaults = script.parse_args([])
     assert defaults.model == "msrresnet" and defaults.train_batch_size == 16 and defaults.validation_steps == 5000
