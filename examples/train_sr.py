@@ -158,11 +158,11 @@ def build_model(args: argparse.Namespace, recipe: dict, scale: int):
     return recipe["model_class"](config)
 
 
-def main(args: argparse.Namespace):
-    recipe, scale = load_recipe(args)
+def training_arguments(args: argparse.Namespace, recipe: dict, scale: int) -> SRTrainingArguments:
+    """The library's settings: the flags, with the recipe's values where a flag was not given."""
     name = args.model_name_or_path and Path(args.model_name_or_path).name or args.model
     steps = args.max_train_steps or recipe["max_train_steps"]
-    training_args = SRTrainingArguments(
+    return SRTrainingArguments(
         output_dir=args.output_dir or f"sr-{name}-x{scale}",
         train_batch_size=args.train_batch_size,
         max_train_steps=steps,
@@ -200,6 +200,11 @@ def main(args: argparse.Namespace):
         hub_token=args.hub_token,
         hub_private=args.hub_private or None,
     )
+
+
+def main(args: argparse.Namespace):
+    recipe, scale = load_recipe(args)
+    training_args = training_arguments(args, recipe, scale)
 
     # Accelerator
     accelerator = create_accelerator(training_args)

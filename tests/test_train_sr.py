@@ -396,6 +396,13 @@ def test_recipes_and_argument_errors():
     assert recipe["gt_patch_size"][3] == 144 and recipe["learning_rate"] == 1e-4 and recipe["lr_milestones"] == [200_000]
     assert all(p % s == 0 for r in script.RECIPES.values() for s, p in r["gt_patch_size"].items())
     assert type(model).__name__ == "EDSR" and model.config.upscale_factor == 3
+    edsr = script.training_arguments(script.parse_args(["--model", "edsr", "--scale", "2", "--max_train_steps", "300"]), recipe, 2)
+    assert (edsr.lr_scheduler, edsr.lr_milestones, edsr.learning_rate, edsr.output_dir) == ("multistep", [200], 1e-4, "sr-edsr-x2")
+    msr_args = script.parse_args([])
+    msr_recipe, msr_scale = script.load_recipe(msr_args)
+    msr = script.training_arguments(msr_args, msr_recipe, msr_scale)
+    assert (msr.lr_scheduler, msr.lr_eta_min, msr.learning_rate, msr.max_train_steps, msr.train_batch_size) == ("cosine_restart", 1e-7, 2e-4, 1_000_000, 16)
+    assert (msr.adam_beta1, msr.adam_beta2, msr.validation_steps, msr.checkpointing_steps, msr_scale) == (0.9, 0.999, 5000, 5000, 4)
     defaults = script.parse_args([])
     assert defaults.model == "msrresnet" and defaults.train_batch_size == 16 and defaults.validation_steps == 5000
     assert script.RECIPES["msrresnet"]["max_train_steps"] == 1_000_000 and script.RECIPES["msrresnet"]["lr_eta_min"] == 1e-7
