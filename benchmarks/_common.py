@@ -30,17 +30,17 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing hfmagic
     sys.path.insert(0, str(ROOT))
 
 __all__ = [
-    "add_common_arguments",
-    "setup",
-    "interleaved_medians",
-    "count_flops",
-    "machine_info",
-    "emit",
-    "BareSRCNN",
-    "BareMSRResNet",
     "BareEDSR",
+    "BareMSRResNet",
+    "BareSRCNN",
+    "add_common_arguments",
     "bare_copy",
     "conv_roofline",
+    "count_flops",
+    "emit",
+    "interleaved_medians",
+    "machine_info",
+    "setup",
 ]
 
 
@@ -48,13 +48,32 @@ __all__ = [
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds): checks that the script runs")
     parser.add_argument(
-        "--json", nargs="?", const="-", default=None, metavar="PATH", help="write the results as JSON to PATH ('-' or no value: stdout)"
+        "--quick",
+        action="store_true",
+        help="tiny sizes (seconds): checks that the script runs",
+    )
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="PATH",
+        help="write the results as JSON to PATH ('-' or no value: stdout)",
     )
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, ...")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per variant (default 5, --quick 3)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's choice)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed runs per variant (default 5, --quick 3)",
+    )
 
 
 def setup(args: argparse.Namespace) -> torch.device:
@@ -85,7 +104,10 @@ def synchronize(device: torch.device) -> None:
 
 
 def interleaved_medians(
-    fns: dict[str, Callable[[], Any]], repeats: int, device: torch.device, warmup: int = 1
+    fns: dict[str, Callable[[], Any]],
+    repeats: int,
+    device: torch.device,
+    warmup: int = 1,
 ) -> dict[str, float]:
     """Median seconds per call of each function, calling them round-robin ``repeats`` times after
     ``warmup`` untimed rounds."""
@@ -123,7 +145,11 @@ def conv_roofline(size: int, device: torch.device, repeats: int, channels: int =
     conv_cl = nn.Conv2d(channels, channels, 3, padding=1).to(device).to(memory_format=torch.channels_last)
     x_cl = x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
-        times = interleaved_medians({"contiguous": lambda: conv(x), "channels_last": lambda: conv_cl(x_cl)}, repeats, device)
+        times = interleaved_medians(
+            {"contiguous": lambda: conv(x), "channels_last": lambda: conv_cl(x_cl)},
+            repeats,
+            device,
+        )
     return {name: flops / t / 1e9 for name, t in times.items()}
 
 
@@ -132,8 +158,22 @@ def conv_roofline(size: int, device: torch.device, repeats: int, channels: int =
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "benchmarks", "hfmagic"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "benchmarks", "hfmagic"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
         return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -151,7 +191,7 @@ def _cpu_name() -> str:
 
 def machine_info(device: torch.device) -> dict[str, Any]:
     info = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": _git_commit(),
         "torch": torch.__version__,
         "python": platform.python_version(),

@@ -33,13 +33,39 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
     parser.add_argument("--model", choices=("msrresnet", "edsr", "srcnn"), default="msrresnet")
-    parser.add_argument("--tile-sizes", nargs="+", type=int, default=None, help="LR tile cores (default 128 256 512; --quick 16)")
-    parser.add_argument("--whole-large", action="store_true", help="also run the large output whole (needs ~10 GB)")
-    parser.add_argument("--memory-limit-gb", type=float, default=4.0, help="the peak memory target for tiled runs")
-    parser.add_argument("--split-tile-sizes", nargs="*", type=int, default=None,
-                        help="tail tiles of the two-stage prototype (MSRResNet, CPU; default 128 256; --quick 16)")
+    parser.add_argument(
+        "--tile-sizes",
+        nargs="+",
+        type=int,
+        default=None,
+        help="LR tile cores (default 128 256 512; --quick 16)",
+    )
+    parser.add_argument(
+        "--whole-large",
+        action="store_true",
+        help="also run the large output whole (needs ~10 GB)",
+    )
+    parser.add_argument(
+        "--memory-limit-gb",
+        type=float,
+        default=4.0,
+        help="the peak memory target for tiled runs",
+    )
+    parser.add_argument(
+        "--split-tile-sizes",
+        nargs="*",
+        type=int,
+        default=None,
+        help="tail tiles of the two-stage prototype (MSRResNet, CPU; default 128 256; --quick 16)",
+    )
     parser.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--worker", nargs=3, type=int, metavar=("H", "W", "TILE"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker",
+        nargs=3,
+        type=int,
+        metavar=("H", "W", "TILE"),
+        help=argparse.SUPPRESS,
+    )
     args = parser.parse_args(argv)
     args.tile_sizes = args.tile_sizes or ([16] if args.quick else [128, 256, 512])
     if args.split_tile_sizes is None:
@@ -57,6 +83,20 @@ def _cores(length: int, tile: int) -> list[tuple[int, int]]:
     return [(start, min(start + tile, length)) for start in range(0, length, tile)]
 
 
+def _halos(model) -> tuple[int, int]:
+    """LR context that MSRResNet's trunk (conv_first + 2 convs per block) and its upsampling tail
+    (with the bilinear skip) need, from the pipeline's receptive-field walk."""
+    from hfmagic.pipelines import _chain_halo, _conv, _resize, _shuffle
+
+    s = model.config.upscale_factor
+    stages = [2, 2] if s == 4 else [s]
+    tail_ops = [op for f in stages for op in (_conv(1), _shuffle(f))] + [
+        _conv(1),
+        _conv(1),
+    ]
+    return 1 + 2 * model.config.num_blocks, _chain_halo(s, tail_ops, [_resize(s, 0, 1)])
+
+
 def split_upscale(model, image, tile_size: int, trunk_tile: int):
     """PROTOTYPE of two-stage tiling for MSRResNet (not in the library yet): the trunk (33 convs at LR
     resolution, receptive field 1 + 2B pixels) runs in large LR tiles, whose feature maps are small;
@@ -67,40 +107,96 @@ def split_upscale(model, image, tile_size: int, trunk_tile: int):
     import torch
     from torch.nn import functional as F
 
-    from hfmagic.pipelines import _chain_halo, _conv, _resize, _shuffle, _to_uint8
+    from hfmagic.pipelines import _to_uint8
 
     s, cfg = model.config.upscale_factor, model.config
-    stages = [2, 2] if s == 4 else [s]
-    tail_ops = [op for f in stages for op in (_conv(1), _shuffle(f))] + [_conv(1), _conv(1)]
-    tail_halo = _chain_halo(s, tail_ops, [_resize(s, 0, 1)])
-    trunk_halo = 1 + 2 * cfg.num_blocks
+    trunk_halo, tail_halo = _halos(model)
     cl = torch.channels_last
     height, width = image.shape[:2]
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(255.0).contiguous(memory_format=cl)
+    x = (
+        torch.from_numpy(np.ascontiguousarray(image))
+        .permute(2, 0, 1)[None]
+        .float()
+        .div(255.0)
+        .contiguous(memory_format=cl)
+    )
     feat = torch.empty(1, cfg.mid_channels, height, width).contiguous(memory_format=cl)
     out = np.empty((height * s, width * s, 3), dtype=np.uint8)
     with torch.inference_mode():
         for y0, y1 in _cores(height, trunk_tile):
             for x0, x1 in _cores(width, trunk_tile):
-                cy0, cy1, cx0, cx1 = max(y0 - trunk_halo, 0), min(y1 + trunk_halo, height), max(x0 - trunk_halo, 0), min(x1 + trunk_halo, width)
+                cy0, cy1, cx0, cx1 = (
+                    max(y0 - trunk_halo, 0),
+                    min(y1 + trunk_halo, height),
+                    max(x0 - trunk_halo, 0),
+                    min(x1 + trunk_halo, width),
+                )
                 f = model.trunk_net(model.lrelu(model.conv_first(x[:, :, cy0:cy1, cx0:cx1])))
                 feat[:, :, y0:y1, x0:x1] = f[:, :, y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
         for y0, y1 in _cores(height, tile_size):
             for x0, x1 in _cores(width, tile_size):
-                cy0, cy1, cx0, cx1 = max(y0 - tail_halo, 0), min(y1 + tail_halo, height), max(x0 - tail_halo, 0), min(x1 + tail_halo, width)
+                cy0, cy1, cx0, cx1 = (
+                    max(y0 - tail_halo, 0),
+                    min(y1 + tail_halo, height),
+                    max(x0 - tail_halo, 0),
+                    min(x1 + tail_halo, width),
+                )
                 hr = model.conv_last(model.lrelu(model.conv_hr(model._upsample(feat[:, :, cy0:cy1, cx0:cx1]))))
-                hr = hr + F.interpolate(x[:, :, cy0:cy1, cx0:cx1], scale_factor=s, mode="bilinear", align_corners=False)
-                crop = hr[0, :, (y0 - cy0) * s : (y1 - cy0) * s, (x0 - cx0) * s : (x1 - cx0) * s]
+                hr = hr + F.interpolate(
+                    x[:, :, cy0:cy1, cx0:cx1],
+                    scale_factor=s,
+                    mode="bilinear",
+                    align_corners=False,
+                )
+                crop = hr[
+                    0,
+                    :,
+                    (y0 - cy0) * s : (y1 - cy0) * s,
+                    (x0 - cx0) * s : (x1 - cx0) * s,
+                ]
                 out[y0 * s : y1 * s, x0 * s : x1 * s] = _to_uint8(crop)
     return out
+
+
+def _context_area(height: int, width: int, tile: int, halo: int) -> int:
+    """LR pixels fed to the network when cores of ``tile`` get ``halo`` pixels of context (clipped)."""
+
+    def extent(length):
+        return sum(min(b + halo, length) - max(a - halo, 0) for a, b in _cores(length, tile))
+
+    return extent(height) * extent(width)
+
+
+def work_ratio(pipe, height: int, width: int, tile: int, trunk_tile: int) -> float:
+    """Network work of a run relative to the whole image, from the tile geometry (load-independent):
+    context area / image area, weighted by the FLOP share of each stage for the two-stage prototype."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    area = height * width
+    if tile == 0:
+        return 1.0
+    if tile > 0:
+        return _context_area(height, width, tile, pipe.receptive_field) / area
+    model = pipe.model
+    x = torch.rand(1, 3, 16, 16)
+    with torch.inference_mode(), FlopCounterMode(display=False) as total:
+        model(x)
+    with torch.inference_mode(), FlopCounterMode(display=False) as trunk:
+        model.trunk_net(model.lrelu(model.conv_first(x)))
+    trunk_share = trunk.get_total_flops() / total.get_total_flops()
+    trunk_halo, tail_halo = _halos(model)
+    trunk_ratio = _context_area(height, width, trunk_tile, trunk_halo) / area
+    tail_ratio = _context_area(height, width, -tile, tail_halo) / area
+    return trunk_share * trunk_ratio + (1 - trunk_share) * tail_ratio
 
 
 def worker(args) -> None:
     """One measurement (in its own process): prints a JSON line."""
     import numpy as np
     import torch
-
     from bench_inference import build_model
+
     from hfmagic import SuperResolutionPipeline
 
     height, width, tile = args.worker
@@ -109,16 +205,25 @@ def worker(args) -> None:
     split = tile < 0  # negative tile: the two-stage prototype with tail tiles of -tile
     if split and (args.model != "msrresnet" or device.type != "cpu"):
         raise SystemExit("the two-stage tiling prototype covers MSRResNet on CPU only")
-    trunk_tile = 4 * abs(tile)
+    # the trunk's feature maps are LR-sized (64 channels: 256 bytes per LR pixel): 1024x1024 LR tiles
+    # keep them under ~0.3 GB each, and a 1000x750 LR image (4000x3000 output) runs its trunk whole
+    trunk_tile = max(1024, abs(tile))
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:height, 0:width]
-    image = (127 + 60 * np.sin(yy[..., None] / 7 + xx[..., None] / 11 + np.arange(3)) + rng.normal(0, 20, (height, width, 3)))
+    image = (
+        127 + 60 * np.sin(yy[..., None] / 7 + xx[..., None] / 11 + np.arange(3)) + rng.normal(0, 20, (height, width, 3))
+    )
     image = np.clip(image, 0, 255).astype(np.uint8)
     base_mb = _peak_rss_mb()
 
     def run():
         if split:
-            return split_upscale(pipe.model.to(memory_format=torch.channels_last), image, -tile, trunk_tile)
+            return split_upscale(
+                pipe.model.to(memory_format=torch.channels_last),
+                image,
+                -tile,
+                trunk_tile,
+            )
         return pipe.upscale_array(image, tile_size=tile or None)
 
     times = []
@@ -131,10 +236,19 @@ def worker(args) -> None:
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
         del out
-    result = {"seconds": sorted(times)[len(times) // 2], "peak_rss_mb": _peak_rss_mb(), "baseline_rss_mb": base_mb}
+    result = {
+        "seconds": sorted(times)[len(times) // 2],
+        "peak_rss_mb": _peak_rss_mb(),
+        "baseline_rss_mb": base_mb,
+        "work_ratio": work_ratio(pipe, height, width, tile, trunk_tile),
+    }
     if args.check:  # uint8 difference against the whole-image pipeline (small images only)
         whole = pipe.upscale_array(image)
-        out = split_upscale(pipe.model, image, -tile, trunk_tile) if split else pipe.upscale_array(image, tile_size=tile or None)
+        out = (
+            split_upscale(pipe.model, image, -tile, trunk_tile)
+            if split
+            else pipe.upscale_array(image, tile_size=tile or None)
+        )
         result["max_uint8_diff_vs_whole"] = int(np.abs(out.astype(int) - whole).max())
     if device.type == "cuda":
         result["peak_cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
@@ -142,12 +256,24 @@ def worker(args) -> None:
 
 
 def run_case(args, height: int, width: int, tile: int | None, repeats: int, check: bool = False) -> dict:
-    command = [sys.executable, os.path.abspath(__file__), "--worker", str(height), str(width), str(tile or 0),
-               *(["--check"] if check else []),
-               "--model", args.model, "--device", args.device, "--repeats", str(repeats)] + (["--quick"] if args.quick else [])
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--worker",
+        str(height),
+        str(width),
+        str(tile or 0),
+        *(["--check"] if check else []),
+        "--model",
+        args.model,
+        "--device",
+        args.device,
+        "--repeats",
+        str(repeats),
+    ] + (["--quick"] if args.quick else [])
     if args.threads:
         command += ["--threads", str(args.threads)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         tail = done.stderr.strip().splitlines()[-3:]
         return {"error": f"exit {done.returncode}: {' | '.join(tail)}"}
@@ -160,7 +286,9 @@ def main(argv=None) -> dict:
         worker(args)
         return {}
     device = setup(args)
-    small, large = ((12, 16), (40, 48)) if args.quick else ((188, 250), (750, 1000))  # LR (H, W) of 1000x750 / 4000x3000 at x4
+    small, large = (
+        ((12, 16), (40, 48)) if args.quick else ((188, 250), (750, 1000))
+    )  # LR (H, W) of 1000x750 / 4000x3000 at x4
     # a negative tile size stands for the two-stage prototype with tail tiles of that size
     splits = [-t for t in args.split_tile_sizes]
     # --quick: the pipeline's own tiling is checked against the whole image in tests/test_pipelines.py
@@ -170,13 +298,19 @@ def main(argv=None) -> dict:
     cases += [(large, t) for t in args.tile_sizes + splits]
     results = []
     for (h, w), tile in cases:
-        label = f"{w * 4}x{h * 4} " + (f"two-stage tail tile {-tile}" if tile and tile < 0 else f"tile {tile}" if tile else "whole")
+        label = f"{w * 4}x{h * 4} " + (
+            f"two-stage tail tile {-tile}" if tile and tile < 0 else f"tile {tile}" if tile else "whole"
+        )
         log(f"{label} ...")
         repeats = args.repeats if (h, w) == small else 1  # one run of the large image is several seconds
         check = (h, w) == small and tile is not None
-        row = {"output_wh": [w * 4, h * 4], "lr_hw": [h, w], "tile_size": abs(tile) if tile else None,
-               "method": "two_stage_prototype" if tile and tile < 0 else "pipeline",
-               **run_case(args, h, w, tile, repeats, check)}
+        row = {
+            "output_wh": [w * 4, h * 4],
+            "lr_hw": [h, w],
+            "tile_size": abs(tile) if tile else None,
+            "method": "two_stage_prototype" if tile and tile < 0 else "pipeline",
+            **run_case(args, h, w, tile, repeats, check),
+        }
         if "seconds" in row:
             row["seconds_per_megapixel"] = row["seconds"] / (w * h * 16 / 1e6)
         results.append(row)
@@ -187,16 +321,28 @@ def main(argv=None) -> dict:
             row["time_ratio"] = row["seconds_per_megapixel"] / reference["seconds_per_megapixel"]
         if "peak_rss_mb" in row:
             row["within_memory_limit"] = row["peak_rss_mb"] <= args.memory_limit_gb * 1024
-    table = [f"{'output':>10} {'method':>20} {'tile':>6} {'s':>8} {'s/Mpx':>7} {'ratio':>6} {'peak MB':>8}"]
+    table = [f"{'output':>10} {'method':>20} {'tile':>6} {'s':>8} {'s/Mpx':>7} {'ratio':>6} {'work':>6} {'peak MB':>8}"]
     for r in results:
         if "error" in r:
-            table.append(f"{'x'.join(map(str, r['output_wh'])):>10} {r['method']:>20} {r['tile_size'] or 'whole':>6} error: {r['error']}")
+            table.append(
+                f"{'x'.join(map(str, r['output_wh'])):>10} {r['method']:>20} {r['tile_size'] or 'whole':>6} error: {r['error']}"
+            )
             continue
-        table.append(f"{'x'.join(map(str, r['output_wh'])):>10} {r['method']:>20} {r['tile_size'] or 'whole':>6} {r['seconds']:8.2f} "
-                     f"{r['seconds_per_megapixel']:7.2f} {r.get('time_ratio', float('nan')):6.2f} {r['peak_rss_mb']:8.0f}")
-    report = {"benchmark": "tiling", "machine": machine_info(device),
-              "settings": {"quick": args.quick, "model": args.model, "repeats": args.repeats, "memory_limit_gb": args.memory_limit_gb},
-              "results": results}
+        table.append(
+            f"{'x'.join(map(str, r['output_wh'])):>10} {r['method']:>20} {r['tile_size'] or 'whole':>6} {r['seconds']:8.2f} "
+            f"{r['seconds_per_megapixel']:7.2f} {r.get('time_ratio', float('nan')):6.2f} {r['work_ratio']:6.3f} {r['peak_rss_mb']:8.0f}"
+        )
+    report = {
+        "benchmark": "tiling",
+        "machine": machine_info(device),
+        "settings": {
+            "quick": args.quick,
+            "model": args.model,
+            "repeats": args.repeats,
+            "memory_limit_gb": args.memory_limit_gb,
+        },
+        "results": results,
+    }
     emit(args, report, table)
     return report
 

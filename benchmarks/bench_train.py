@@ -28,9 +28,17 @@ import time
 
 import numpy as np
 import torch
+from _common import (
+    add_common_arguments,
+    bare_copy,
+    emit,
+    interleaved_medians,
+    log,
+    machine_info,
+    setup,
+    synchronize,
+)
 from torch.nn import functional as F
-
-from _common import add_common_arguments, bare_copy, emit, interleaved_medians, log, machine_info, setup, synchronize
 
 PARTS = ("sr", "gan", "data")
 
@@ -39,9 +47,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to measure")
-    parser.add_argument("--steps", type=int, default=None, help="timed training steps per loop (default: --repeats)")
-    parser.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no", help="autocast for both loops (GPU)")
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the loader-bottleneck check")
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="timed training steps per loop (default: --repeats)",
+    )
+    parser.add_argument(
+        "--mixed-precision",
+        choices=("no", "bf16", "fp16"),
+        default="no",
+        help="autocast for both loops (GPU)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="DataLoader workers of the loader-bottleneck check",
+    )
     args = parser.parse_args(argv)
     return args
 
@@ -49,7 +72,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def _autocast(device: torch.device, mixed_precision: str):
     if mixed_precision == "no":
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if mixed_precision == "bf16" else torch.float16)
+    return torch.autocast(
+        device.type,
+        dtype=torch.bfloat16 if mixed_precision == "bf16" else torch.float16,
+    )
 
 
 def _accelerator(device: torch.device, mixed_precision: str, **kwargs):
@@ -68,13 +94,18 @@ def bench_sr(args, device: torch.device, train_data=None, num_workers: int = 0) 
     from hfmagic.training import SRTrainingArguments, train_sr
 
     batch, gt = (4, 32) if args.quick else (16, 128)
-    config = MSRResNetConfig(upscale_factor=4, **({"mid_channels": 16, "num_blocks": 2} if args.quick else {}))
+    config = MSRResNetConfig(
+        upscale_factor=4,
+        **({"mid_channels": 16, "num_blocks": 2} if args.quick else {}),
+    )
     torch.manual_seed(0)
     model = MSRResNet(config)
     lq = gt // 4
     steps = args.steps or args.repeats
     if train_data is None:
-        train_data = [{"pixel_values": torch.rand(3, lq, lq), "labels": torch.rand(3, gt, gt)} for _ in range(2 * batch)]
+        train_data = [
+            {"pixel_values": torch.rand(3, lq, lq), "labels": torch.rand(3, gt, gt)} for _ in range(2 * batch)
+        ]
     with_bare = num_workers == 0
     bare = bare_copy(model).to(device).train()
     bare_opt = torch.optim.Adam(bare.parameters(), lr=2e-4, betas=(0.9, 0.999))
@@ -82,14 +113,22 @@ def bench_sr(args, device: torch.device, train_data=None, num_workers: int = 0) 
     x = torch.stack([item["pixel_values"] for item in first]).to(device)
     y = torch.stack([item["labels"] for item in first]).to(device)
 
-    def bare_step():
-        with _autocast(device, args.mixed_precision):
-            loss = F.l1_loss(bare(x), y)
-        loss.backward()
-        bare_opt.step()
-        bare_opt.zero_grad(set_to_none=True)
+    # the bare loop again in channels_last memory: what channels_last would bring to training
+    bare_cl = bare_copy(model).to(device).train().to(memory_format=torch.channels_last)
+    bare_cl_opt = torch.optim.Adam(bare_cl.parameters(), lr=2e-4, betas=(0.9, 0.999))
+    x_cl, y_cl = (
+        x.contiguous(memory_format=torch.channels_last),
+        y.contiguous(memory_format=torch.channels_last),
+    )
 
-    hf_times, bare_times, last = [], [], [None]
+    def bare_step(net=bare, opt=bare_opt, inputs=x, targets=y):
+        with _autocast(device, args.mixed_precision):
+            loss = F.l1_loss(net(inputs), targets)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    hf_times, bare_times, bare_cl_times, last = [], [], [], [None]
 
     def callback(step, logs):
         synchronize(device)
@@ -101,6 +140,10 @@ def bench_sr(args, device: torch.device, train_data=None, num_workers: int = 0) 
             bare_step()
             synchronize(device)
             bare_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            bare_step(bare_cl, bare_cl_opt, x_cl, y_cl)
+            synchronize(device)
+            bare_cl_times.append(time.perf_counter() - start)
         last[0] = time.perf_counter()
 
     with tempfile.TemporaryDirectory() as out:
@@ -116,11 +159,24 @@ def bench_sr(args, device: torch.device, train_data=None, num_workers: int = 0) 
         accelerator = _accelerator(device, args.mixed_precision)
         train_sr(model, train_data, settings, accelerator=accelerator, callbacks=[callback])
     hf = statistics.median(hf_times)
-    result = {"batch_size": batch, "gt_patch_size": gt, "steps_timed": len(hf_times), "num_workers": num_workers,
-              "hfmagic_step_seconds": hf, "hfmagic_samples_per_s": batch / hf}
+    result = {
+        "batch_size": batch,
+        "gt_patch_size": gt,
+        "steps_timed": len(hf_times),
+        "num_workers": num_workers,
+        "hfmagic_step_seconds": hf,
+        "hfmagic_samples_per_s": batch / hf,
+    }
     if with_bare:
         bare_s = statistics.median(bare_times[1:] or bare_times)  # the first bare step warms up
-        result.update(bare_step_seconds=bare_s, bare_samples_per_s=batch / bare_s, loop_overhead=hf / bare_s - 1.0)
+        bare_cl_s = statistics.median(bare_cl_times[1:] or bare_cl_times)
+        result.update(
+            bare_step_seconds=bare_s,
+            bare_samples_per_s=batch / bare_s,
+            loop_overhead=hf / bare_s - 1.0,
+            bare_channels_last_step_seconds=bare_cl_s,
+            channels_last_speedup=bare_s / bare_cl_s,
+        )
     return result
 
 
@@ -134,11 +190,22 @@ def bench_gan(args, device: torch.device) -> dict:
     from hfmagic.training.gan import GAN, train_gan
 
     batch = 8 if args.quick else 128
-    overrides = {"image_size": 16, "generator_base_channels": 32, "discriminator_base_channels": 8} if args.quick else {}
+    overrides = (
+        {
+            "image_size": 16,
+            "generator_base_channels": 32,
+            "discriminator_base_channels": 8,
+        }
+        if args.quick
+        else {}
+    )
     config = DCGANConfig(**overrides)
     torch.manual_seed(0)
     generator, discriminator = DCGANGenerator(config), DCGANDiscriminator(config)
-    g2, d2 = copy.deepcopy(generator).to(device), copy.deepcopy(discriminator).to(device)
+    g2, d2 = (
+        copy.deepcopy(generator).to(device),
+        copy.deepcopy(discriminator).to(device),
+    )
     opt_g2 = torch.optim.Adam(g2.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d2 = torch.optim.Adam(d2.parameters(), lr=2e-4, betas=(0.5, 0.999))
     size = config.image_size
@@ -180,20 +247,34 @@ def bench_gan(args, device: torch.device) -> dict:
 
     steps = (args.steps or args.repeats) + 2  # the first interval is start-up; the last has no end
     gan = TimedGAN(generator, discriminator)
-    accelerator = _accelerator(device, args.mixed_precision, dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
+    accelerator = _accelerator(
+        device,
+        args.mixed_precision,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
     data = [{"pixel_values": torch.rand(3, size, size) * 2 - 1} for _ in range(2 * batch)]
     loader = accelerator.prepare(torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, drop_last=True))
-    gan.prepare(accelerator, torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999)),
-                torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999)))
+    gan.prepare(
+        accelerator,
+        torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999)),
+        torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999)),
+    )
     with tempfile.TemporaryDirectory() as out:
         train_gan(gan, loader, max_train_steps=steps, output_dir=out, show_progress=False)
     accelerator.end_training()
     hf_times = [b - a - bare for a, b, bare in zip(entries[1:-1], entries[2:], bare_times[1:-1])]
     hf = statistics.median(hf_times)
     bare_s = statistics.median(bare_times[1:])
-    return {"batch_size": batch, "image_size": size, "steps_timed": len(hf_times), "hfmagic_step_seconds": hf,
-            "hfmagic_samples_per_s": batch / hf, "bare_step_seconds": bare_s, "bare_samples_per_s": batch / bare_s,
-            "loop_overhead": hf / bare_s - 1.0}
+    return {
+        "batch_size": batch,
+        "image_size": size,
+        "steps_timed": len(hf_times),
+        "hfmagic_step_seconds": hf,
+        "hfmagic_samples_per_s": batch / hf,
+        "bare_step_seconds": bare_s,
+        "bare_samples_per_s": batch / bare_s,
+        "loop_overhead": hf / bare_s - 1.0,
+    }
 
 
 # --------------------------------------------------------------------------- data
@@ -223,21 +304,37 @@ def bench_data(args, device: torch.device, sr_result: dict | None) -> dict:
     features = datasets.Features({"image": datasets.Image()})
     full_png = _textured_png(*full_hw, seed=0, compress_level=6)  # DIV2K's PNGs: zlib default level
     subs = [_textured_png(sub, sub, seed=i, compress_level=3) for i in range(4)]  # prepare_div2k's level (BasicSR's)
-    full_ds = build_sr_dataset(datasets.Dataset.from_dict({"image": [{"bytes": full_png, "path": None}] * 4}, features=features),
-                               scale=4, gt_patch_size=gt, seed=0)
-    sub_ds = build_sr_dataset(datasets.Dataset.from_dict({"image": [{"bytes": b, "path": None} for b in subs]}, features=features),
-                              scale=4, gt_patch_size=gt, seed=0)
+    full_ds = build_sr_dataset(
+        datasets.Dataset.from_dict({"image": [{"bytes": full_png, "path": None}] * 4}, features=features),
+        scale=4,
+        gt_patch_size=gt,
+        seed=0,
+    )
+    sub_ds = build_sr_dataset(
+        datasets.Dataset.from_dict({"image": [{"bytes": b, "path": None} for b in subs]}, features=features),
+        scale=4,
+        gt_patch_size=gt,
+        seed=0,
+    )
     counter = [0]
 
     def take(ds):
         counter[0] += 1
         return ds[counter[0] % len(ds)]
 
-    times = interleaved_medians({"full": lambda: take(full_ds), "sub": lambda: take(sub_ds)}, max(args.repeats, 5), torch.device("cpu"))
+    times = interleaved_medians(
+        {"full": lambda: take(full_ds), "sub": lambda: take(sub_ds)},
+        max(args.repeats, 5),
+        torch.device("cpu"),
+    )
     result = {
-        "full_image_hw": list(full_hw), "subimage_size": sub, "gt_patch_size": gt,
-        "full_png_bytes": len(full_png), "subimage_png_bytes": len(subs[0]),
-        "full_pairs_per_s_per_worker": 1 / times["full"], "subimage_pairs_per_s_per_worker": 1 / times["sub"],
+        "full_image_hw": list(full_hw),
+        "subimage_size": sub,
+        "gt_patch_size": gt,
+        "full_png_bytes": len(full_png),
+        "subimage_png_bytes": len(subs[0]),
+        "full_pairs_per_s_per_worker": 1 / times["full"],
+        "subimage_pairs_per_s_per_worker": 1 / times["sub"],
         "subimage_speedup": times["full"] / times["sub"],
     }
     if sr_result is not None:
@@ -263,27 +360,43 @@ def bench_data(args, device: torch.device, sr_result: dict | None) -> dict:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     device = setup(args)
-    report = {"benchmark": "train", "machine": machine_info(device),
-              "settings": {"quick": args.quick, "steps": args.steps or args.repeats, "mixed_precision": args.mixed_precision}}
+    report = {
+        "benchmark": "train",
+        "machine": machine_info(device),
+        "settings": {
+            "quick": args.quick,
+            "steps": args.steps or args.repeats,
+            "mixed_precision": args.mixed_precision,
+        },
+    }
     table = []
     if "sr" in args.parts:
         log("SR: train_sr vs bare loop ...")
         r = report["sr"] = bench_sr(args, device)
-        table.append(f"SR  batch {r['batch_size']} gt {r['gt_patch_size']}: hfmagic {r['hfmagic_samples_per_s']:.2f} samples/s, "
-                     f"bare {r['bare_samples_per_s']:.2f}, loop overhead {100 * r['loop_overhead']:+.1f}%")
+        table.append(
+            f"SR  batch {r['batch_size']} gt {r['gt_patch_size']}: hfmagic {r['hfmagic_samples_per_s']:.2f} samples/s, "
+            f"bare {r['bare_samples_per_s']:.2f}, loop overhead {100 * r['loop_overhead']:+.1f}%; "
+            f"bare in channels_last {r['channels_last_speedup']:.2f}x faster"
+        )
     if "gan" in args.parts:
         log("GAN: train_gan vs bare loop ...")
         r = report["gan"] = bench_gan(args, device)
-        table.append(f"GAN batch {r['batch_size']} {r['image_size']}px: hfmagic {r['hfmagic_samples_per_s']:.1f} samples/s, "
-                     f"bare {r['bare_samples_per_s']:.1f}, loop overhead {100 * r['loop_overhead']:+.1f}%")
+        table.append(
+            f"GAN batch {r['batch_size']} {r['image_size']}px: hfmagic {r['hfmagic_samples_per_s']:.1f} samples/s, "
+            f"bare {r['bare_samples_per_s']:.1f}, loop overhead {100 * r['loop_overhead']:+.1f}%"
+        )
     if "data" in args.parts:
         log("data: whole 2K PNGs vs sub-images ...")
         r = report["data"] = bench_data(args, device, report.get("sr"))
-        table.append(f"data: whole {r['full_pairs_per_s_per_worker']:.1f} pairs/s/worker, sub-images "
-                     f"{r['subimage_pairs_per_s_per_worker']:.1f} ({r['subimage_speedup']:.1f}x); device path {r['device_pairs_per_s']:.0f} pairs/s")
+        table.append(
+            f"data: whole {r['full_pairs_per_s_per_worker']:.1f} pairs/s/worker, sub-images "
+            f"{r['subimage_pairs_per_s_per_worker']:.1f} ({r['subimage_speedup']:.1f}x); device path {r['device_pairs_per_s']:.0f} pairs/s"
+        )
         if "loader_slowdown" in r:
-            table.append(f"      train_sr with {r['train_workers']} workers from sub-images: {r['train_samples_per_s_from_subimages']:.2f} "
-                         f"samples/s vs {r['train_samples_per_s_from_memory']:.2f} from memory ({100 * r['loader_slowdown']:+.1f}%)")
+            table.append(
+                f"      train_sr with {r['train_workers']} workers from sub-images: {r['train_samples_per_s_from_subimages']:.2f} "
+                f"samples/s vs {r['train_samples_per_s_from_memory']:.2f} from memory ({100 * r['loader_slowdown']:+.1f}%)"
+            )
     emit(args, report, table)
     return report
 

@@ -65,7 +65,12 @@ def test_equal_to_cpu_dataset_for_the_same_choices(lr_mode, scale, p):
     plan.left[:4] = torch.tensor([0, 0, int(max_left[2]), int(max_left[3])])
     batch = data.batch(plan)
     lr_cpu, hr_cpu = _cpu_pairs(images, scale, p, plan)
-    assert batch["pixel_values"].shape == (24, 3, lq, lq) and batch["labels"].shape == (24, 3, p, p)
+    assert batch["pixel_values"].shape == (24, 3, lq, lq) and batch["labels"].shape == (
+        24,
+        3,
+        p,
+        p,
+    )
     assert batch["pixel_values"].dtype == torch.float32
     torch.testing.assert_close(batch["labels"], hr_cpu, rtol=0, atol=0)
     torch.testing.assert_close(batch["pixel_values"], lr_cpu, rtol=0, atol=0)
@@ -137,6 +142,18 @@ def test_cuda_equals_cpu():
         cpu = DeviceSRData(images, scale=4, gt_patch_size=16, lr_mode=lr_mode)
         gpu = DeviceSRData(images, scale=4, gt_patch_size=16, lr_mode=lr_mode, device="cuda")
         plan = cpu.plan(16, torch.Generator().manual_seed(0))
-        gplan = CropPlan(*(t.cuda() for t in (plan.index, plan.top, plan.left, plan.hflip, plan.vflip, plan.transpose)))
+        gplan = CropPlan(
+            *(
+                t.cuda()
+                for t in (
+                    plan.index,
+                    plan.top,
+                    plan.left,
+                    plan.hflip,
+                    plan.vflip,
+                    plan.transpose,
+                )
+            )
+        )
         for key in ("pixel_values", "labels"):
             torch.testing.assert_close(gpu.batch(gplan)[key].cpu(), cpu.batch(plan)[key], rtol=0, atol=0)

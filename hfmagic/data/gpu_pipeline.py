@@ -28,13 +28,12 @@ import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
 from .images import load_rgb
 from .imresize import imresize
 
-__all__ = ["DeviceSRData", "CropPlan"]
+__all__ = ["CropPlan", "DeviceSRData"]
 
 # LR pixels of context resized around a patch (as the CPU path): the x-s bicubic kernel reaches
 # 2 LR pixels from a pixel centre; one more for the tap rounding.
@@ -84,10 +83,22 @@ class DeviceSRData:
             raise ValueError(f"lr_mode must be 'precompute' or 'online', got {lr_mode!r}.")
         if len(images) == 0:
             raise ValueError("DeviceSRData needs at least one image.")
-        self.scale, self.gt_patch_size, self.lr_mode, self.augment = scale, gt_patch_size, lr_mode, augment
+        self.scale, self.gt_patch_size, self.lr_mode, self.augment = (
+            scale,
+            gt_patch_size,
+            lr_mode,
+            augment,
+        )
         self.device = torch.device(device)
         hrs = [self._to_uint8_chw(image) for image in images]
-        hrs = [hr[:, : hr.shape[1] - hr.shape[1] % scale, : hr.shape[2] - hr.shape[2] % scale] for hr in hrs]  # modcrop
+        hrs = [
+            hr[
+                :,
+                : hr.shape[1] - hr.shape[1] % scale,
+                : hr.shape[2] - hr.shape[2] % scale,
+            ]
+            for hr in hrs
+        ]  # modcrop
         small = [(i, tuple(hr.shape[1:])) for i, hr in enumerate(hrs) if min(hr.shape[1:]) < gt_patch_size]
         if small:
             raise ValueError(
@@ -101,15 +112,29 @@ class DeviceSRData:
             self.hr[i, :, : hr.shape[1], : hr.shape[2]] = hr.to(self.device)
         self.lr = None
         if lr_mode == "precompute":
-            self.lr = torch.zeros(len(hrs), 3, h_max // scale, w_max // scale, dtype=torch.uint8, device=self.device)
+            self.lr = torch.zeros(
+                len(hrs),
+                3,
+                h_max // scale,
+                w_max // scale,
+                dtype=torch.uint8,
+                device=self.device,
+            )
             for i, hr in enumerate(hrs):
                 lr = imresize(hr.to(self.device).float(), 1.0 / scale, round_uint8=True)
                 self.lr[i, :, : lr.shape[1], : lr.shape[2]] = lr
 
     @classmethod
     def from_source(
-        cls, source: Any, *, scale: int, gt_patch_size: int, image_column: str = "image", split: str = "train", **kwargs
-    ) -> "DeviceSRData":
+        cls,
+        source: Any,
+        *,
+        scale: int,
+        gt_patch_size: int,
+        image_column: str = "image",
+        split: str = "train",
+        **kwargs,
+    ) -> DeviceSRData:
         """Decode every image of ``source`` (anything :func:`~hfmagic.data.sr_dataset.load_image_dataset`
         loads: folder, parquet, ``save_to_disk`` folder, Hub id, ``datasets.Dataset``) into device memory."""
         import datasets
@@ -157,12 +182,24 @@ class DeviceSRData:
         lq = p // s
         hr = self._gather(self.hr, plan.index, plan.top * s, plan.left * s, p, self.sizes[plan.index])
         if self.lr is not None:
-            lr = self._gather(self.lr, plan.index, plan.top, plan.left, lq, self.sizes[plan.index] // s).float()
+            lr = self._gather(
+                self.lr,
+                plan.index,
+                plan.top,
+                plan.left,
+                lq,
+                self.sizes[plan.index] // s,
+            ).float()
         else:
             m = _LR_MARGIN
             # HR patch plus m LR pixels on every side, out-of-image pixels mirrored (MATLAB's symmetric padding)
             region = self._gather(
-                self.hr, plan.index, (plan.top - m) * s, (plan.left - m) * s, p + 2 * m * s, self.sizes[plan.index]
+                self.hr,
+                plan.index,
+                (plan.top - m) * s,
+                (plan.left - m) * s,
+                p + 2 * m * s,
+                self.sizes[plan.index],
             )
             lr = imresize(region.float(), 1.0 / s, round_uint8=True)[:, :, m : m + lq, m : m + lq].float()
         lr, hr = self._augment(lr, hr.float(), plan)
@@ -172,7 +209,9 @@ class DeviceSRData:
         """One random batch (see :meth:`plan` and :meth:`batch`)."""
         return self.batch(self.plan(batch_size, generator))
 
-    def loader(self, batch_size: int, seed: int | None = None, num_batches: int | None = None) -> Iterator[dict[str, torch.Tensor]]:
+    def loader(
+        self, batch_size: int, seed: int | None = None, num_batches: int | None = None
+    ) -> Iterator[dict[str, torch.Tensor]]:
         """Yield random batches (endlessly, or ``num_batches`` of them) from a generator on the device
         seeded with ``seed``."""
         generator = None
@@ -197,7 +236,11 @@ class DeviceSRData:
     @staticmethod
     def _augment(lr: torch.Tensor, hr: torch.Tensor, plan: CropPlan) -> tuple[torch.Tensor, torch.Tensor]:
         # Same order as the CPU path: horizontal flip, vertical flip, transpose (square patches).
-        for mask, op in ((plan.hflip, lambda t: t.flip(-1)), (plan.vflip, lambda t: t.flip(-2)), (plan.transpose, lambda t: t.transpose(-1, -2))):
+        for mask, op in (
+            (plan.hflip, lambda t: t.flip(-1)),
+            (plan.vflip, lambda t: t.flip(-2)),
+            (plan.transpose, lambda t: t.transpose(-1, -2)),
+        ):
             if bool(mask.any()):
                 m = mask[:, None, None, None]
                 lr, hr = torch.where(m, op(lr), lr), torch.where(m, op(hr), hr)
