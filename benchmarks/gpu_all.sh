@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# All GPU measurements in one go (fits in 10 minutes on one H200): run from the repository root as
+# All GPU measurements in one go (step limits sum to 565 s: fits in 10 minutes on one H200): run from the repository root as
 #   bash benchmarks/gpu_all.sh [OUT_DIR]
 # Writes OUT_DIR/*.json (default benchmarks/gpu-results) and prints the tables; paste the figures
 # into benchmarks/RESULTS.md. Each step has its own time limit so one slow step cannot eat the rest.
@@ -20,15 +20,18 @@ step() {  # step SECONDS NAME COMMAND...
 }
 
 # 1. the device data path equals the CPU dataset on CUDA too (~20 s)
-step 60 test_gpu_pipeline python -m pytest -q tests/test_gpu_pipeline.py
-# 2. inference: fp32 eager / channels_last / pipeline / compile, bf16 and fp16 autocast (~3 min)
-step 240 inference python benchmarks/bench_inference.py --device cuda --scales 2 4 --sizes 128 256 \
-  --repeats 10 --json "$OUT/inference.json"
+step 45 test_gpu_pipeline python -m pytest -q tests/test_gpu_pipeline.py
+# 2. inference: fp32 eager / channels_last / pipeline, bf16 and fp16 autocast (~1 min), then
+#    torch.compile at x4 on 256x256 (one compile per model, ~30-60 s each)
+step 120 inference python benchmarks/bench_inference.py --device cuda --scales 2 4 --sizes 128 256 \
+  --modes eager channels_last pipeline bf16 fp16 --repeats 10 --json "$OUT/inference.json"
+step 170 inference_compile python benchmarks/bench_inference.py --device cuda --scales 4 --sizes 256 \
+  --modes eager compile --repeats 10 --json "$OUT/inference_compile.json"
 # 3. tiling: 4000x3000 tiled vs whole (the whole image fits in GPU memory) (~1 min)
-step 120 tiling python benchmarks/bench_tiling.py --device cuda --tile-sizes 256 512 --whole-large \
+step 90 tiling python benchmarks/bench_tiling.py --device cuda --tile-sizes 256 512 --whole-large \
   --repeats 3 --json "$OUT/tiling.json"
 # 4. training: SR (batch 16, gt 128) and DCGAN (batch 128) hfmagic loop vs bare, bf16 autocast; data
 #    pipeline incl. the device-resident path vs the model's consumption (target >= 1.2x) (~2 min)
-step 180 train python benchmarks/bench_train.py --device cuda --mixed-precision bf16 --steps 20 \
+step 140 train python benchmarks/bench_train.py --device cuda --mixed-precision bf16 --steps 20 \
   --json "$OUT/train.json"
 ls -l "$OUT"
