@@ -69,7 +69,7 @@ def test_parquet_save_to_disk_and_dataset_objects_agree(tmp_path):
         build_gan_dataset(ds, resolution=8)
     with pytest.raises(ValueError, match="no split 'test'"):
         build_gan_dataset(datasets.DatasetDict({"train": ds}), image_column="img", split="test")
-    with pytest.raises(FileNotFoundError, match="neither an existing"):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
         build_gan_dataset(str(tmp_path / "missing"))
 
 

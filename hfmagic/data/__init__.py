@@ -23,8 +23,9 @@ from .imresize import imresize
 # public name -> sub-module, imported on first access
 _LAZY = {
     **dict.fromkeys(
-        ["build_sr_dataset", "load_image_dataset", "sr_collate_fn", "PairedSRTransform", "modcrop"], "sr_dataset"
+        ["build_sr_dataset", "sr_collate_fn", "PairedSRTransform", "modcrop"], "sr_dataset"
     ),
+    "load_image_dataset": "sources",
     **dict.fromkeys(["prepare_div2k", "subimage_positions"], "prepare"),
     **dict.fromkeys(["load_eval_set", "EvalPair", "EvalSet"], "eval_sets"),
     **dict.fromkeys(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .images import load_rgb
+from .sources import load_image_dataset
 
 __all__ = [
     "GANImageDataset",
@@ -31,7 +31,6 @@ __all__ = [
     "build_gan_dataset",
     "collate_gan_batch",
     "embedded_gan_dataset",
-    "load_image_dataset",
     "preprocess_gan_image",
 ]
 
@@ -173,50 +172,6 @@ def _undecoded(dataset, image_column: str):
     if features is not None and isinstance(features.get(image_column), datasets.Image):
         dataset = dataset.cast_column(image_column, datasets.Image(decode=False))
     return dataset
-
-
-def _pick_split(dataset, split: str, source: str):
-    import datasets
-
-    if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDatasetDict)):
-        if split not in dataset:
-            raise ValueError(f"{source} has no split {split!r}; available splits: {sorted(dataset)}. Pass split=...")
-        return dataset[split]
-    return dataset
-
-
-def load_image_dataset(source: Any, split: str = "train", streaming: bool = False):
-    """Open ``source`` as a ``datasets.Dataset`` (or ``IterableDataset`` when ``streaming``).
-
-    ``source``: a Dataset/IterableDataset/DatasetDict object, a ``save_to_disk`` folder, a folder of
-    parquet files, a folder of images (``imagefolder``, labels dropped), a parquet file, or a Hub id.
-    """
-    import datasets
-
-    if isinstance(source, (datasets.Dataset, datasets.IterableDataset, datasets.DatasetDict, datasets.IterableDatasetDict)):
-        dataset = _pick_split(source, split, "The dataset")
-        if streaming and isinstance(dataset, datasets.Dataset):
-            dataset = dataset.to_iterable_dataset()
-        return dataset
-    if not isinstance(source, (str, os.PathLike)):
-        raise TypeError(f"source must be a path, a Hub dataset id or a datasets object, got {type(source).__name__}.")
-    path = Path(source)
-    if path.is_dir():
-        if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
-            dataset = _pick_split(datasets.load_from_disk(str(path)), split, str(path))
-            return dataset.to_iterable_dataset() if streaming else dataset
-        if next(path.rglob("*.parquet"), None) is not None:
-            return datasets.load_dataset(str(path), split=split, streaming=streaming)
-        return datasets.load_dataset("imagefolder", data_dir=str(path), drop_labels=True, split=split, streaming=streaming)
-    if path.is_file():
-        if path.suffix != ".parquet":
-            raise ValueError(f"{path} is a file but not a .parquet file; pass a folder of images, parquet files or a Hub id.")
-        return datasets.load_dataset("parquet", data_files=str(path), split="train", streaming=streaming)
-    if os.fspath(source).count("/") > 1 or os.fspath(source).startswith((".", "/", "~")):  # a path, not an id
-        raise FileNotFoundError(
-            f"{os.fspath(source)!r} is neither an existing folder/file nor a Hub dataset id like 'pcuenq/lsun-bedrooms'."
-        )
-    return datasets.load_dataset(os.fspath(source), split=split, streaming=streaming)
 
 
 def build_gan_dataset(
