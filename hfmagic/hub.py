@@ -117,7 +117,10 @@ def _eval_results(metrics: list[dict], task_type: str, task_name: str) -> list[E
 def _details(kind: str, class_name: str, config: PretrainedConfig, num_parameters: int | None) -> list[str]:
     lines = [f"- **Architecture:** `{class_name}` (`model_type: {config.model_type}`)"]
     if config.model_type in _MMAGIC_NAMES:
-        lines.append(f"- **Same network and weights as** MMagic's `{_MMAGIC_NAMES[config.model_type]}`")
+        lines.append(
+            f"- **Same layers, parameter names and outputs as** MMagic's `{_MMAGIC_NAMES[config.model_type]}` "
+            "(its checkpoints convert with `hfmagic convert`)"
+        )
     if kind == "super-resolution":
         scale = config.upscale_factor
         lines.append(f"- **Task:** x{scale} single-image super-resolution")
