@@ -57,7 +57,11 @@ def check_finite(losses: dict[str, torch.Tensor | float], step: int, last_checkp
 
 class CheckpointableGenerator:
     """A ``torch.Generator`` whose state is saved with ``accelerator.register_for_checkpointing``,
-    so noise drawn from it continues exactly after a resume."""
+    so noise drawn from it continues exactly after a resume.
+
+    Accelerate saves registered objects from the main process only: a generator that differs per
+    rank (e.g. seeded with ``seed + process_index``) must gather every rank's state into what it
+    saves, as ``hfmagic.training.gan`` does, or all ranks resume with rank 0's state."""
 
     def __init__(self, seed: int, device: str | torch.device = "cpu"):
         self.generator = torch.Generator(device=device)
