@@ -162,3 +162,18 @@ def test_train_sr_rejects_data_of_another_scale(tmp_path):
                                validation_steps=0, checkpointing_steps=0)
     with pytest.raises(ValueError, match="upscale_factor=2"):
         train_sr(model, data, args)
+
+
+def test_gan_contract_errors_name_the_fix():
+    from hfmagic.training import GAN
+
+    with pytest.raises(TypeError, match="sample_noise"):
+        GAN(nn.Linear(2, 2), nn.Linear(2, 1))
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        GAN(object(), nn.Linear(2, 1))
+
+    class OwnNoise(GAN):  # overriding the hook is the other way to satisfy the contract
+        def sample_noise(self, num_batches):
+            return torch.randn(num_batches, 2)
+
+    OwnNoise(nn.Linear(2, 2), nn.Linear(2, 1))

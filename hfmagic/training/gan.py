@@ -123,6 +123,15 @@ class GAN:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
         if ema_start < 0:
             raise ValueError(f"ema_start must be >= 0, got {ema_start}.")
+        for name, module in (("generator", generator), ("discriminator", discriminator)):
+            if not isinstance(module, nn.Module):
+                raise TypeError(f"{name} must be a torch.nn.Module (e.g. a PreTrainedModel), got {type(module).__name__}.")
+        if type(self).sample_noise is GAN.sample_noise and not callable(getattr(generator, "sample_noise", None)):
+            raise TypeError(
+                f"{type(generator).__name__} has no sample_noise(num_batches, generator=None) method: add one to the "
+                "generator (returning its input noise, drawn with the given torch.Generator), or override "
+                "GAN.sample_noise in your GAN subclass."
+            )
         self.generator = generator
         self.discriminator = discriminator
         self.discriminator_steps = discriminator_steps
