@@ -177,3 +177,22 @@ def test_gan_contract_errors_name_the_fix():
             return torch.randn(num_batches, 2)
 
     OwnNoise(nn.Linear(2, 2), nn.Linear(2, 1))
+
+
+def test_cli_evaluate_scores_a_user_model_and_writes_its_card(tmp_path, user_module, capsys):
+    import yaml
+
+    path, mod = user_module
+    mod.UserSR(mod.UserSRConfig(upscale_factor=2)).save_pretrained(tmp_path / "m")
+    hr_dir = tmp_path / "hr"
+    hr_dir.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (20, 18, 3), dtype=np.uint8)).save(hr_dir / f"{i}.png")
+    code = cli_main(["--import", str(path), "evaluate", "--model", str(tmp_path / "m"), "--dataset", str(hr_dir), "--write-card"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "PSNR" in printed.upper() and "bicubic" in printed.lower()
+    card = (tmp_path / "m" / "README.md").read_text()
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["model-index"][0]["results"], meta
