@@ -1,0 +1,33 @@
+"""The package's promises about itself: CI runs the README's commands, and setup.cfg declares the
+console script, the dev extra and a torch range that admits the CPU wheel."""
+
+import configparser
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bash_block_after(heading: str) -> list[str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split(f"## {heading}\n", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_ci_runs_the_readme_install_and_test_commands_verbatim():
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    commands = _bash_block_after("Install") + _bash_block_after("Run the tests")
+    assert commands == ['pip install torch==2.13.0', 'pip install -e ".[dev]"', "python -m pytest -q"]
+    positions = [ci_lines.index(command) for command in commands]  # ValueError if one is missing
+    assert positions == sorted(positions)
+
+
+def test_setup_declares_the_console_script_dev_extra_and_torch_range():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    assert "hfmagic = hfmagic.cli:main" in cfg["options.entry_points"]["console_scripts"]
+    assert "pytest" in cfg["options.extras_require"]["dev"]
+    torch_req = next(r for r in cfg["options"]["install_requires"].split() if r.startswith("torch"))
+    assert torch_req == "torch>=2.4"  # admits the 2.13 CPU wheel CI installs first
+
