@@ -16,6 +16,7 @@ from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import ImageSuperResolutionOutput
 
 from ..layers import init_module
+from .card_mixin import ModelCardMixin
 
 __all__ = ["SuperResolutionConfig", "SuperResolutionPreTrainedModel", "LOSSES", "charbonnier_loss"]
 
@@ -63,7 +64,7 @@ class SuperResolutionConfig(PretrainedConfig):
         super().__post_init__(**kwargs)
 
 
-class SuperResolutionPreTrainedModel(PreTrainedModel):
+class SuperResolutionPreTrainedModel(ModelCardMixin, PreTrainedModel):
     """Base of the SR models: input/label checks, the pixel loss and ``ImageSuperResolutionOutput``.
 
     Subclasses build their layers in ``__init__`` (ending with ``self.post_init()``) and
@@ -94,20 +95,6 @@ class SuperResolutionPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         init_module(module)
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """transformers' ``save_pretrained``, plus a model card ``README.md`` when the folder has none
-        (see ``hfmagic.hub``; a card already there is kept)."""
-        from ..hub import save_pretrained_with_card  # hub.py sits above the models: imported on use
-
-        save_pretrained_with_card(self, super().save_pretrained, save_directory, *args, **kwargs)
-
-    def push_to_hub(self, repo_id: str, **kwargs):
-        """Upload config, safetensors and the model card in one commit; ``kwargs`` as transformers'
-        ``push_to_hub`` plus card fields (``metrics``, ``datasets``, ...; see ``hfmagic.hub.push_model_to_hub``)."""
-        from ..hub import push_model_to_hub
-
-        return push_model_to_hub(self, repo_id, **kwargs)
 
     def reconstruct(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Upscale ``pixel_values`` (N, C, H, W) in [0, 1] to (N, C_out, sH, sW)."""

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from ..card_mixin import ModelCardMixin
 from .configuration_dcgan import DCGANConfig
 
 
@@ -42,7 +43,7 @@ class ConvBlock(nn.Module):
         return x
 
 
-class DCGANPreTrainedModel(PreTrainedModel):
+class DCGANPreTrainedModel(ModelCardMixin, PreTrainedModel):
     """DCGAN init: conv weights N(0, 0.02) and bias 0; BatchNorm weight N(0, 1) (sic, MMagic) and bias 0."""
 
     config_class = DCGANConfig
@@ -64,20 +65,6 @@ class DCGANPreTrainedModel(PreTrainedModel):
             fill(module.running_mean, lambda t: t.zero_())
             fill(module.running_var, lambda t: t.fill_(1.0))
             fill(module.num_batches_tracked, lambda t: t.zero_())
-
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        """transformers' ``save_pretrained``, plus a model card ``README.md`` when the folder has none
-        (see ``hfmagic.hub``; a card already there is kept)."""
-        from ...hub import save_pretrained_with_card  # hub.py sits above the models: imported on use
-
-        save_pretrained_with_card(self, super().save_pretrained, save_directory, *args, **kwargs)
-
-    def push_to_hub(self, repo_id: str, **kwargs):
-        """Upload config, safetensors and the model card in one commit; ``kwargs`` as transformers'
-        ``push_to_hub`` plus card fields (``metrics``, ``datasets``, ...; see ``hfmagic.hub.push_model_to_hub``)."""
-        from ...hub import push_model_to_hub
-
-        return push_model_to_hub(self, repo_id, **kwargs)
 
 
 class DCGANGenerator(DCGANPreTrainedModel):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
+from ...layers import interpolate_upsample
 from ..sr_base import SuperResolutionPreTrainedModel
 from .configuration_srcnn import SRCNNConfig
 
@@ -27,9 +27,8 @@ class SRCNN(SuperResolutionPreTrainedModel):
         self.post_init()
 
     def reconstruct(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(
-            pixel_values, scale_factor=self.config.upscale_factor, mode="bicubic", align_corners=False
-        )
+        # = F.interpolate(bicubic, align_corners=False) within ~3e-6, but position-invariant (exact tiling).
+        x = interpolate_upsample(pixel_values, self.config.upscale_factor, "bicubic")
         x = self.relu(self.conv1(x))
         x = self.relu(self.conv2(x))
         return self.conv3(x)
