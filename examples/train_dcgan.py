@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import os
+import sys
 from pathlib import Path
 
 logger = logging.getLogger("train_dcgan")
@@ -146,13 +147,14 @@ def build_dataset(args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> Path:
-    import torch
     from accelerate import Accelerator
-    from accelerate.utils import DataLoaderConfiguration, DistributedDataParallelKwargs, ProjectConfiguration, set_seed
+    from accelerate.utils import (
+        DataLoaderConfiguration,
+        DistributedDataParallelKwargs,
+        ProjectConfiguration,
+    )
 
-    from hfmagic import DCGANConfig, DCGANDiscriminator, DCGANGenerator
-    from hfmagic.data.gan_dataset import collate_gan_batch
-    from hfmagic.training.gan import GAN, image_grid, train_gan
+    from hfmagic.training import release_accelerator
 
     # Accelerator: a seedable sampler makes the data order a function of (seed, epoch), so resume
     # replays it; DDP without buffer broadcasts keeps per-rank BatchNorm statistics (MMagic's default).
@@ -164,6 +166,24 @@ def main(args: argparse.Namespace) -> Path:
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
         kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
     )
+    try:
+        return _train(args, accelerator)
+    finally:
+        # end the trackers and forget accelerate's process-wide state, also after an error, so that a later
+        # run in the same process (a notebook, a test) may use another --mixed_precision
+        release_accelerator(accelerator)
+
+
+def _train(args: argparse.Namespace, accelerator) -> Path:
+    """The body of :func:`main`: data, model, loop, final model, card and Hub push."""
+    import torch
+    from accelerate.utils import set_seed
+
+    from hfmagic import DCGANConfig, DCGANDiscriminator, DCGANGenerator
+    from hfmagic.data.gan_dataset import collate_gan_batch
+    from hfmagic.training.gan import GAN, image_grid, train_gan
+
+    output_dir = Path(args.output_dir)
 
     # logging
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
@@ -282,9 +302,14 @@ def main(args: argparse.Namespace) -> Path:
             url = push_folder_to_hub(final_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private or None)
             logger.info(f"Pushed {final_dir} to {url}")
     accelerator.wait_for_everyone()
-    accelerator.end_training()
     return final_dir
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    from hfmagic.training import TrainingDivergedError
+
+    try:
+        main(parse_args())
+    except TrainingDivergedError as err:  # a clear message and exit code 1, not a traceback
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)

@@ -315,7 +315,14 @@ def test_script_trains_offline_saves_card_and_pushes(tmp_path, hub_server):
     assert sorted(p.name for p in final.iterdir()) == ["README.md", "config.json", "discriminator", "model.safetensors", "samples.png"]
     card = (final / "README.md").read_text()
     assert "samples.png" in card and "SWD" in card and "MS-SSIM" in card and "discriminator/" in card
-    assert list((out / "logs").rglob("events.out.tfevents.*"))
+    # TensorBoard got both losses every step and the sample grid every --save_images_steps
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "logs" / "train_dcgan"), size_guidance={"images": 0, "scalars": 0}).Reload()
+    assert {"loss_d", "loss_g"} <= set(events.Tags()["scalars"]), events.Tags()
+    assert [event.step for event in events.Scalars("loss_d")] == [1, 2, 3, 4]
+    grids = events.Images("samples")
+    assert [event.step for event in grids] == [2, 4]
     files = set(HfApi().list_repo_files("me/tiny-dcgan")) - {".gitattributes"}  # made by create_repo
     assert files == {"README.md", "config.json", "model.safetensors", "samples.png", "discriminator/config.json",
                      "discriminator/model.safetensors"}
@@ -363,13 +370,29 @@ def test_script_streaming_resume_is_exact(tmp_path):
         assert all(torch.equal(a[key], b[key]) for key in a), name
 
 
-def test_script_grayscale_on_embedded_photos(tmp_path):
+def test_script_grayscale_on_embedded_photos(tmp_path, caplog):
+    """Grayscale, bf16 autocast, a DataLoader worker and separate G/D learning rates in one tiny run."""
+    import logging
+
+    from accelerate.state import AcceleratorState
+
     script = _import_script()
+    caplog.set_level(logging.INFO, logger="train_dcgan")
     final = script.main(script.parse_args([*TINY, "--num_channels", "1", "--train_batch_size", "8", "--max_train_steps", "2",
-                                           "--checkpointing_steps", "0", "--save_images_steps", "0", "--num_sample_images", "4",
+                                           "--checkpointing_steps", "2", "--save_images_steps", "0", "--num_sample_images", "4",
+                                           "--mixed_precision", "bf16", "--dataloader_num_workers", "1",
+                                           "--generator_learning_rate", "1e-3", "--discriminator_learning_rate", "3e-4",
                                            "--report_to", "none", "--output_dir", str(tmp_path / "gray")]))
-    assert DCGANGenerator.from_pretrained(final).config.num_channels == 1
+    generator = DCGANGenerator.from_pretrained(final)
+    assert generator.config.num_channels == 1 and generator.output_layer.conv.weight.dtype == torch.float32
     assert Image.open(final / "samples.png").mode == "L"
+    assert "Mixed precision type: bf16" in caplog.text
+    # optimizer.bin is the generator's Adam, optimizer_1.bin the discriminator's
+    lrs = [torch.load(tmp_path / "gray" / "checkpoint-2" / name, weights_only=True)["param_groups"][0]["lr"]
+           for name in ("optimizer.bin", "optimizer_1.bin")]
+    assert lrs == [1e-3, 3e-4]
+    # the run released accelerate's process-wide state: a later run in this process may change mixed precision
+    assert not AcceleratorState._shared_state
 
 
 def test_script_argument_checks():
