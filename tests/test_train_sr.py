@@ -159,7 +159,12 @@ def test_script_trains_validates_and_saves_best_and_final(image_dir, val_dir, tm
     result = script.main(script.parse_args(argv))
     assert result.global_step == 12
     assert [p.name for p in list_checkpoints(out)] == ["checkpoint-12"]
-    assert list((out / "logs").rglob("events.out.tfevents*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "logs" / "train_sr"), size_guidance={"scalars": 0}).Reload()
+    assert [e.step for e in events.Scalars("loss")] == list(range(1, 13)) and events.Scalars("lr")[0].value == pytest.approx(1e-3)
+    assert [e.step for e in events.Scalars(f"val/{val_dir.name}/psnr")] == [6, 12]
+    assert {f"val/{val_dir.name}/ssim", f"val/{val_dir.name}/bicubic_psnr"} <= set(events.Tags()["scalars"])
     for folder in (out / "final", out / "best"):
         model = MSRResNet.from_pretrained(folder)
         assert model.config.upscale_factor == 2 and model.config.mid_channels == 8
