@@ -393,6 +393,11 @@ def test_script_grayscale_on_embedded_photos(tmp_path, caplog):
     assert lrs == [1e-3, 3e-4]
     # the run released accelerate's process-wide state: a later run in this process may change mixed precision
     assert not AcceleratorState._shared_state
+    # `hfmagic sample` loads the trained generator (the EMA one when --use_ema) and writes grayscale PNGs
+    from hfmagic.cli import main as cli_main
+
+    assert cli_main(["sample", "--model", str(final), "--num-images", "2", "--output", str(tmp_path / "s"), "--device", "cpu"]) == 0
+    assert [Image.open(p).mode for p in sorted((tmp_path / "s").iterdir())] == ["L", "L"]
 
 
 def test_script_argument_checks():
