@@ -402,6 +402,10 @@ def test_script_grayscale_on_embedded_photos(tmp_path, caplog):
 
 def test_script_argument_checks():
     script = _import_script()
+    defaults = script.parse_args([])  # MMagic's DCGAN recipe
+    assert (defaults.resolution, defaults.train_batch_size, defaults.learning_rate, defaults.adam_beta1, defaults.adam_beta2) == (
+        64, 128, 2e-4, 0.5, 0.999)
+    assert (defaults.discriminator_steps, defaults.generator_steps, defaults.num_channels, defaults.report_to) == (1, 1, 3, "tensorboard")
     assert script.ema_momentum(script.parse_args(["--use_ema"])) == 0.0002
     assert script.ema_momentum(script.parse_args(["--use_ema", "--ema_decay", "0.999"])) == pytest.approx(0.001)
     for bad in (["--ema_decay", "0.9"], ["--use_ema", "--ema_decay", "0.0002"], ["--dataset_name", "a/b", "--train_data_dir", "x"],
