@@ -371,10 +371,40 @@ def test_finetune_from_a_saved_model(image_dir, tmp_path):
                                       + ["--scale", "4", "--model_name_or_path", str(tmp_path / "source")]))
 
 
+def _upload_set14_x2(tmp_path):
+    """A two-image stand-in for eugenesiow/Set14 on the test Hub: HR and LR_x2 tarballs."""
+    import io
+    import tarfile
+
+    from huggingface_hub import HfApi
+
+    from hfmagic.data import imresize
+
+    rng = np.random.default_rng(4)
+    hr = {f"im{i}": rng.integers(0, 256, (16, 20, 3), dtype=np.uint8) for i in range(2)}
+    api = HfApi()
+    api.create_repo("eugenesiow/Set14", repo_type="dataset", exist_ok=True)
+    for kind, images in (("HR", hr), ("LR_x2", {k: imresize(v, 0.5, round_uint8=True) for k, v in hr.items()})):
+        path = tmp_path / f"Set14_{kind}.tar.gz"
+        with tarfile.open(path, "w:gz") as archive:
+            for name, array in images.items():
+                buffer = io.BytesIO()
+                Image.fromarray(array).save(buffer, format="PNG")
+                info = tarfile.TarInfo(f"Set14_{kind}/{name}.png")
+                info.size = buffer.tell()
+                archive.addfile(info, io.BytesIO(buffer.getvalue()))
+        api.upload_file(path_or_fileobj=str(path), path_in_repo=f"data/{path.name}", repo_id="eugenesiow/Set14", repo_type="dataset")
+
+
 def test_push_to_hub_uploads_the_final_model_only(image_dir, tmp_path, hub_server, hub_repo_id):
+    _upload_set14_x2(tmp_path)
     out = tmp_path / "run"
-    argv = _argv(image_dir, out, "--max_train_steps", "2", "--checkpointing_steps", "1", "--push_to_hub", "--hub_model_id", hub_repo_id)
+    argv = _argv(image_dir, out, "--max_train_steps", "2", "--checkpointing_steps", "1", "--push_to_hub", "--hub_model_id", hub_repo_id,
+                 "--validation_dataset", "Set14", "--validation_steps", "2")
     result = script.main(script.parse_args(argv))
+    # a benchmark name as --validation_dataset: the eugenesiow/<Name> tarballs, scored and put in the card
+    assert result.final_metrics["Set14"]["num_images"] == 2 and result.final_metrics["Set14"]["psnr"] > 5
+    assert "Set14" in (out / "final" / "README.md").read_text()
     assert hub_repo_id in result.hub_url
     files = set(hub_server.list_files(hub_repo_id))
     assert {"config.json", "model.safetensors", "README.md"} <= files
