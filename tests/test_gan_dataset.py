@@ -117,3 +117,18 @@ def test_corrupt_image_error_names_row_or_is_skipped_and_counted(tmp_path):
     streamed = build_gan_dataset(ds, resolution=8, streaming=True, skip_corrupt=True)
     with pytest.warns(UserWarning, match="row 1"):
         assert [item is None for item in streamed] == [False, True, False]
+
+
+def test_hub_dataset_id_map_style_and_streaming(tmp_path, hub_server):
+    """A Hub id (pushed to the test Hub as parquet, like pcuenq/lsun-bedrooms) loads as map-style and as a stream."""
+    import datasets
+
+    _write_images(tmp_path / "imgs", 4)
+    local = build_gan_dataset(str(tmp_path / "imgs"), resolution=8)
+    repo_id = hub_server.new_repo_id("lsun-like")
+    files = [str(tmp_path / "imgs" / f"{i:03d}.png") for i in range(4)]
+    datasets.Dataset.from_dict({"image": files}).cast_column("image", datasets.Image()).push_to_hub(repo_id)
+    from_hub = build_gan_dataset(repo_id, resolution=8)
+    assert len(from_hub) == 4 and torch.equal(from_hub[2]["pixel_values"], local[2]["pixel_values"])
+    streamed = list(build_gan_dataset(repo_id, resolution=8, streaming=True))
+    assert [torch.equal(a["pixel_values"], local[i]["pixel_values"]) for i, a in enumerate(streamed)] == [True] * 4

@@ -362,7 +362,8 @@ def test_script_streaming_resume_is_exact(tmp_path):
                 "--streaming", "--shuffle_buffer_size", "5", "--output_dir", str(out), *extra]
         script.main(script.parse_args(args))
 
-    run(tmp_path / "full", 8)
+    run(tmp_path / "full", 8, "--checkpoints_total_limit", "1")
+    assert [p.name for p in (tmp_path / "full").glob("checkpoint-*")] == ["checkpoint-8"]  # checkpoint-4 pruned
     run(tmp_path / "resumed", 4)
     run(tmp_path / "resumed", 8, "--resume_from_checkpoint", "latest")
     for name in ("checkpoint-8/model.safetensors", "checkpoint-8/model_1.safetensors"):
