@@ -149,6 +149,10 @@ def test_evaluate_command_prints_table_and_writes_card(tiny_sr, tmp_path, capsys
     expected = evaluate_sr(tiny_sr, [str(folder)], crop_border=2)
     (dataset,) = expected
     assert row.split()[0] == dataset and float(row.split()[2]) == pytest.approx(expected[dataset]["psnr"], abs=1e-4)
+    # the plain MATLAB-bicubic baseline, next to the model
+    assert header.split()[4:] == ["bicubic", "PSNR", "bicubic", "SSIM"]
+    assert float(row.split()[4]) == pytest.approx(expected[dataset]["bicubic_psnr"], abs=1e-4)
+    assert float(row.split()[5]) == pytest.approx(expected[dataset]["bicubic_ssim"], abs=1e-4)
     floats = evaluate_sr(tiny_sr, [str(folder)], crop_border=2, quantize=False)[dataset]
     assert float(float_row.split()[2]) == pytest.approx(floats["psnr"], abs=1e-4)
     results = card_yaml(model_dir / "README.md")["model-index"][0]["results"]
