@@ -109,7 +109,7 @@ def bench_sr(args, device: torch.device, train_data=None, num_workers: int = 0) 
     with_bare = num_workers == 0
     bare = bare_copy(model).to(device).train()
     bare_opt = torch.optim.Adam(bare.parameters(), lr=2e-4, betas=(0.9, 0.999))
-    first = [train_data[i] for i in range(batch)]
+    first = [train_data[i % len(train_data)] for i in range(batch)]
     x = torch.stack([item["pixel_values"] for item in first]).to(device)
     y = torch.stack([item["labels"] for item in first]).to(device)
 
