@@ -46,7 +46,7 @@ class MSRResNet(SuperResolutionPreTrainedModel):
         feat = self.lrelu(self.conv_first(pixel_values))
         out = self._upsample(self.trunk_net(feat))
         out = self.conv_last(self.lrelu(self.conv_hr(out)))
-        # = F.interpolate(bilinear, align_corners=False) within ~3e-6, but position-invariant (exact tiling).
+        # F.interpolate(bilinear, align_corners=False); position-invariant in exact_interpolation().
         base = interpolate_upsample(pixel_values, self.config.upscale_factor, "bilinear")
         return out + base
 

@@ -27,7 +27,7 @@ class SRCNN(SuperResolutionPreTrainedModel):
         self.post_init()
 
     def reconstruct(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        # = F.interpolate(bicubic, align_corners=False) within ~3e-6, but position-invariant (exact tiling).
+        # F.interpolate(bicubic, align_corners=False); position-invariant in exact_interpolation().
         x = interpolate_upsample(pixel_values, self.config.upscale_factor, "bicubic")
         x = self.relu(self.conv1(x))
         x = self.relu(self.conv2(x))
