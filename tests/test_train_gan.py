@@ -371,7 +371,7 @@ def test_script_streaming_resume_is_exact(tmp_path):
         assert all(torch.equal(a[key], b[key]) for key in a), name
 
 
-def test_script_grayscale_on_embedded_photos(tmp_path, caplog):
+def test_script_grayscale_on_embedded_photos(tmp_path, caplog, capsys):
     """Grayscale, bf16 autocast, a DataLoader worker and separate G/D learning rates in one tiny run."""
     import logging
 
@@ -384,6 +384,8 @@ def test_script_grayscale_on_embedded_photos(tmp_path, caplog):
                                            "--mixed_precision", "bf16", "--dataloader_num_workers", "1",
                                            "--generator_learning_rate", "1e-3", "--discriminator_learning_rate", "3e-4",
                                            "--report_to", "none", "--output_dir", str(tmp_path / "gray")]))
+    progress = capsys.readouterr().err  # tqdm's bar with both losses
+    assert "2/2" in progress and "loss_d=" in progress and "loss_g=" in progress
     generator = DCGANGenerator.from_pretrained(final)
     assert generator.config.num_channels == 1 and generator.output_layer.conv.weight.dtype == torch.float32
     assert Image.open(final / "samples.png").mode == "L"

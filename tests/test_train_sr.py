@@ -412,12 +412,14 @@ def test_push_to_hub_uploads_the_final_model_only(image_dir, tmp_path, hub_serve
     assert hub_server.read_file(hub_repo_id, "model.safetensors") == (out / "final" / "model.safetensors").read_bytes()
 
 
-def test_embedded_photos_train_offline_with_defaults(tmp_path):
+def test_embedded_photos_train_offline_with_defaults(tmp_path, capsys):
     """No dataset flag: the embedded photos train, the embedded photo validates (x4, real images)."""
     out = tmp_path / "run"
     argv = ["--model", "srcnn", "--model_config_overrides", '{"channels": [3, 8, 4, 3]}', "--gt_patch_size", "32",
             "--train_batch_size", "2", "--max_train_steps", "2", "--report_to", "none", "--output_dir", str(out)]
     result = script.main(script.parse_args(argv))
+    progress = capsys.readouterr().err  # tqdm's bar: steps, loss, learning rate and throughput
+    assert "2/2" in progress and "loss=" in progress and "samples_s=" in progress
     metrics = result.final_metrics["hfmagic-embedded-validation"]
     assert metrics["num_images"] == 1 and 5 < metrics["psnr"] < 60 and "bicubic_psnr" in metrics
     card = (out / "final" / "README.md").read_text()
