@@ -91,9 +91,26 @@ def test_folder_to_disk_and_build_sr_dataset(div2k_folder, tmp_path):
         prepare_div2k(div2k_folder, out, crop_size=16, step=8)
 
 
-def test_zip_two_processes_to_parquet(div2k_zip, tmp_path):
+def test_zip_two_processes_to_parquet(div2k_zip, tmp_path, capfd, monkeypatch):
+    import os
+
+    import hfmagic.data.prepare as prepare_module
+
+    # record which process cuts which image: the work is split between 2 worker processes
+    generate, log = prepare_module._generate_subimages, tmp_path / "pids.txt"
+
+    def recording(names, **kwargs):
+        with open(log, "a") as file:
+            file.write(f"{os.getpid()} {len(names)}\n")
+        yield from generate(names, **kwargs)
+
+    monkeypatch.setattr(prepare_module, "_generate_subimages", recording)
     out = tmp_path / "out-parquet"
     dataset = prepare_div2k(div2k_zip, out, crop_size=16, step=8, num_proc=2, output_format="parquet")
+    workers = [line.split() for line in log.read_text().splitlines()]
+    assert len({pid for pid, _ in workers} - {str(os.getpid())}) == 2 and sum(int(n) for _, n in workers) == 3
+    progress = capfd.readouterr().err  # datasets' progress bar
+    assert "Generating train split" in progress and "32 examples" in progress
     _check_subimages(dataset)
     assert sorted(p.name for p in (out / "data").iterdir()) == ["train-00000-of-00001.parquet"]
     assert len(build_sr_dataset(str(out), scale=2, gt_patch_size=16, seed=0)) == 32
