@@ -408,6 +408,7 @@ def test_push_to_hub_uploads_the_final_model_only(image_dir, tmp_path, hub_serve
     assert hub_repo_id in result.hub_url
     files = set(hub_server.list_files(hub_repo_id))
     assert {"config.json", "model.safetensors", "README.md"} <= files
+    assert files - {".gitattributes"} == {p.name for p in (out / "final").iterdir()}  # exactly final/
     assert not any("checkpoint" in f or "logs" in f or "optimizer" in f for f in files)
     assert hub_server.read_file(hub_repo_id, "model.safetensors") == (out / "final" / "model.safetensors").read_bytes()
 
