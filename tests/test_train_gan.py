@@ -365,7 +365,7 @@ def test_script_streaming_resume_is_exact(tmp_path):
     run(tmp_path / "full", 8, "--checkpoints_total_limit", "1")
     assert [p.name for p in (tmp_path / "full").glob("checkpoint-*")] == ["checkpoint-8"]  # checkpoint-4 pruned
     run(tmp_path / "resumed", 4)
-    run(tmp_path / "resumed", 8, "--resume_from_checkpoint", "latest")
+    run(tmp_path / "resumed", 8, "--resume_from_checkpoint", str(tmp_path / "resumed" / "checkpoint-4"))  # a PATH
     for name in ("checkpoint-8/model.safetensors", "checkpoint-8/model_1.safetensors"):
         a, b = _tensors(tmp_path / "full" / name), _tensors(tmp_path / "resumed" / name)
         assert all(torch.equal(a[key], b[key]) for key in a), name
