@@ -322,11 +322,15 @@ def bench_data(args, device: torch.device, sr_result: dict | None) -> dict:
         counter[0] += 1
         return ds[counter[0] % len(ds)]
 
-    times = interleaved_medians(
-        {"full": lambda: take(full_ds), "sub": lambda: take(sub_ds)},
-        max(args.repeats, 5),
-        torch.device("cpu"),
-    )
+    # one torch thread, as in a DataLoader worker (torch sets it there): per-worker rates
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        times = interleaved_medians(
+            {"full": lambda: take(full_ds), "sub": lambda: take(sub_ds)}, max(args.repeats, 5), torch.device("cpu")
+        )
+    finally:
+        torch.set_num_threads(threads)
     result = {
         "full_image_hw": list(full_hw),
         "subimage_size": sub,
