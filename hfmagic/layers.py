@@ -236,7 +236,7 @@ def periodic_upsample(x: torch.Tensor, scale: int, mode: str) -> torch.Tensor:
     def phases(source: torch.Tensor, dim: int, length: int) -> torch.Tensor:
         out = []
         for offset, weights in taps:
-            def tap(k: int) -> torch.Tensor:
+            def tap(k: int, offset: int = offset) -> torch.Tensor:
                 return source.narrow(dim, before + offset + k, length)
 
             acc = step(tap(1) * weights[1])
@@ -272,7 +272,7 @@ def _bilinear(padded: torch.Tensor, taps: list, before: int, h: int, w: int, ste
         for ox, wx in taps:
             wx0, wx1 = axis_weights(ox, wx, w, 3)
 
-            def tap(dy: int, dx: int) -> torch.Tensor:
+            def tap(dy: int, dx: int, oy: int = oy, ox: int = ox) -> torch.Tensor:
                 return padded[:, :, before + oy + dy : before + oy + dy + h, before + ox + dx : before + ox + dx + w]
 
             acc = step(tap(0, 1) * step(wy0 * wx1))

@@ -26,6 +26,7 @@ convolution, batched convolutions, cuDNN's algorithm choice, PyTorch's CPU bilin
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -37,6 +38,7 @@ import torch
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
+from .layers import exact_interpolation
 from .models import EDSR, SRCNN, MSRResNet, SuperResolutionPreTrainedModel
 
 __all__ = [
@@ -56,6 +58,11 @@ DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.flo
 
 # Overlap used when a model's receptive field cannot be determined.
 DEFAULT_TILE_OVERLAP = 16
+
+# Exact mode makes a corner tile's pixel count congruent to the image's modulo this many elements
+# (32 floats = 128 bytes: a multiple of every SIMD width and cache line), so that the BLAS rows of
+# the tile and of the whole image start at the same alignment (see `SuperResolutionPipeline`).
+_EXACT_ALIGN = 32
 
 # PIL modes with more than 8 bits per sample: refused with a hint instead of silently truncated.
 _HIGH_BIT_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
@@ -282,7 +289,25 @@ class SuperResolutionPipeline:
             half types also run on CPU.
         channels_last: run the model in channels_last (NHWC) memory where the backend has fast NHWC
             convolutions (oneDNN on CPU, cuDNN on CUDA); the model's weights are converted in place
-            on the first call. Outputs equal the NCHW ones within ~1e-6.
+            on the first call. Outputs equal the NCHW ones within ~1e-6. Ignored when ``exact``.
+        exact: make tiled output bitwise equal to the whole-image output (CPU only): the model runs
+            on PyTorch's native convolution (oneDNN off), NCHW, one tile per forward, with
+            position-invariant interpolation (:func:`hfmagic.layers.exact_interpolation`), and the
+            tiles at the image's first and last pixel get a pixel count congruent to the image's
+            modulo 32. 2.2-3.1x slower than the default (oneDNN, NHWC), measured on 2 CPU cores.
+
+    Exactness. With ``exact=True`` and ``tile_overlap`` at least the model's receptive field (the
+    default), ``pipe(image, tile_size=t)`` equals ``pipe(image)`` bit for bit, in float
+    (``upscale_tensor``) and hence in uint8, for SRCNN, MSRResNet and EDSR at x2/x3/x4 and any tile
+    size (tested). Without it the two agree within ~1e-6 in float and up to a rare one-step flip in
+    uint8, because on CPU these kernels compute a pixel differently depending on the tensor's shape
+    (all measured): oneDNN's convolutions (in NCHW and NHWC); PyTorch's bilinear upsampling (2D
+    weights for narrow outputs, a separable loop for wide ones) and its x3 source points, computed
+    in float32 from the absolute index; and MKL's GEMM under PyTorch's native convolution, whose
+    rows start at an alignment that depends on the pixel count (few-channel convolutions, such as
+    the last 3-channel one, then round the first pixels of each channel differently). Exact mode
+    removes each cause; it is one configuration of the whole pipeline, so its output differs from
+    the default mode's by ~1e-7 in float. ``exact=True`` on another device raises ``ValueError``.
     """
 
     def __init__(
@@ -291,6 +316,7 @@ class SuperResolutionPipeline:
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         channels_last: bool = True,
+        exact: bool = False,
     ):
         if not isinstance(model, SuperResolutionPreTrainedModel):
             raise TypeError(
@@ -298,9 +324,15 @@ class SuperResolutionPipeline:
                 "(for GAN generators use DCGANPipeline)."
             )
         self.device = _resolve_device(device)
+        if exact and self.device.type != "cpu":
+            raise ValueError(
+                f"exact=True is only available on CPU (device={str(self.device)!r}): GPU kernels choose their "
+                "algorithms by shape. Pass device='cpu', or exact=False (tiles then agree within ~1e-6)."
+            )
         self.dtype = _resolve_dtype(dtype)
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.channels_last = channels_last
+        self.exact = exact
         self._model_format = torch.contiguous_format  # the layout the model's weights are in now
         self.scale: int = model.config.upscale_factor
         self._receptive_field: int | None = None
@@ -312,11 +344,14 @@ class SuperResolutionPipeline:
         model_id_or_path: str | Path,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
+        exact: bool = False,
         **kwargs,
     ) -> SuperResolutionPipeline:
         """Load an SR model from a Hub id or a local folder (``config.json`` + weights) through
-        ``AutoModelForImageToImage``; extra ``kwargs`` (``revision``, ``subfolder``, ``token``, ...)
-        go to ``from_pretrained``."""
+        ``AutoModelForImageToImage``; ``exact`` as for the class; extra ``kwargs`` (``revision``,
+        ``subfolder``, ``token``, ...) go to ``from_pretrained``."""
+        if exact and _resolve_device(device).type != "cpu":
+            raise ValueError(f"exact=True is only available on CPU, got device={str(_resolve_device(device))!r}.")
         from transformers import AutoModelForImageToImage
 
         torch_dtype = _resolve_dtype(dtype)
@@ -330,7 +365,7 @@ class SuperResolutionPipeline:
                 f"({err}). GAN generators load with DCGANPipeline; custom SR models need "
                 "hfmagic.register_model(YourConfig, YourModel) first."
             ) from err
-        return cls(model, device=device, dtype=torch_dtype)
+        return cls(model, device=device, dtype=torch_dtype, exact=exact)
 
     @property
     def receptive_field(self) -> int | None:
@@ -357,9 +392,11 @@ class SuperResolutionPipeline:
                 converted to RGB(A); 16/32-bit images raise ``ValueError``.
             tile_size: side of the tile cores in LR pixels; ``None`` processes each image whole.
             tile_overlap: LR pixels of context added around each core; defaults to the model's
-                :attr:`receptive_field` (exact tiling), or 16 when that cannot be determined.
+                :attr:`receptive_field` (the least for which tiling can be exact, see the class
+                docstring), or 16 when that cannot be determined.
             batch_size: tiles of equal shape run through the model together (float results may
-                then differ from single tiles by ~1e-7, as the backend's kernels change).
+                then differ from single tiles by ~1e-7, as the backend's kernels change);
+                ignored (one tile per forward) when the pipeline is ``exact``.
             alpha_mode: how the alpha channel of RGBA/LA images is upscaled: ``"model"`` (alpha
                 replicated to the model's input channels, output channels averaged) or
                 ``"bicubic"`` (PIL bicubic resize, cheaper, softer edges).
@@ -476,6 +513,8 @@ class SuperResolutionPipeline:
                 for x in range(0, width, tile_size)
             ]
         s = self.scale
+        if self.exact:
+            batch_size = 1  # a batched GEMM starts each sample's rows at another alignment
         batch: list[tuple[_Region, _Region, torch.Tensor]] = []
 
         def flush() -> Iterator[tuple[_Region, torch.Tensor]]:
@@ -485,7 +524,7 @@ class SuperResolutionPipeline:
                 self._model_format = memory_format
             inputs = torch.cat([item[2] for item in batch]).to(device=self.device, dtype=self.dtype)
             inputs = inputs.contiguous(memory_format=memory_format)
-            with torch.inference_mode():
+            with torch.inference_mode(), self._kernels():
                 outputs = self.model(pixel_values=inputs).reconstruction
             h, w = inputs.shape[-2:]
             if tuple(outputs.shape[-2:]) != (h * s, w * s):
@@ -503,6 +542,8 @@ class SuperResolutionPipeline:
         for core in tqdm(cores, desc="tiles", disable=not progress or len(cores) == 1, leave=False):
             y0, y1, x0, x1 = core
             context = (max(y0 - overlap, 0), min(y1 + overlap, height), max(x0 - overlap, 0), min(x1 + overlap, width))
+            if self.exact:
+                context = _aligned_context(context, height, width)
             tile = read(context)
             if batch and (len(batch) == batch_size or tile.shape != batch[0][2].shape):
                 yield from flush()
@@ -510,12 +551,25 @@ class SuperResolutionPipeline:
         if batch:
             yield from flush()
 
+    def _kernels(self):
+        """The context the model runs in: exact mode switches oneDNN off (PyTorch's native
+        convolution) and the interpolations to their position-invariant form."""
+        if not self.exact:
+            return contextlib.nullcontext()
+        stack = contextlib.ExitStack()
+        # mkldnn.flags() warns about Intel-GPU TF32 on entry and exit, on every call: not for us.
+        stack.enter_context(warnings.catch_warnings())
+        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+        stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
+        stack.enter_context(exact_interpolation())
+        return stack
+
     def _memory_format(self) -> torch.memory_format:
         """channels_last (NHWC) where the backend has fast NHWC convolutions: oneDNN on CPU (1.1-1.5x
         faster for these networks, see benchmarks/RESULTS.md) and cuDNN. PyTorch's native CPU
         convolution (oneDNN switched off with ``torch.backends.mkldnn.flags(enabled=False)``) stays
         NCHW, the layout in which it computes each pixel the same way whatever the tile's shape."""
-        if not self.channels_last:
+        if not self.channels_last or self.exact:
             return torch.contiguous_format
         if self.device.type == "cuda" or (self.device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
             return torch.channels_last
@@ -535,6 +589,34 @@ class SuperResolutionPipeline:
             )
             return DEFAULT_TILE_OVERLAP
         return self.receptive_field
+
+
+def _aligned_context(context: _Region, height: int, width: int) -> _Region:
+    """Grow a tile context that holds the image's first or last pixel (inward, within the image)
+    until its pixel count is congruent to the image's modulo ``_EXACT_ALIGN``.
+
+    Under PyTorch's native convolution a tile's channel planes are rows of one GEMM; MKL computes
+    the first elements of a row that starts unaligned (and the last of one that ends so) in a
+    separate loop that rounds differently. The planes of the whole image and of a tile start at
+    the same alignment exactly when their pixel counts agree modulo the SIMD width. Only the two
+    corner tiles keep such edge pixels (elsewhere they lie in the discarded overlap), so only those
+    grow: by less than ``_EXACT_ALIGN`` pixels a side in practice, up to the whole image at worst.
+    """
+    y0, y1, x0, x1 = context
+    start, end = (y0, x0) == (0, 0), (y1, x1) == (height, width)
+    if not (start or end) or (start and end):
+        return context
+    target = height * width % _EXACT_ALIGN
+    h, w = y1 - y0, x1 - x0
+    best: tuple[int, int] | None = None
+    for th in range(h, min(h + _EXACT_ALIGN, height) + 1):
+        for tw in range(w, min(w + _EXACT_ALIGN, width) + 1):
+            if th * tw % _EXACT_ALIGN == target and (best is None or th * tw < best[0] * best[1]):
+                best = (th, tw)
+    th, tw = best or (height, width)  # the whole image always qualifies
+    if start:
+        return 0, th, 0, tw
+    return height - th, height, width - tw, width
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,7 +22,14 @@ from hfmagic import (
     SuperResolutionPreTrainedModel,
     register_model,
 )
-from hfmagic.pipelines import _to_uint8, make_grid, probe_receptive_field, receptive_field
+from hfmagic.layers import exact_interpolation, interpolate_upsample, periodic_upsample
+from hfmagic.pipelines import (
+    _aligned_context,
+    _to_uint8,
+    make_grid,
+    probe_receptive_field,
+    receptive_field,
+)
 
 # torch.backends.mkldnn.flags() warns about Intel GPUs on every use.
 pytestmark = pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")
@@ -143,44 +150,83 @@ TILE_CASES = [(kind, scale) for kind in ("srcnn", "msrresnet", "edsr") for scale
 
 
 @pytest.mark.parametrize("kind,scale", TILE_CASES)
-def test_tiled_float_output_equals_whole_image(kind, scale):
-    pipe = SuperResolutionPipeline(tiny_sr(kind, scale), device="cpu")
+def test_exact_tiled_float_output_is_bitwise_the_whole_image(kind, scale):
+    pipe = SuperResolutionPipeline(tiny_sr(kind, scale), device="cpu", exact=True)
     x = to_tensor(random_image(13, 12, seed=scale))
-    # PyTorch's native CPU convolution computes each pixel the same way for every tensor shape;
-    # oneDNN's first-layer kernel does not (differences ~1e-7), so it is switched off here.
-    with torch.backends.mkldnn.flags(enabled=False):
-        whole = pipe.upscale_tensor(x)
-        assert torch.equal(whole, pipe.model(x).reconstruction.detach())
-        for tile_size, batch_size in ((4, 1), (5, 1), (5, 3), (32, 1)):  # 4 divides 12, 5 divides neither side
-            tiled = pipe.upscale_tensor(x, tile_size=tile_size, batch_size=batch_size)
-            if batch_size == 1 and (kind == "edsr" or (kind == "srcnn" and scale != 3)):
-                # Convolutions, pixel shuffles, element-wise ops (and exact x2/x4 bicubic
-                # coordinates), one tile at a time: bitwise equal.
-                assert torch.equal(tiled, whole), (tile_size, batch_size)
-            else:
-                # PyTorch's CPU bilinear kernel, batched convolutions and x3 coordinates
-                # ((j + 0.5) / 3) round differently for different shapes: a few ulp.
-                torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-5)
+    whole = pipe.upscale_tensor(x)
+    # tile 4 divides 12, 5 divides neither side (batch_size is ignored in exact mode), 32 > image
+    for tile_size, batch_size in ((4, 1), (5, 3), (32, 1)):
+        tiled = pipe.upscale_tensor(x, tile_size=tile_size, batch_size=batch_size)
+        assert torch.equal(tiled, whole), (tile_size, (tiled - whole).abs().max().item())
+    # Exact mode is another arithmetic for the same function: close to the default mode's output.
+    fast = SuperResolutionPipeline(pipe.model, device="cpu").upscale_tensor(x)
+    torch.testing.assert_close(whole, fast, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("kind,scale", TILE_CASES)
-def test_tiled_uint8_output_equals_whole_image(kind, scale):
-    pipe = SuperResolutionPipeline(tiny_sr(kind, scale), device="cpu")
+def test_exact_tiled_uint8_output_equals_whole_image(kind, scale):
+    pipe = SuperResolutionPipeline(tiny_sr(kind, scale), device="cpu", exact=True)
     image = Image.fromarray(random_image(15, 12, seed=10 + scale))
     whole = np.asarray(pipe(image))
     assert whole.shape == (15 * scale, 12 * scale, 3) and whole.dtype == np.uint8
-    for tile_size, batch_size in ((4, 1), (7, 2)):  # 4 divides 12, 7 divides neither side
-        tiled = np.asarray(pipe(image, tile_size=tile_size, batch_size=batch_size))
-        diff = np.abs(tiled.astype(int) - whole)
-        # With the default kernels, float differences of ~1e-7 (see above) move a value that
-        # sits on .5 by one, in rare pixels; never by more.
-        assert diff.max() <= 1 and (diff > 0).mean() < 1e-2, (tile_size, diff.max(), (diff > 0).sum())
-    with torch.backends.mkldnn.flags(enabled=False):
-        whole, tiled = np.asarray(pipe(image)), np.asarray(pipe(image, tile_size=7))
-    if kind == "edsr" or (kind == "srcnn" and scale != 3):
-        assert np.array_equal(tiled, whole)  # bitwise floats, hence equal bytes
-    else:
-        assert np.abs(tiled.astype(int) - whole).max() <= 1
+    for tile_size in (4, 7):  # 4 divides 12, 7 divides neither side
+        assert np.array_equal(np.asarray(pipe(image, tile_size=tile_size)), whole), tile_size
+
+
+@pytest.mark.parametrize("kind", ["srcnn", "msrresnet", "edsr"])
+def test_default_mode_tiles_agree_within_documented_bounds(kind):
+    # oneDNN, NHWC, batched tiles, PyTorch's interpolation: shape-dependent kernels, ~1e-6 apart.
+    pipe = SuperResolutionPipeline(tiny_sr(kind, 3), device="cpu")
+    x = to_tensor(random_image(15, 12, seed=1))
+    whole = pipe.upscale_tensor(x)
+    torch.testing.assert_close(pipe.upscale_tensor(x, tile_size=5, batch_size=3), whole, rtol=0, atol=1e-5)
+    image = Image.fromarray(random_image(15, 12, seed=2))
+    diff = np.abs(np.asarray(pipe(image, tile_size=7, batch_size=2)).astype(int) - np.asarray(pipe(image)))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-2
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("scale", [1, 2, 3, 4, 8])
+def test_periodic_upsample_is_interpolate_and_position_invariant(mode, scale):
+    x = torch.rand(2, 3, 21, 17, generator=torch.Generator().manual_seed(scale))
+    ours = periodic_upsample(x, scale, mode)
+    reference = F.interpolate(x, scale_factor=scale, mode=mode, align_corners=False)
+    torch.testing.assert_close(ours, reference, rtol=0, atol=1e-5)
+    s = scale
+    crop = periodic_upsample(x[:, :, 4:15, 3:12], scale, mode)  # 2 pixels of context each side
+    assert torch.equal(crop[:, :, 2 * s : 9 * s, 2 * s : 7 * s], ours[:, :, 6 * s : 13 * s, 5 * s : 10 * s])
+    assert periodic_upsample(x.bfloat16(), scale, mode).dtype == torch.bfloat16
+    with exact_interpolation():
+        assert torch.equal(interpolate_upsample(x, scale, mode), ours)
+    assert torch.equal(interpolate_upsample(x, scale, mode), reference)  # MMagic's numbers by default
+    with pytest.raises(ValueError, match="mode"):
+        periodic_upsample(x, scale, "nearest")
+
+
+def test_aligned_context_grows_corner_tiles_only():
+    for height, width in ((13, 12), (40, 33), (7, 100)):
+        for context in ((0, 5, 0, 6), (height - 5, height, width - 6, width), (2, 7, 0, 6), (0, 5, 3, width)):
+            y0, y1, x0, x1 = _aligned_context(context, height, width)
+            assert 0 <= y0 <= context[0] and context[1] <= y1 <= height and 0 <= x0 <= context[2] and context[3] <= x1 <= width
+            corner = context[::2] == (0, 0) or (context[1], context[3]) == (height, width)
+            if corner:
+                assert (y1 - y0) * (x1 - x0) % 32 == height * width % 32, (height, width, context)
+            else:
+                assert (y0, y1, x0, x1) == context
+
+
+def test_exact_mode_is_cpu_only_and_runs_one_tile_at_a_time():
+    with pytest.raises(ValueError, match="only available on CPU"):
+        SuperResolutionPipeline(tiny_sr("edsr", 2), device="meta", exact=True)
+    pipe = SuperResolutionPipeline(tiny_sr("edsr", 2), device="cpu", exact=True)
+    seen = []
+    pipe.model.register_forward_hook(
+        lambda module, args, kwargs, out: seen.append((kwargs["pixel_values"].shape[0], torch.backends.mkldnn.enabled)),
+        with_kwargs=True,
+    )
+    pipe.upscale_array(random_image(12, 12), tile_size=4, batch_size=4)
+    assert seen == [(1, False)] * 9  # oneDNN off inside the forward only
+    assert torch.backends.mkldnn.enabled
 
 
 def test_tiling_without_enough_overlap_differs():
@@ -191,6 +237,10 @@ def test_tiling_without_enough_overlap_differs():
     seams = np.asarray(pipe(image, tile_size=4, tile_overlap=0)).astype(int)
     assert np.abs(seams - whole).max() > 1
     assert np.abs(np.asarray(pipe(image, tile_size=4, tile_overlap=pipe.receptive_field)).astype(int) - whole).max() <= 1
+    exact = SuperResolutionPipeline(pipe.model, device="cpu", exact=True)
+    whole = np.asarray(exact(image))
+    assert np.array_equal(np.asarray(exact(image, tile_size=4)), whole)
+    assert np.abs(np.asarray(exact(image, tile_size=4, tile_overlap=0)).astype(int) - whole).max() > 1
 
 
 def test_model_only_sees_tiles_and_output_is_uint8():

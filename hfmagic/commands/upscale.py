@@ -25,6 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="LR pixels of context around each tile (default: the model's receptive field, so tiling does not change the result).",
     )
     parser.add_argument("--batch-size", type=int, default=1, help="Tiles run through the model together (default 1).")
+    parser.add_argument(
+        "--exact",
+        action="store_true",
+        help="CPU only: tiled output bitwise equal to the whole-image output (native convolution, one tile per "
+        "forward; 2-3x slower). Without it tiles agree up to a rare one-step flip of a uint8 value.",
+    )
     parser.add_argument("--alpha", choices=("model", "bicubic"), default="model", help="How to upscale an alpha channel (default: with the model).")
     parser.add_argument("--device", default=None, help="Torch device, e.g. cuda, cuda:1, cpu (default: cuda when available).")
     parser.add_argument("--dtype", choices=DTYPE_CHOICES, default="float32", help="Compute precision (default float32).")
@@ -76,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         error(f"--output {output} exists and is not a folder")
         return 1
     try:
-        pipeline = SuperResolutionPipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype)
+        device = args.device or ("cpu" if args.exact else None)  # exact mode is CPU-only
+        pipeline = SuperResolutionPipeline.from_pretrained(args.model, device=device, dtype=args.dtype, exact=args.exact)
     except (OSError, ValueError) as err:
         error(f"cannot load --model {args.model}: {err}")
         return 1
