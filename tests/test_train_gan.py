@@ -314,7 +314,7 @@ def test_script_trains_offline_saves_card_and_pushes(tmp_path, hub_server):
     assert final == out / "final"
     assert sorted(p.name for p in final.iterdir()) == ["README.md", "config.json", "discriminator", "model.safetensors", "samples.png"]
     card = (final / "README.md").read_text()
-    assert "samples.png" in card and "SWD" in card and "MS-SSIM" in card and "discriminator/" in card
+    assert "![samples](samples.png)" in card and "SWD" in card and "MS-SSIM" in card and "discriminator/" in card
     # TensorBoard got both losses every step and the sample grid every --save_images_steps
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
