@@ -16,12 +16,11 @@ pixels; each core is fed to the model with ``tile_overlap`` extra pixels of cont
 is written core by core into a preallocated uint8 array, so the memory the model needs is bounded by
 ``(tile_size + 2 * tile_overlap)`` squared, not by the image. When the overlap is at least the
 model's :func:`receptive_field`, every kept output pixel is computed from exactly the same input
-pixels as in a whole-image pass, so the two agree up to the arithmetic of the backend's kernels:
-bitwise where those kernels compute a pixel the same way whatever the tensor's shape (EDSR, and
-SRCNN at x2/x4, on PyTorch's native CPU convolution, one tile per batch); otherwise within ~1e-6,
-which moves a uint8 value by one in rare pixels. What depends on the shape: oneDNN's first-layer
-convolution, batched convolutions, cuDNN's algorithm choice, PyTorch's CPU bilinear upsampling
-(MSRResNet's skip), and the x3 interpolation coordinates (``(j + 0.5) / 3`` is not exact in binary).
+pixels as in a whole-image pass. With ``SuperResolutionPipeline(..., exact=True)`` (CPU) it is also
+computed with the same arithmetic, so tiled and whole-image outputs are bitwise equal (tested for
+SRCNN, MSRResNet and EDSR at x2/x3/x4, tile sizes that do and do not divide the image). By default
+(faster kernels) they agree within ~1e-6 in float and up to a rare one-step flip in uint8; the
+class docstring lists the shape-dependent kernels that cause it.
 """
 
 from __future__ import annotations
@@ -294,7 +293,8 @@ class SuperResolutionPipeline:
             on PyTorch's native convolution (oneDNN off), NCHW, one tile per forward, with
             position-invariant interpolation (:func:`hfmagic.layers.exact_interpolation`), and the
             tiles at the image's first and last pixel get a pixel count congruent to the image's
-            modulo 32. 2.2-3.1x slower than the default (oneDNN, NHWC), measured on 2 CPU cores.
+            modulo 32. 1.5-4.5x slower than the default (oneDNN, NHWC; measured on 2 CPU cores,
+            96x96 input, 64-channel MSRResNet/EDSR and SRCNN, whole and tiled).
 
     Exactness. With ``exact=True`` and ``tile_overlap`` at least the model's receptive field (the
     default), ``pipe(image, tile_size=t)`` equals ``pipe(image)`` bit for bit, in float
@@ -567,8 +567,9 @@ class SuperResolutionPipeline:
     def _memory_format(self) -> torch.memory_format:
         """channels_last (NHWC) where the backend has fast NHWC convolutions: oneDNN on CPU (1.1-1.5x
         faster for these networks, see benchmarks/RESULTS.md) and cuDNN. PyTorch's native CPU
-        convolution (oneDNN switched off with ``torch.backends.mkldnn.flags(enabled=False)``) stays
-        NCHW, the layout in which it computes each pixel the same way whatever the tile's shape."""
+        convolution (oneDNN switched off, as in exact mode) stays NCHW: there its GEMM rows are
+        channel planes, which ``_aligned_context`` can align; in NHWC the rows are pixels, and the
+        3-channel first convolution rounds differently for different shapes (measured)."""
         if not self.channels_last or self.exact:
             return torch.contiguous_format
         if self.device.type == "cuda" or (self.device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
