@@ -226,8 +226,9 @@ def _download_benchmark(key: str, scale: int, cache_dir: str | None) -> EvalSet:
         except Exception as err:  # add what to do; the cause (network, missing scale) stays chained
             raise OSError(
                 f"Could not get {filename} from the Hub dataset {repo_id} ({type(err).__name__}: {err}). "
-                f"{prefix} has LR tarballs for x2, x3 and x4; offline, download the two tarballs elsewhere and "
-                "pass the folder holding them to load_eval_set."
+                f"{prefix} has LR tarballs for x2, x3 and x4; offline, download {prefix}_HR.tar.gz and "
+                f"{prefix}_LR_x{scale}.tar.gz elsewhere and pass the folder holding them instead of the name "
+                "(load_eval_set(folder, scale), hfmagic evaluate --dataset FOLDER, train_sr.py --validation_dataset FOLDER)."
             ) from err
     return _pair_up(prefix, scale, _read_tarball(files["hr"]), _read_tarball(files["lr"]), repo_id)
 
