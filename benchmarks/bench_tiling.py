@@ -59,6 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="tail tiles of the two-stage prototype (MSRResNet, CPU; default 128 256; --quick 16)",
     )
     parser.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--same-run", nargs=3, type=int, metavar=("H", "W", "TILE"), help=argparse.SUPPRESS)
     parser.add_argument(
         "--worker",
         nargs=3,
@@ -191,6 +192,31 @@ def work_ratio(pipe, height: int, width: int, tile: int, trunk_tile: int) -> flo
     return trunk_share * trunk_ratio + (1 - trunk_share) * tail_ratio
 
 
+def same_run_worker(args) -> None:
+    """Whole image, pipeline tiling and the two-stage prototype timed interleaved in one process (so
+    the ratios do not depend on the machine's load drifting between processes): prints a JSON line."""
+    import numpy as np
+    from _common import interleaved_medians
+    from bench_inference import build_model
+
+    from hfmagic import SuperResolutionPipeline
+
+    height, width, tile = args.same_run
+    device = setup(args)
+    pipe = SuperResolutionPipeline(build_model(args.model, 4, tiny=args.quick), device=device)
+    image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    fns = {"whole": lambda: pipe.upscale_array(image), "tiled": lambda: pipe.upscale_array(image, tile_size=tile)}
+    if args.model == "msrresnet" and device.type == "cpu":
+        fns["two_stage"] = lambda: split_upscale(pipe.model, image, tile, max(1024, tile))
+    times = interleaved_medians(fns, args.repeats, device)
+    result = {f"{k}_seconds": v for k, v in times.items()}
+    result.update({f"{k}_time_ratio": v / times["whole"] for k, v in times.items() if k != "whole"})
+    result["tiled_work_ratio"] = work_ratio(pipe, height, width, tile, 0)
+    if "two_stage" in fns:
+        result["two_stage_work_ratio"] = work_ratio(pipe, height, width, -tile, max(1024, tile))
+    print(json.dumps(result))
+
+
 def worker(args) -> None:
     """One measurement (in its own process): prints a JSON line."""
     import numpy as np
@@ -285,6 +311,9 @@ def main(argv=None) -> dict:
     if args.worker:
         worker(args)
         return {}
+    if args.same_run:
+        same_run_worker(args)
+        return {}
     device = setup(args)
     small, large = (
         ((12, 16), (40, 48)) if args.quick else ((188, 250), (750, 1000))
@@ -332,6 +361,23 @@ def main(argv=None) -> dict:
             f"{'x'.join(map(str, r['output_wh'])):>10} {r['method']:>20} {r['tile_size'] or 'whole':>6} {r['seconds']:8.2f} "
             f"{r['seconds_per_megapixel']:7.2f} {r.get('time_ratio', float('nan')):6.2f} {r['work_ratio']:6.3f} {r['peak_rss_mb']:8.0f}"
         )
+    # the time ratios again, whole vs tiled interleaved in one process, at the largest output the
+    # whole image handles well within 4 GB (2000x1500: 2.1 GB peak)
+    h, w, t = (12, 16, 8) if args.quick else (375, 500, 256)
+    log(f"{w * 4}x{h * 4}: whole / tiled {t} / two-stage {t}, interleaved in one process ...")
+    command = [sys.executable, os.path.abspath(__file__), "--same-run", str(h), str(w), str(t), "--model", args.model]
+    command += ["--device", args.device, "--repeats", str(args.repeats)] + (["--quick"] if args.quick else [])
+    command += ["--threads", str(args.threads)] if args.threads else []
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    same_run = {"output_wh": [w * 4, h * 4], "tile_size": t}
+    if done.returncode == 0:
+        same_run.update(json.loads(done.stdout.strip().splitlines()[-1]))
+    else:
+        same_run["error"] = " | ".join(done.stderr.strip().splitlines()[-3:])
+    table.append(
+        f"same process, {w * 4}x{h * 4}, tile {t}: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in same_run.items() if "ratio" in k)
+    )
     report = {
         "benchmark": "tiling",
         "machine": machine_info(device),
@@ -342,6 +388,7 @@ def main(argv=None) -> dict:
             "memory_limit_gb": args.memory_limit_gb,
         },
         "results": results,
+        "same_run": same_run,
     }
     emit(args, report, table)
     return report

@@ -77,6 +77,11 @@ def test_bench_tiling_quick(tmp_path):
         assert r["peak_rss_mb"] >= r["baseline_rss_mb"] > 50  # a process with torch loaded
         assert r["within_memory_limit"]
     assert rows[0]["time_ratio"] == 1.0
+    same = report["same_run"]
+    assert "error" not in same, same
+    for key in ("whole_seconds", "tiled_time_ratio", "two_stage_time_ratio", "tiled_work_ratio", "two_stage_work_ratio"):
+        assert _positive(same[key]), key
+    assert same["tiled_work_ratio"] > same["two_stage_work_ratio"] >= 1.0  # less context to recompute
 
 
 @pytest.mark.slow
