@@ -62,6 +62,8 @@ DEFAULT_TILE_OVERLAP = 16
 # (32 floats = 128 bytes: a multiple of every SIMD width and cache line), so that the BLAS rows of
 # the tile and of the whole image start at the same alignment (see `SuperResolutionPipeline`).
 _EXACT_ALIGN = 32
+# Exact mode runs convolutions to fewer output channels than this on one thread.
+_EXACT_SINGLE_THREAD_CHANNELS = 16
 
 # PIL modes with more than 8 bits per sample: refused with a hint instead of silently truncated.
 _HIGH_BIT_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
@@ -293,7 +295,7 @@ class SuperResolutionPipeline:
             on PyTorch's native convolution (oneDNN off), NCHW, one tile per forward, with
             position-invariant interpolation (:func:`hfmagic.layers.exact_interpolation`), and the
             tiles at the image's first and last pixel get a pixel count congruent to the image's
-            modulo 32. 1.5-4.5x slower than the default (oneDNN, NHWC; measured on 2 CPU cores,
+            modulo 32, and convolutions to fewer than 16 channels run on one thread. 1.5-4.5x slower than the default (oneDNN, NHWC; measured on 2 CPU cores,
             96x96 input, 64-channel MSRResNet/EDSR and SRCNN, whole and tiled).
 
     Exactness. With ``exact=True`` and ``tile_overlap`` at least the model's receptive field (the
@@ -304,8 +306,10 @@ class SuperResolutionPipeline:
     (all measured): oneDNN's convolutions (in NCHW and NHWC); PyTorch's bilinear upsampling (2D
     weights for narrow outputs, a separable loop for wide ones) and its x3 source points, computed
     in float32 from the absolute index; and MKL's GEMM under PyTorch's native convolution, whose
-    rows start at an alignment that depends on the pixel count (few-channel convolutions, such as
-    the last 3-channel one, then round the first pixels of each channel differently). Exact mode
+    rows start at an alignment that depends on the pixel count, and, with several threads, splits
+    the pixels of a few-channel convolution (such as the last 3-channel one) into chunks whose
+    boundaries depend on it: the first pixels of a row or chunk that starts unaligned are rounded
+    differently. Tested with 2 threads (all cases) and 8 threads (one case), AVX2 CPU. Exact mode
     removes each cause; it is one configuration of the whole pipeline, so its output differs from
     the default mode's by ~1e-7 in float. ``exact=True`` on another device raises ``ValueError``.
     """
@@ -562,6 +566,23 @@ class SuperResolutionPipeline:
         warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
         stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
         stack.enter_context(exact_interpolation())
+        # MKL splits a GEMM with few rows (a convolution to few channels) into per-thread chunks of
+        # pixels whose boundaries depend on the pixel count; a chunk starting unaligned rounds its
+        # first pixels differently. Those convolutions run on one thread (measured with 8 threads:
+        # 3-channel convolutions differed, 64-channel ones did not).
+        threads: list[int] = []
+
+        def before(module, args):
+            threads.append(torch.get_num_threads())
+            torch.set_num_threads(1)
+
+        def after(module, args, output):
+            torch.set_num_threads(threads.pop())
+
+        for module in self.model.modules():
+            if isinstance(module, torch.nn.Conv2d) and module.out_channels < _EXACT_SINGLE_THREAD_CHANNELS:
+                stack.callback(module.register_forward_pre_hook(before).remove)
+                stack.callback(module.register_forward_hook(after).remove)
         return stack
 
     def _memory_format(self) -> torch.memory_format:

@@ -203,6 +203,21 @@ def test_periodic_upsample_is_interpolate_and_position_invariant(mode, scale):
         periodic_upsample(x, scale, "nearest")
 
 
+def test_exact_tiling_with_many_threads():
+    # With 8 threads MKL cuts a 3-channel convolution's pixels into per-thread chunks at places that
+    # depend on the image size (this case differed in 8 values before such convolutions ran on one thread).
+    threads = torch.get_num_threads()
+    torch.manual_seed(0)
+    pipe = SuperResolutionPipeline(EDSR(EDSRConfig(upscale_factor=3, mid_channels=16, num_blocks=1)), device="cpu", exact=True)
+    x = torch.rand(1, 3, 120, 97, generator=torch.Generator().manual_seed(0))
+    torch.set_num_threads(8)
+    try:
+        assert torch.equal(pipe.upscale_tensor(x, tile_size=57), pipe.upscale_tensor(x))
+        assert torch.get_num_threads() == 8
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_aligned_context_grows_corner_tiles_only():
     for height, width in ((13, 12), (40, 33), (7, 100)):
         for context in ((0, 5, 0, 6), (height - 5, height, width - 6, width), (2, 7, 0, 6), (0, 5, 3, width)):
