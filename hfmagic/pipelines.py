@@ -557,7 +557,8 @@ class SuperResolutionPipeline:
 
     def _kernels(self):
         """The context the model runs in: exact mode switches oneDNN off (PyTorch's native
-        convolution) and the interpolations to their position-invariant form."""
+        convolution), the interpolations to their position-invariant form, and convolutions to
+        few channels to one thread; all restored on exit."""
         if not self.exact:
             return contextlib.nullcontext()
         stack = contextlib.ExitStack()
@@ -571,6 +572,7 @@ class SuperResolutionPipeline:
         # first pixels differently. Those convolutions run on one thread (measured with 8 threads:
         # 3-channel convolutions differed, 64-channel ones did not).
         threads: list[int] = []
+        stack.callback(torch.set_num_threads, torch.get_num_threads())  # restored even if forward raises
 
         def before(module, args):
             threads.append(torch.get_num_threads())
