@@ -293,10 +293,11 @@ class SuperResolutionPipeline:
             on the first call. Outputs equal the NCHW ones within ~1e-6. Ignored when ``exact``.
         exact: make tiled output bitwise equal to the whole-image output (CPU only): the model runs
             on PyTorch's native convolution (oneDNN off), NCHW, one tile per forward, with
-            position-invariant interpolation (:func:`hfmagic.layers.exact_interpolation`), and the
-            tiles at the image's first and last pixel get a pixel count congruent to the image's
-            modulo 32, and convolutions to fewer than 16 channels run on one thread. 1.5-4.5x slower than the default (oneDNN, NHWC; measured on 2 CPU cores,
-            96x96 input, 64-channel MSRResNet/EDSR and SRCNN, whole and tiled).
+            position-invariant interpolation (:func:`hfmagic.layers.exact_interpolation`) and
+            convolutions to fewer than 16 channels on one thread; the tiles at the image's first
+            and last pixel get a pixel count congruent to the image's modulo 32. 1.1-4x slower
+            than the default (oneDNN, NHWC; measured on 2 CPU cores, 96x96 input, 64-channel
+            MSRResNet/EDSR and SRCNN, whole and tiled).
 
     Exactness. With ``exact=True`` and ``tile_overlap`` at least the model's receptive field (the
     default), ``pipe(image, tile_size=t)`` equals ``pipe(image)`` bit for bit, in float

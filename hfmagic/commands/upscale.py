@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--exact",
         action="store_true",
         help="CPU only: tiled output bitwise equal to the whole-image output (native convolution, one tile per "
-        "forward; 1.5-4.5x slower). Without it tiles agree up to a rare one-step flip of a uint8 value.",
+        "forward; 1.1-4x slower). Without it tiles agree up to a rare one-step flip of a uint8 value.",
     )
     parser.add_argument("--alpha", choices=("model", "bicubic"), default="model", help="How to upscale an alpha channel (default: with the model).")
     parser.add_argument("--device", default=None, help="Torch device, e.g. cuda, cuda:1, cpu (default: cuda when available).")
