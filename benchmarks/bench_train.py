@@ -308,13 +308,11 @@ def bench_data(args, device: torch.device, sr_result: dict | None) -> dict:
         datasets.Dataset.from_dict({"image": [{"bytes": full_png, "path": None}] * 4}, features=features),
         scale=4,
         gt_patch_size=gt,
-        seed=0,
     )
     sub_ds = build_sr_dataset(
         datasets.Dataset.from_dict({"image": [{"bytes": b, "path": None} for b in subs]}, features=features),
         scale=4,
-        gt_patch_size=gt,
-        seed=0,
+        gt_patch_size=gt,  # no seed of its own: train_sr seeds every sample from (seed, position)
     )
     counter = [0]
 
