@@ -485,7 +485,7 @@ def _run_help():
 def _readme_main_job() -> list[str]:
     """The bash block of the README's "Offline quick start", one command per entry."""
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("### Offline quick start"):]
+    section = text[text.index("## Offline quick start"):]
     block = section[section.index("```bash\n") + 8: section.index("```", section.index("```bash\n") + 8)]
     return [line for line in block.replace("\\\n", " ").splitlines() if line.strip()]
 
