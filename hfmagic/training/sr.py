@@ -193,7 +193,8 @@ def _seeded_rngs(seed: int):
     """Run a block with torch's CPU RNG, numpy's and python's global RNGs seeded, then restore them."""
     py_state, np_state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        # the CPU generator only: torch.manual_seed would also reseed (and not restore) CUDA's
+        torch.default_generator.manual_seed(seed)
         random.seed(seed)
         np.random.seed(seed % 2**32)
         try:
