@@ -21,6 +21,16 @@ computed with the same arithmetic, so tiled and whole-image outputs are bitwise 
 SRCNN, MSRResNet and EDSR at x2/x3/x4, tile sizes that do and do not divide the image). By default
 (faster kernels) they agree within ~1e-6 in float and up to a rare one-step flip in uint8; the
 class docstring lists the shape-dependent kernels that cause it.
+
+Two-stage tiling. Models written as ``forward_head(forward_features(x), x)`` (MSRResNet, EDSR)
+are tiled in two stages by default: ``forward_features`` (the residual trunk, at LR resolution)
+runs on regions of ``upscale_factor * tile_size`` LR pixels with its own receptive field as
+context, and only ``forward_head`` (the upsampling tail that makes the HR-sized tensors) runs on
+``tile_size`` tiles, with the head's few pixels of context. A single-stage tile recomputes the
+whole receptive field (35 LR pixels for the 16-block MSRResNet) on every side, which costs
+``((tile + 70) / tile)^2`` of the work: 1.6x at tile 256; two stages cost a few per cent (see
+benchmarks/RESULTS.md). The memory per tile stays that of a ``tile_size`` tile (a feature region's
+LR maps hold as many floats as the head's HR maps of one tile).
 """
 
 from __future__ import annotations
@@ -48,6 +58,8 @@ __all__ = [
     "make_grid",
     "probe_receptive_field",
     "receptive_field",
+    "split_receptive_fields",
+    "supports_split",
 ]
 
 ImageInput = Image.Image | np.ndarray | str | Path
@@ -57,6 +69,10 @@ DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.flo
 
 # Overlap used when a model's receptive field cannot be determined.
 DEFAULT_TILE_OVERLAP = 16
+
+# Two-stage tiling runs forward_features on regions of at least this many LR pixels a side: with
+# 64 channels a 512-pixel region's map is 64 MB, and its 2 x receptive-field seams stay cheap.
+_MIN_FEATURE_REGION = 512
 
 # Exact mode makes a corner tile's pixel count congruent to the image's modulo this many elements
 # (32 floats = 128 bytes: a multiple of every SIMD width and cache line), so that the BLAS rows of
@@ -115,28 +131,70 @@ def _srcnn_halo(config) -> int:
     return _chain_halo(config.upscale_factor, ops)
 
 
-def _msrresnet_halo(config) -> int:
+def _msrresnet_ops(config) -> tuple[list[_Back], list[_Back], list[_Back]]:
+    """MSRResNet as (features at LR, upsampling head, bilinear skip of the input)."""
     scale = config.upscale_factor
     stages = [2, 2] if scale == 4 else [scale]
-    main = [_conv(1)] * (1 + 2 * config.num_blocks)  # conv_first + two convs per residual block
-    for factor in stages:
-        main += [_conv(1), _shuffle(factor)]
-    main += [_conv(1), _conv(1)]  # conv_hr, conv_last
+    features = [_conv(1)] * (1 + 2 * config.num_blocks)  # conv_first + two convs per residual block
+    head = [op for factor in stages for op in (_conv(1), _shuffle(factor))] + [_conv(1), _conv(1)]  # conv_hr, conv_last
     skip = [_resize(scale, 0, 1)]  # bilinear upsampling of the input
-    return _chain_halo(scale, main, skip)
+    return features, head, skip
 
 
-def _edsr_halo(config) -> int:
+def _edsr_ops(config) -> tuple[list[_Back], list[_Back], list[_Back]]:
+    """EDSR as (features at LR, upsampling head, no skip)."""
     scale = config.upscale_factor
     stages = [2] * int(math.log2(scale)) if scale & (scale - 1) == 0 else [scale]
-    ops = [_conv(1)] * (2 + 2 * config.num_blocks)  # conv_first, body, conv_after_body
-    for factor in stages:
-        ops += [_conv(1), _shuffle(factor)]
-    ops += [_conv(1)]  # conv_last
-    return _chain_halo(scale, ops)
+    features = [_conv(1)] * (2 + 2 * config.num_blocks)  # conv_first, body, conv_after_body
+    head = [op for factor in stages for op in (_conv(1), _shuffle(factor))] + [_conv(1)]  # conv_last
+    return features, head, []
 
 
-_HALOS = {SRCNN: _srcnn_halo, MSRResNet: _msrresnet_halo, EDSR: _edsr_halo}
+def _whole_halo(ops: Callable) -> Callable[[object], int]:
+    def halo(config) -> int:
+        features, head, skip = ops(config)
+        return _chain_halo(config.upscale_factor, features + head, *([skip] if skip else []))
+
+    return halo
+
+
+def _split_halo(ops: Callable) -> Callable[[object], tuple[int, int]]:
+    def halo(config) -> tuple[int, int]:
+        features, head, skip = ops(config)
+        return _chain_halo(1, features), _chain_halo(config.upscale_factor, head, *([skip] if skip else []))
+
+    return halo
+
+
+_HALOS = {SRCNN: _srcnn_halo, MSRResNet: _whole_halo(_msrresnet_ops), EDSR: _whole_halo(_edsr_ops)}
+_SPLIT_HALOS = {MSRResNet: _split_halo(_msrresnet_ops), EDSR: _split_halo(_edsr_ops)}
+
+
+def _probe_halo(run: Callable[[int, int], torch.Tensor], scale: int, max_size: int) -> int | None:
+    """Grow a NaN probe until its footprint stays inside: ``run(size, centre)`` runs the network on
+    inputs of ``size`` x ``size`` LR pixels with a NaN at (centre, centre) and returns its output
+    (N, C, size * scale, size * scale). Returns the footprint's radius in LR pixels."""
+    size = 17
+    while size <= max_size:
+        centre = size // 2
+        with torch.inference_mode():
+            hit = torch.isnan(run(size, centre)).any(dim=1)[0]
+        rows = torch.nonzero(hit.any(dim=1)).flatten() // scale
+        cols = torch.nonzero(hit.any(dim=0)).flatten() // scale
+        if rows.numel() == 0:
+            return None  # the model hides NaNs (e.g. nan_to_num): nothing can be said
+        lo, hi = min(rows.min().item(), cols.min().item()), max(rows.max().item(), cols.max().item())
+        if lo > 0 and hi < size - 1:
+            return max(centre - lo, hi - centre)
+        size = 2 * size - 1
+    return None
+
+
+def _nan_probe(model: SuperResolutionPreTrainedModel, size: int, centre: int) -> torch.Tensor:
+    param = next(model.parameters())
+    probe = torch.zeros(1, model.config.in_channels, size, size, device=param.device, dtype=param.dtype)
+    probe[..., centre, centre] = float("nan")
+    return probe
 
 
 def probe_receptive_field(model: SuperResolutionPreTrainedModel, max_size: int = 129) -> int | None:
@@ -147,24 +205,47 @@ def probe_receptive_field(model: SuperResolutionPreTrainedModel, max_size: int =
     nan, so zero weights do not hide a dependency). The probe grows up to ``max_size`` pixels;
     returns ``None`` when the NaN reaches the border even then (e.g. a global operation).
     """
+
+    def run(size: int, centre: int) -> torch.Tensor:
+        return model(pixel_values=_nan_probe(model, size, centre)).reconstruction
+
+    return _probe_halo(run, model.config.upscale_factor, max_size)
+
+
+def supports_split(model: SuperResolutionPreTrainedModel) -> bool:
+    """Whether the model is ``forward_head(forward_features(x), x)`` (the base ``reconstruct``)."""
+    cls, base = type(model), SuperResolutionPreTrainedModel
+    return cls.reconstruct is base.reconstruct and cls.forward_features is not base.forward_features
+
+
+def split_receptive_fields(model: SuperResolutionPreTrainedModel, max_size: int = 129) -> tuple[int, int] | None:
+    """LR context that a split model's two stages need: ``(forward_features, forward_head)``.
+
+    MSRResNet: ``(2B + 1, 2)``; EDSR: ``(2B + 2, 2)``, at every factor (the head's receptive field
+    covers its convolutions between pixel shuffles and, for MSRResNet, the bilinear skip).
+    Other split models are probed with NaNs (see :func:`probe_receptive_field`); ``None`` when the
+    model is not split (see :func:`supports_split`) or a stage's field cannot be determined.
+    """
+    if not supports_split(model):
+        return None
+    halo = _SPLIT_HALOS.get(type(model))  # exact type: a subclass may change a stage
+    if halo is not None:
+        return halo(model.config)
     scale = model.config.upscale_factor
-    param = next(model.parameters())
-    size = 17
-    while size <= max_size:
-        centre = size // 2
-        probe = torch.zeros(1, model.config.in_channels, size, size, device=param.device, dtype=param.dtype)
-        probe[..., centre, centre] = float("nan")
-        with torch.inference_mode():
-            hit = torch.isnan(model(pixel_values=probe).reconstruction).any(dim=1)[0]
-        rows = torch.nonzero(hit.any(dim=1)).flatten() // scale
-        cols = torch.nonzero(hit.any(dim=0)).flatten() // scale
-        if rows.numel() == 0:
-            return None  # the model hides NaNs (e.g. nan_to_num): nothing can be said
-        lo, hi = min(rows.min().item(), cols.min().item()), max(rows.max().item(), cols.max().item())
-        if lo > 0 and hi < size - 1:
-            return max(centre - lo, hi - centre)
-        size = 2 * size - 1
-    return None
+
+    def features(size: int, centre: int) -> torch.Tensor:
+        return model.forward_features(_nan_probe(model, size, centre))
+
+    def head(size: int, centre: int) -> torch.Tensor:
+        pixel_values = _nan_probe(model, size, centre)
+        feats = torch.zeros_like(model.forward_features(torch.zeros_like(pixel_values)))
+        feats[..., centre, centre] = float("nan")
+        return model.forward_head(feats, pixel_values)
+
+    feature_halo, head_halo = _probe_halo(features, 1, max_size), _probe_halo(head, scale, max_size)
+    if feature_halo is None or head_halo is None:
+        return None
+    return feature_halo, head_halo
 
 
 def receptive_field(model: SuperResolutionPreTrainedModel) -> int | None:
@@ -298,6 +379,11 @@ class SuperResolutionPipeline:
             and last pixel get a pixel count congruent to the image's modulo 32. 1.1-4x slower
             than the default (oneDNN, NHWC; measured on 2 CPU cores, 96x96 input, 64-channel
             MSRResNet/EDSR and SRCNN, whole and tiled).
+        split_tiling: tile models that define ``forward_features``/``forward_head`` (MSRResNet,
+            EDSR) in two stages (see the module docstring): the same output within ~1e-6, with a
+            few per cent of redundant work instead of the receptive field around every tile.
+            Used when ``tile_size`` is given without ``tile_overlap`` and the pipeline is not
+            ``exact``; ``False`` always tiles in one stage.
 
     Exactness. With ``exact=True`` and ``tile_overlap`` at least the model's receptive field (the
     default), ``pipe(image, tile_size=t)`` equals ``pipe(image)`` bit for bit, in float
@@ -322,6 +408,7 @@ class SuperResolutionPipeline:
         dtype: str | torch.dtype | None = None,
         channels_last: bool = True,
         exact: bool = False,
+        split_tiling: bool = True,
     ):
         if not isinstance(model, SuperResolutionPreTrainedModel):
             raise TypeError(
@@ -338,6 +425,9 @@ class SuperResolutionPipeline:
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.channels_last = channels_last
         self.exact = exact
+        self.split_tiling = split_tiling
+        self._split_fields: tuple[int, int] | None = None
+        self._split_fields_known = False
         self._model_format = torch.contiguous_format  # the layout the model's weights are in now
         self.scale: int = model.config.upscale_factor
         self._receptive_field: int | None = None
@@ -373,6 +463,15 @@ class SuperResolutionPipeline:
         return cls(model, device=device, dtype=torch_dtype, exact=exact)
 
     @property
+    def split_receptive_fields(self) -> tuple[int, int] | None:
+        """``(forward_features, forward_head)`` receptive fields for two-stage tiling, or ``None``
+        (see :func:`split_receptive_fields`), computed once."""
+        if not self._split_fields_known:
+            self._split_fields = split_receptive_fields(self.model)
+            self._split_fields_known = True
+        return self._split_fields
+
+    @property
     def receptive_field(self) -> int | None:
         """The model's receptive field in LR pixels (see :func:`receptive_field`), computed once."""
         if not self._receptive_field_known:
@@ -398,7 +497,8 @@ class SuperResolutionPipeline:
             tile_size: side of the tile cores in LR pixels; ``None`` processes each image whole.
             tile_overlap: LR pixels of context added around each core; defaults to the model's
                 :attr:`receptive_field` (the least for which tiling can be exact, see the class
-                docstring), or 16 when that cannot be determined.
+                docstring), or 16 when that cannot be determined. Giving it selects single-stage
+                tiling; without it, split models tile in two stages (``split_tiling``).
             batch_size: tiles of equal shape run through the model together (float results may
                 then differ from single tiles by ~1e-7, as the backend's kernels change);
                 ignored (one tile per forward) when the pipeline is ``exact``.
@@ -506,27 +606,26 @@ class SuperResolutionPipeline:
         """Yield (HR region, float32 CPU tensor (1, C, h, w)) covering the whole output once."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        if tile_size is not None and tile_overlap is None and self.split_tiling and not self.exact:
+            if int(tile_size) != tile_size or tile_size < 1:
+                raise ValueError(f"tile_size must be a positive integer (LR pixels) or None, got {tile_size!r}.")
+            if self.split_receptive_fields is not None:
+                yield from self._split_tiles(read, height, width, int(tile_size), batch_size, progress)
+                return
         if tile_size is None:
             cores, overlap = [(0, height, 0, width)], 0
         else:
             if int(tile_size) != tile_size or tile_size < 1:
                 raise ValueError(f"tile_size must be a positive integer (LR pixels) or None, got {tile_size!r}.")
             tile_size, overlap = int(tile_size), self._overlap(tile_overlap)
-            cores = [
-                (y, min(y + tile_size, height), x, min(x + tile_size, width))
-                for y in range(0, height, tile_size)
-                for x in range(0, width, tile_size)
-            ]
+            cores = _cores(height, width, tile_size)
         s = self.scale
         if self.exact:
             batch_size = 1  # a batched GEMM starts each sample's rows at another alignment
         batch: list[tuple[_Region, _Region, torch.Tensor]] = []
 
         def flush() -> Iterator[tuple[_Region, torch.Tensor]]:
-            memory_format = self._memory_format()
-            if memory_format != self._model_format:
-                self.model.to(memory_format=memory_format)
-                self._model_format = memory_format
+            memory_format = self._prepare_model()
             inputs = torch.cat([item[2] for item in batch]).to(device=self.device, dtype=self.dtype)
             inputs = inputs.contiguous(memory_format=memory_format)
             with torch.inference_mode(), self._kernels():
@@ -545,8 +644,7 @@ class SuperResolutionPipeline:
             batch.clear()
 
         for core in tqdm(cores, desc="tiles", disable=not progress or len(cores) == 1, leave=False):
-            y0, y1, x0, x1 = core
-            context = (max(y0 - overlap, 0), min(y1 + overlap, height), max(x0 - overlap, 0), min(x1 + overlap, width))
+            context = _grow(core, overlap, height, width)
             if self.exact:
                 context = _aligned_context(context, height, width)
             tile = read(context)
@@ -555,6 +653,84 @@ class SuperResolutionPipeline:
             batch.append((core, context, tile))
         if batch:
             yield from flush()
+
+    def _split_tiles(
+        self,
+        read: Callable[[_Region], torch.Tensor],
+        height: int,
+        width: int,
+        tile_size: int,
+        batch_size: int,
+        progress: bool,
+    ) -> Iterator[tuple[_Region, torch.Tensor]]:
+        """Two-stage tiling: ``forward_features`` on large LR regions, ``forward_head`` on
+        ``tile_size`` tiles of their features. Same contract as ``_tiles``.
+
+        A single-stage tile recomputes the whole receptive field (35 LR pixels for MSRResNet) on
+        every side; here only the head's few pixels are recomputed per tile, and the feature stage,
+        whose maps cost ``mid_channels`` floats per LR pixel, runs in regions of ``scale *
+        tile_size`` (at least ``_MIN_FEATURE_REGION``) LR pixels, which hold about as many floats per
+        map as the head's HR maps of one tile.
+        """
+        feature_halo, head_halo = self.split_receptive_fields
+        s = self.scale
+        region_size = max(s * tile_size, _MIN_FEATURE_REGION)
+        regions = _cores(height, width, region_size)
+        total = sum(len(_cores(y1 - y0, x1 - x0, tile_size)) for y0, y1, x0, x1 in regions)
+        bar = tqdm(total=total, desc="tiles", disable=not progress or total == 1, leave=False)
+        memory_format = self._prepare_model()
+
+        def flush(batch) -> Iterator[tuple[_Region, torch.Tensor]]:
+            feats = torch.cat([item[2] for item in batch]).contiguous(memory_format=memory_format)
+            pixels = torch.cat([item[3] for item in batch]).contiguous(memory_format=memory_format)
+            with torch.inference_mode():
+                outputs = self.model.forward_head(feats, pixels)
+            h, w = feats.shape[-2:]
+            if tuple(outputs.shape[-2:]) != (h * s, w * s):
+                raise ValueError(
+                    f"{type(self.model).__name__}.forward_head turned {h}x{w} features into {tuple(outputs.shape[-2:])}, "
+                    f"not the {h * s}x{w * s} that upscale_factor={s} promises."
+                )
+            for ((y0, y1, x0, x1), (cy0, _, cx0, _), *_), output in zip(batch, outputs):
+                crop = output[:, (y0 - cy0) * s : (y1 - cy0) * s, (x0 - cx0) * s : (x1 - cx0) * s]
+                yield (y0 * s, y1 * s, x0 * s, x1 * s), crop[None].float().cpu()
+            bar.update(len(batch))
+            batch.clear()
+
+        for region in regions:
+            fy0, fy1, fx0, fx1 = _grow(region, head_halo, height, width)  # features the head tiles read
+            iy0, iy1, ix0, ix1 = _grow((fy0, fy1, fx0, fx1), feature_halo, height, width)
+            inputs = read((iy0, iy1, ix0, ix1)).to(device=self.device, dtype=self.dtype)
+            inputs = inputs.contiguous(memory_format=memory_format)
+            with torch.inference_mode():
+                feats = self.model.forward_features(inputs)
+            if feats.dim() != 4 or tuple(feats.shape[-2:]) != tuple(inputs.shape[-2:]):
+                raise ValueError(
+                    f"{type(self.model).__name__}.forward_features must keep the input's resolution: it turned "
+                    f"{tuple(inputs.shape)} into {tuple(feats.shape)}. Override reconstruct instead, or pass "
+                    "split_tiling=False to the pipeline."
+                )
+            batch: list = []
+            for y0, y1, x0, x1 in _cores(region[1] - region[0], region[3] - region[2], tile_size):
+                core = (region[0] + y0, region[0] + y1, region[2] + x0, region[2] + x1)
+                cy0, cy1, cx0, cx1 = context = _grow(core, head_halo, height, width)
+                window = (..., slice(cy0 - iy0, cy1 - iy0), slice(cx0 - ix0, cx1 - ix0))
+                item = (core, context, feats[window], inputs[window])
+                if batch and (len(batch) == batch_size or item[2].shape != batch[0][2].shape):
+                    yield from flush(batch)
+                batch.append(item)
+            if batch:
+                yield from flush(batch)
+            del feats, inputs
+        bar.close()
+
+    def _prepare_model(self) -> torch.memory_format:
+        """Put the model's weights in the memory format the inputs will have; return it."""
+        memory_format = self._memory_format()
+        if memory_format != self._model_format:
+            self.model.to(memory_format=memory_format)
+            self._model_format = memory_format
+        return memory_format
 
     def _kernels(self):
         """The context the model runs in: exact mode switches oneDNN off (PyTorch's native
@@ -614,6 +790,19 @@ class SuperResolutionPipeline:
             )
             return DEFAULT_TILE_OVERLAP
         return self.receptive_field
+
+
+def _cores(height: int, width: int, size: int) -> list[_Region]:
+    """Cut a height x width grid into ``size`` x ``size`` cores (smaller at the bottom/right edges)."""
+    return [
+        (y, min(y + size, height), x, min(x + size, width)) for y in range(0, height, size) for x in range(0, width, size)
+    ]
+
+
+def _grow(region: _Region, margin: int, height: int, width: int) -> _Region:
+    """``region`` with ``margin`` more pixels on every side, clipped to the image."""
+    y0, y1, x0, x1 = region
+    return max(y0 - margin, 0), min(y1 + margin, height), max(x0 - margin, 0), min(x1 + margin, width)
 
 
 def _aligned_context(context: _Region, height: int, width: int) -> _Region:

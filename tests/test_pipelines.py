@@ -23,12 +23,15 @@ from hfmagic import (
     register_model,
 )
 from hfmagic.layers import exact_interpolation, interpolate_upsample, periodic_upsample
+import hfmagic.pipelines as pipelines
 from hfmagic.pipelines import (
     _aligned_context,
     _to_uint8,
     make_grid,
     probe_receptive_field,
     receptive_field,
+    split_receptive_fields,
+    supports_split,
 )
 
 # torch.backends.mkldnn.flags() warns about Intel GPUs on every use.
@@ -268,6 +271,135 @@ def test_model_only_sees_tiles_and_output_is_uint8():
     assert max(h for _, _, h, _ in shapes) <= 8 + 2 * overlap and max(w for *_, w in shapes) <= 8 + 2 * overlap
     assert sum(n for n, *_ in shapes) == 4 * 4  # ceil(30/8) x ceil(25/8) tiles, each once
     assert max(n for n, *_ in shapes) <= 4
+
+
+# --------------------------------------------------------------------------------------------
+# two-stage tiling (forward_features on large LR regions, forward_head on small tiles)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["msrresnet", "edsr"])
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_split_receptive_fields_equal_the_nan_probe(kind, scale, monkeypatch):
+    model = tiny_sr(kind, scale).eval()
+    formula = split_receptive_fields(model)
+    assert formula == ((5 if kind == "msrresnet" else 6), 2)  # 2B + 1 / 2B + 2 with B = 2
+    monkeypatch.setattr(pipelines, "_SPLIT_HALOS", {})  # force the probe
+    assert split_receptive_fields(model) == formula
+    # the two stages compose into the whole network
+    x = torch.rand(1, 3, 9, 11)
+    with torch.inference_mode():
+        torch.testing.assert_close(model.forward_head(model.forward_features(x), x), model(x).reconstruction, rtol=0, atol=0)
+
+
+def test_only_feature_head_models_split():
+    assert supports_split(tiny_sr("msrresnet", 4)) and supports_split(tiny_sr("edsr", 2))
+    assert not supports_split(tiny_sr("srcnn", 2))
+    assert split_receptive_fields(tiny_sr("srcnn", 2)) is None
+
+    class Patched(MSRResNet):  # overrides reconstruct: the split no longer describes the network
+        def reconstruct(self, pixel_values):
+            return super().reconstruct(pixel_values) * 0.5
+
+    patched = Patched(tiny_sr("msrresnet", 2).config)
+    assert not supports_split(patched)
+    pipe = SuperResolutionPipeline(patched, device="cpu")
+    assert pipe.split_receptive_fields is None and pipe.receptive_field == 7  # probed: one forward
+    calls = []
+    patched.register_forward_hook(lambda *args: calls.append(1))
+    x = torch.rand(1, 3, 12, 12)
+    torch.testing.assert_close(pipe.upscale_tensor(x, tile_size=4), pipe.upscale_tensor(x), rtol=0, atol=1e-5)
+    assert len(calls) == 9 + 1  # single-stage tiles through forward()
+
+
+@pytest.mark.parametrize("kind", ["msrresnet", "edsr"])
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_two_stage_tiling_equals_the_whole_image(kind, scale, monkeypatch):
+    monkeypatch.setattr(pipelines, "_MIN_FEATURE_REGION", 4)  # several feature regions on a small image
+    pipe = SuperResolutionPipeline(tiny_sr(kind, scale), device="cpu")
+    calls = {"forward": 0, "features": [], "head": []}
+    pipe.model.register_forward_hook(lambda *args: calls.__setitem__("forward", calls["forward"] + 1))
+    features, head = pipe.model.forward_features, pipe.model.forward_head
+    monkeypatch.setattr(pipe.model, "forward_features", lambda x: calls["features"].append(x.shape) or features(x))
+    monkeypatch.setattr(pipe.model, "forward_head", lambda f, x: calls["head"].append(f.shape) or head(f, x))
+    x = to_tensor(random_image(23, 30, seed=scale))
+    whole = pipe.upscale_tensor(x)
+    assert calls["forward"] == 1 and len(calls["features"]) == len(calls["head"]) == 1  # whole image: one pass
+    calls.update(forward=0, features=[], head=[])
+    tiled = pipe.upscale_tensor(x, tile_size=3, batch_size=2)
+    torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-5)
+    assert calls["forward"] == 0
+    # feature regions of scale * 3 LR pixels (+ both halos), head tiles of 3 (+ the head's halo)
+    feature_halo, head_halo = pipe.split_receptive_fields
+    region = scale * 3
+    assert len(calls["features"]) == -(-23 // region) * -(-30 // region)
+    assert max(s[-1] for s in calls["features"]) <= region + 2 * (feature_halo + head_halo)
+    assert max(s[-1] for s in calls["head"]) <= 3 + 2 * head_halo
+    assert sum(s[0] for s in calls["head"]) == sum(len(pipelines._cores(y1 - y0, x1 - x0, 3)) for y0, y1, x0, x1 in pipelines._cores(23, 30, region))
+    # uint8 through the public call
+    image = Image.fromarray(random_image(17, 14, seed=7))
+    diff = np.abs(np.asarray(pipe(image, tile_size=4)).astype(int) - np.asarray(pipe(image)))
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-2
+
+
+def test_two_stage_tiling_is_sensitive_to_each_halo(monkeypatch):
+    monkeypatch.setattr(pipelines, "_MIN_FEATURE_REGION", 4)
+    pipe = SuperResolutionPipeline(tiny_sr("msrresnet", 4), device="cpu")
+    x = to_tensor(random_image(20, 20))
+    whole = pipe.upscale_tensor(x)
+    feature_halo, head_halo = pipe.split_receptive_fields
+    for fields in [(0, head_halo), (feature_halo, 0)]:
+        pipe._split_fields = fields
+        assert (pipe.upscale_tensor(x, tile_size=3) - whole).abs().max() > 1e-4, fields  # vs ~1e-7 when right
+
+
+def test_single_stage_when_exact_or_overlap_given_or_switched_off():
+    x = to_tensor(random_image(12, 12))
+    for pipe, kwargs in [
+        (SuperResolutionPipeline(tiny_sr("edsr", 2), device="cpu", exact=True), {}),
+        (SuperResolutionPipeline(tiny_sr("edsr", 2), device="cpu"), {"tile_overlap": 3}),
+        (SuperResolutionPipeline(tiny_sr("edsr", 2), device="cpu", split_tiling=False), {}),
+    ]:
+        calls = []
+        pipe.model.register_forward_hook(lambda *args: calls.append(1))
+        pipe.upscale_tensor(x, tile_size=4, **kwargs)
+        assert len(calls) == 9  # nine tiles, each a whole forward
+
+
+def test_user_split_model_is_probed_and_checked():
+    class HalfHeadConfig(SuperResolutionConfig):
+        model_type = "test-split-sr"
+
+    class SplitSR(SuperResolutionPreTrainedModel):
+        config_class = HalfHeadConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.body = nn.Sequential(nn.Conv2d(3, 4, 5, padding=2), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1))
+            self.head = nn.Conv2d(4, 3 * config.upscale_factor**2, 3, padding=1)
+            self.post_init()
+
+        def forward_features(self, pixel_values):
+            return self.body(pixel_values)
+
+        def forward_head(self, features, pixel_values):
+            return F.pixel_shuffle(self.head(features), self.config.upscale_factor)
+
+    torch.manual_seed(0)
+    model = SplitSR(HalfHeadConfig(upscale_factor=2))
+    assert split_receptive_fields(model) == (3, 1)
+    pipe = SuperResolutionPipeline(model, device="cpu")
+    x = torch.rand(1, 3, 10, 13)
+    torch.testing.assert_close(pipe.upscale_tensor(x, tile_size=4), pipe.upscale_tensor(x), rtol=0, atol=1e-5)
+
+    class Downsampling(SplitSR):
+        def forward_features(self, pixel_values):
+            return F.avg_pool2d(self.body(pixel_values), 1, stride=2)
+
+    broken = SuperResolutionPipeline(Downsampling(HalfHeadConfig(upscale_factor=2)), device="cpu")
+    broken._split_fields, broken._split_fields_known = (3, 1), True
+    with pytest.raises(ValueError, match="forward_features must keep the input's resolution"):
+        broken.upscale_tensor(x, tile_size=4)
 
 
 def test_rounding_follows_mmagic_tensor2img():

@@ -1,7 +1,8 @@
 """What every hfmagic super-resolution model shares: the config fields, the loss, the forward contract.
 
 A new SR network is a subclass of ``SuperResolutionConfig`` (with its own ``model_type``) and
-of ``SuperResolutionPreTrainedModel`` that implements ``reconstruct(pixel_values)``; it then
+of ``SuperResolutionPreTrainedModel`` that implements ``reconstruct(pixel_values)`` (or the pair
+``forward_features`` / ``forward_head``, which the pipeline can tile in two stages); it then
 gets ``from_pretrained``/``push_to_hub``, the pipeline, the CLI and the training loop.
 """
 
@@ -68,7 +69,8 @@ class SuperResolutionPreTrainedModel(ModelCardMixin, PreTrainedModel):
     """Base of the SR models: input/label checks, the pixel loss and ``ImageSuperResolutionOutput``.
 
     Subclasses build their layers in ``__init__`` (ending with ``self.post_init()``) and
-    implement ``reconstruct``: (N, in_channels, H, W) in [0, 1] -> (N, out_channels, sH, sW).
+    implement ``reconstruct``: (N, in_channels, H, W) in [0, 1] -> (N, out_channels, sH, sW), or
+    ``forward_features`` (LR resolution) and ``forward_head`` (upsampling tail), which it composes.
     """
 
     config_class = SuperResolutionConfig
@@ -97,10 +99,27 @@ class SuperResolutionPreTrainedModel(ModelCardMixin, PreTrainedModel):
         init_module(module)
 
     def reconstruct(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Upscale ``pixel_values`` (N, C, H, W) in [0, 1] to (N, C_out, sH, sW)."""
-        raise NotImplementedError(
-            f"{type(self).__name__} must implement reconstruct(pixel_values) -> (N, out_channels, H*s, W*s)."
-        )
+        """Upscale ``pixel_values`` (N, C, H, W) in [0, 1] to (N, C_out, sH, sW).
+
+        Either override this, or split the network in two with ``forward_features`` (everything at
+        the input's resolution) and ``forward_head`` (the upsampling tail); the default composes
+        them. The split lets the pipeline tile large images in two stages (see
+        :class:`hfmagic.SuperResolutionPipeline`).
+        """
+        if type(self).forward_features is SuperResolutionPreTrainedModel.forward_features:
+            raise NotImplementedError(
+                f"{type(self).__name__} must implement reconstruct(pixel_values) -> (N, out_channels, H*s, W*s), "
+                "or forward_features(pixel_values) and forward_head(features, pixel_values)."
+            )
+        return self.forward_head(self.forward_features(pixel_values), pixel_values)
+
+    def forward_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The part of the network at input resolution: (N, C, H, W) -> features (N, F, H, W)."""
+        raise NotImplementedError(f"{type(self).__name__} does not split into forward_features / forward_head.")
+
+    def forward_head(self, features: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The upsampling tail: features (N, F, H, W) and the input (for skips) -> (N, C_out, sH, sW)."""
+        raise NotImplementedError(f"{type(self).__name__} does not split into forward_features / forward_head.")
 
     def compute_loss(self, reconstruction: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Pixel loss of the kind named by ``config.loss_type`` (mean over all elements)."""

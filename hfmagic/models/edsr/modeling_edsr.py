@@ -50,11 +50,16 @@ class EDSR(SuperResolutionPreTrainedModel):
                 self.mean.copy_(torch.tensor(self.config.rgb_mean).view(1, -1, 1, 1))
                 self.std.copy_(torch.tensor(self.config.rgb_std).view(1, -1, 1, 1))
 
-    def reconstruct(self, pixel_values: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Normalisation, conv_first and the residual body, at LR resolution: -> (N, mid_channels, H, W)."""
         mean, std = self.mean.to(pixel_values), self.std.to(pixel_values)
         x = self.conv_first((pixel_values - mean) / std)
-        res = self.conv_after_body(self.body(x)) + x
-        return self.conv_last(self.upsample(res)) * std + mean
+        return self.conv_after_body(self.body(x)) + x
+
+    def forward_head(self, features: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Pixel-shuffle upsampling and conv_last, de-normalised (``pixel_values`` is not used)."""
+        mean, std = self.mean.to(features), self.std.to(features)
+        return self.conv_last(self.upsample(features)) * std + mean
 
 
 __all__ = ["EDSR"]

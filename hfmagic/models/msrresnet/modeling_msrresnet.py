@@ -42,10 +42,13 @@ class MSRResNet(SuperResolutionPreTrainedModel):
                 feat = self.lrelu(feat)
         return feat
 
-    def reconstruct(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        feat = self.lrelu(self.conv_first(pixel_values))
-        out = self._upsample(self.trunk_net(feat))
-        out = self.conv_last(self.lrelu(self.conv_hr(out)))
+    def forward_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """conv_first and the residual trunk, at LR resolution: (N, C, H, W) -> (N, mid_channels, H, W)."""
+        return self.trunk_net(self.lrelu(self.conv_first(pixel_values)))
+
+    def forward_head(self, features: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Pixel-shuffle upsampling, conv_hr, conv_last and the bilinear skip of ``pixel_values``."""
+        out = self.conv_last(self.lrelu(self.conv_hr(self._upsample(features))))
         # F.interpolate(bilinear, align_corners=False); position-invariant in exact_interpolation().
         base = interpolate_upsample(pixel_values, self.config.upscale_factor, "bilinear")
         return out + base
