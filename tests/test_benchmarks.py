@@ -65,12 +65,13 @@ def test_bench_tiling_quick(tmp_path):
     report = _run("bench_tiling.py", tmp_path)
     rows = report["results"]
     assert [(r["output_wh"], r["tile_size"], r["method"]) for r in rows] == [
-        ([64, 48], None, "pipeline"),
-        ([64, 48], 16, "two_stage_prototype"),
-        ([192, 160], 16, "pipeline"),
-        ([192, 160], 16, "two_stage_prototype"),
+        ([64, 48], None, "whole"),
+        ([64, 48], 8, "two_stage"),
+        ([192, 160], 16, "two_stage"),
+        ([192, 160], 16, "single_stage"),
     ]
-    assert rows[1]["max_uint8_diff_vs_whole"] <= 1  # the two-stage prototype is exact tiling too
+    assert rows[1]["max_uint8_diff_vs_whole"] <= 1  # two-stage tiling is exact tiling too
+    assert rows[3]["work_ratio"] > rows[2]["work_ratio"] >= 1.0
     for r in rows:
         assert "error" not in r, r
         assert _positive(r["seconds"]) and _positive(r["time_ratio"])
@@ -79,9 +80,9 @@ def test_bench_tiling_quick(tmp_path):
     assert rows[0]["time_ratio"] == 1.0
     same = report["same_run"]
     assert "error" not in same, same
-    for key in ("whole_seconds", "tiled_time_ratio", "two_stage_time_ratio", "tiled_work_ratio", "two_stage_work_ratio"):
+    for key in ("whole_seconds", "single_stage_time_ratio", "two_stage_time_ratio", "single_stage_work_ratio", "two_stage_work_ratio"):
         assert _positive(same[key]), key
-    assert same["tiled_work_ratio"] > same["two_stage_work_ratio"] >= 1.0  # less context to recompute
+    assert same["single_stage_work_ratio"] > same["two_stage_work_ratio"] >= 1.0  # less context to recompute
 
 
 @pytest.mark.slow
