@@ -96,7 +96,10 @@ class SRTrainingArguments:
         logging_dir: tracker folder, relative to ``output_dir``.
         tracker_project_name: run name given to the tracker.
         seed: seeds the data order, the augmentation and ``accelerate.utils.set_seed``.
-        dataloader_num_workers: DataLoader worker processes (results do not depend on it).
+        dataloader_num_workers: DataLoader worker processes (results do not depend on it). The
+            default 2 keeps decoding and the bicubic degradation off the training threads (in the
+            main process they ran at 3.5 pairs/s against 21.6 in a one-thread worker, measured on 2
+            CPU cores); 0 runs them in the main process.
         crop_border: pixels cropped from each side before PSNR/SSIM (None: the scale).
         y_channel: validation metrics on the Y channel instead of RGB.
         push_to_hub: upload ``final/`` (model, config, card; no checkpoints or logs) at the end.
@@ -135,7 +138,7 @@ class SRTrainingArguments:
     logging_dir: str = "logs"
     tracker_project_name: str = "train_sr"
     seed: int = 0
-    dataloader_num_workers: int = 0
+    dataloader_num_workers: int = 2
     crop_border: int | None = None
     y_channel: bool = False
     push_to_hub: bool = False
