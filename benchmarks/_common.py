@@ -260,7 +260,7 @@ class BareSRCNN(nn.Module):
 
     def forward(self, x):
         x = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
-        return self.conv3(F.relu(self.conv2(F.relu(self.conv1(x)))))
+        return self.conv3(F.relu(self.conv2(F.relu(self.conv1(x), inplace=True)), inplace=True))  # as SRCNN
 
 
 class BareMSRResNet(nn.Module):

@@ -136,14 +136,15 @@ def bench_sr(args, device: torch.device, train_data=None, num_workers: int = 0) 
         if last[0] is not None:
             hf_times.append(now - last[0])
         if with_bare:
-            start = time.perf_counter()
-            bare_step()
-            synchronize(device)
-            bare_times.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            bare_step(bare_cl, bare_cl_opt, x_cl, y_cl)
-            synchronize(device)
-            bare_cl_times.append(time.perf_counter() - start)
+            # the two bare steps swap order every step, so that each of the three loops follows a
+            # step in the same memory format about as often as the others (oneDNN's primitive
+            # cache and the allocator's free blocks favour a step that repeats the previous one)
+            bare_runs = [(bare_times, ()), (bare_cl_times, (bare_cl, bare_cl_opt, x_cl, y_cl))]
+            for times, step_args in bare_runs[:: 1 if step % 2 else -1]:
+                start = time.perf_counter()
+                bare_step(*step_args)
+                synchronize(device)
+                times.append(time.perf_counter() - start)
         last[0] = time.perf_counter()
 
     with tempfile.TemporaryDirectory() as out:
@@ -237,13 +238,22 @@ def bench_gan(args, device: torch.device) -> dict:
         def train_step(self, batch_, iteration, max_iterations=None):
             synchronize(device)
             entries.append(time.perf_counter())
+            # the bare iteration runs after the hfmagic one on odd iterations and before it on even
+            # ones, so that neither always follows the other (caches, allocator state)
+            if iteration % 2 == 0:
+                self._timed_bare()
             logs = super().train_step(batch_, iteration, max_iterations)
+            if iteration % 2 == 1:
+                self._timed_bare()
+            return logs
+
+        @staticmethod
+        def _timed_bare():
             synchronize(device)
             start = time.perf_counter()
             bare_step()
             synchronize(device)
             bare_times.append(time.perf_counter() - start)
-            return logs
 
     steps = (args.steps or args.repeats) + 2  # the first interval is start-up; the last has no end
     gan = TimedGAN(generator, discriminator)
