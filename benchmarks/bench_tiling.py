@@ -115,7 +115,7 @@ def work_ratio(pipe, height: int, width: int, tile: int | None, method: str) -> 
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from hfmagic.pipelines import _MIN_FEATURE_REGION
+    from hfmagic.pipelines import feature_region_size
 
     if tile is None:
         return 1.0
@@ -130,7 +130,7 @@ def work_ratio(pipe, height: int, width: int, tile: int | None, method: str) -> 
     with torch.inference_mode(), FlopCounterMode(display=False) as features:
         model.forward_features(x)
     share = features.get_total_flops() / total.get_total_flops()
-    region = max(pipe.scale * tile, _MIN_FEATURE_REGION)
+    region = feature_region_size(pipe.scale, tile)
     (fy, hy), (fx, hx) = (_two_stage_extent(n, tile, region, *pipe.split_receptive_fields) for n in (height, width))
     return share * fy * fx / area + (1 - share) * hy * hx / area
 

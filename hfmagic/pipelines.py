@@ -24,13 +24,15 @@ class docstring lists the shape-dependent kernels that cause it.
 
 Two-stage tiling. Models written as ``forward_head(forward_features(x), x)`` (MSRResNet, EDSR)
 are tiled in two stages by default: ``forward_features`` (the residual trunk, at LR resolution)
-runs on regions of ``upscale_factor * tile_size`` LR pixels with its own receptive field as
-context, and only ``forward_head`` (the upsampling tail that makes the HR-sized tensors) runs on
-``tile_size`` tiles, with the head's few pixels of context. A single-stage tile recomputes the
-whole receptive field (35 LR pixels for the 16-block MSRResNet) on every side, which costs
-``((tile + 70) / tile)^2`` of the work: 1.6x at tile 256; two stages cost a few per cent (see
-benchmarks/RESULTS.md). The memory per tile stays that of a ``tile_size`` tile (a feature region's
-LR maps hold as many floats as the head's HR maps of one tile).
+runs on regions of ``upscale_factor * tile_size / 2`` (at least 512) LR pixels with its own
+receptive field as context, and only ``forward_head`` (the upsampling tail that makes the HR-sized
+tensors) runs on ``tile_size`` tiles, with the head's few pixels of context. A single-stage tile
+recomputes the whole receptive field (35 LR pixels for the 16-block MSRResNet) on every side, which
+costs ``((tile + 70) / tile)^2`` of the work: 1.6x at tile 256; two stages cost a few per cent (see
+benchmarks/RESULTS.md). The peak memory stays that of a ``tile_size`` tile: a feature region's
+64-channel LR maps hold a quarter of the floats of the head's HR maps of one tile (measured on
+2200x2200 -> 8800x8800 with tile 512: 3.5 GB, single-stage 3.9 GB; regions twice as large peaked
+at 4.7 GB).
 """
 
 from __future__ import annotations
@@ -668,14 +670,12 @@ class SuperResolutionPipeline:
 
         A single-stage tile recomputes the whole receptive field (35 LR pixels for MSRResNet) on
         every side; here only the head's few pixels are recomputed per tile, and the feature stage,
-        whose maps cost ``mid_channels`` floats per LR pixel, runs in regions of ``scale *
-        tile_size`` (at least ``_MIN_FEATURE_REGION``) LR pixels, which hold about as many floats per
-        map as the head's HR maps of one tile.
+        whose maps cost ``mid_channels`` floats per LR pixel, runs in regions of
+        :func:`feature_region_size` LR pixels a side.
         """
         feature_halo, head_halo = self.split_receptive_fields
         s = self.scale
-        region_size = max(s * tile_size, _MIN_FEATURE_REGION)
-        regions = _cores(height, width, region_size)
+        regions = _cores(height, width, feature_region_size(s, tile_size))
         total = sum(len(_cores(y1 - y0, x1 - x0, tile_size)) for y0, y1, x0, x1 in regions)
         bar = tqdm(total=total, desc="tiles", disable=not progress or total == 1, leave=False)
         memory_format = self._prepare_model()
@@ -790,6 +790,15 @@ class SuperResolutionPipeline:
             )
             return DEFAULT_TILE_OVERLAP
         return self.receptive_field
+
+
+def feature_region_size(scale: int, tile_size: int) -> int:
+    """Side in LR pixels of the regions that two-stage tiling runs ``forward_features`` on.
+
+    ``scale * tile_size / 2``: a region's map then holds a quarter of the floats of one head tile's
+    HR map, so the trunk (which keeps ~4 maps alive) never needs more memory than the head does.
+    """
+    return max(scale * tile_size // 2, _MIN_FEATURE_REGION)
 
 
 def _cores(height: int, width: int, size: int) -> list[_Region]:

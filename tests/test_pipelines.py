@@ -329,9 +329,10 @@ def test_two_stage_tiling_equals_the_whole_image(kind, scale, monkeypatch):
     tiled = pipe.upscale_tensor(x, tile_size=3, batch_size=2)
     torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-5)
     assert calls["forward"] == 0
-    # feature regions of scale * 3 LR pixels (+ both halos), head tiles of 3 (+ the head's halo)
+    # feature regions (+ both halos), head tiles of 3 (+ the head's halo)
     feature_halo, head_halo = pipe.split_receptive_fields
-    region = scale * 3
+    region = pipelines.feature_region_size(scale, 3)
+    assert region == max(scale * 3 // 2, 4)
     assert len(calls["features"]) == -(-23 // region) * -(-30 // region)
     assert max(s[-1] for s in calls["features"]) <= region + 2 * (feature_halo + head_halo)
     assert max(s[-1] for s in calls["head"]) <= 3 + 2 * head_halo
