@@ -441,7 +441,7 @@ def test_two_ddp_processes_on_cpu(tmp_path):
     # report, per rank, checksums of the trained weights and of the BatchNorm running statistics
     wrapper = tmp_path / "report_ranks.py"
     wrapper.write_text(textwrap.dedent(f"""
-        import runpy, sys
+        import os, runpy, sys
         import hfmagic.training.gan as gan_module
         train = gan_module.train_gan
         def train_and_report(gan, *args, **kwargs):
@@ -449,7 +449,9 @@ def test_two_ddp_processes_on_cpu(tmp_path):
             g, d = gan.unwrapped_generator, gan.unwrapped_discriminator
             weights = sum(float(p.double().sum()) for m in (g, d) for p in m.parameters())
             stats = float(g.noise2feat.bn.running_mean.double().sum())
-            print(f"RANK {{gan.accelerator.process_index}} weights {{weights!r}} bn {{stats!r}}", flush=True)
+            # one write per line: print() writes the text and the newline separately, so the two
+            # ranks' lines could interleave on the shared pipe
+            os.write(1, f"RANK {{gan.accelerator.process_index}} weights {{weights!r}} bn {{stats!r}}\\n".encode())
             return logs
         gan_module.train_gan = train_and_report
         sys.argv = [{str(SCRIPT)!r}] + sys.argv[1:]
