@@ -608,19 +608,18 @@ class SuperResolutionPipeline:
         """Yield (HR region, float32 CPU tensor (1, C, h, w)) covering the whole output once."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-        if tile_size is not None and tile_overlap is None and self.split_tiling and not self.exact:
+        if tile_size is not None:
             if int(tile_size) != tile_size or tile_size < 1:
                 raise ValueError(f"tile_size must be a positive integer (LR pixels) or None, got {tile_size!r}.")
-            if self.split_receptive_fields is not None:
-                yield from self._split_tiles(read, height, width, int(tile_size), batch_size, progress)
+            tile_size = int(tile_size)
+            two_stage = tile_overlap is None and self.split_tiling and not self.exact
+            if two_stage and self.split_receptive_fields is not None:
+                yield from self._split_tiles(read, height, width, tile_size, batch_size, progress)
                 return
         if tile_size is None:
             cores, overlap = [(0, height, 0, width)], 0
         else:
-            if int(tile_size) != tile_size or tile_size < 1:
-                raise ValueError(f"tile_size must be a positive integer (LR pixels) or None, got {tile_size!r}.")
-            tile_size, overlap = int(tile_size), self._overlap(tile_overlap)
-            cores = _cores(height, width, tile_size)
+            cores, overlap = _cores(height, width, tile_size), self._overlap(tile_overlap)
         s = self.scale
         if self.exact:
             batch_size = 1  # a batched GEMM starts each sample's rows at another alignment
