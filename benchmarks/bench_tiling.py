@@ -86,26 +86,27 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def _cores(length: int, tile: int) -> list[tuple[int, int]]:
-    return [(start, min(start + tile, length)) for start in range(0, length, tile)]
+def _area(region) -> int:
+    y0, y1, x0, x1 = region
+    return (y1 - y0) * (x1 - x0)
 
 
 def _context_area(height: int, width: int, tile: int, halo: int) -> int:
-    """LR pixels fed to a stage when cores of ``tile`` get ``halo`` pixels of context (clipped)."""
+    """LR pixels fed to the network when the pipeline's cores of ``tile`` get ``halo`` pixels of context."""
+    from hfmagic.pipelines import _cores, _grow
 
-    def extent(length):
-        return sum(min(b + halo, length) - max(a - halo, 0) for a, b in _cores(length, tile))
-
-    return extent(height) * extent(width)
+    return sum(_area(_grow(core, halo, height, width)) for core in _cores(height, width, tile))
 
 
-def _two_stage_extent(length: int, tile: int, region: int, feature_halo: int, head_halo: int) -> tuple[int, int]:
-    """LR pixels along one axis that forward_features and forward_head see (as the pipeline cuts them)."""
+def _two_stage_areas(height: int, width: int, tile: int, region: int, feature_halo: int, head_halo: int) -> tuple[int, int]:
+    """LR pixels that forward_features and forward_head see, cut as the pipeline cuts them."""
+    from hfmagic.pipelines import _cores, _grow
+
     features = head = 0
-    for a, b in _cores(length, region):
-        fa, fb = max(a - head_halo, 0), min(b + head_halo, length)
-        features += min(fb + feature_halo, length) - max(fa - feature_halo, 0)
-        head += sum(min(b + head_halo, length) - max(a - head_halo, 0) for a, b in _cores(b - a, tile))
+    for y0, y1, x0, x1 in _cores(height, width, region):
+        features += _area(_grow(_grow((y0, y1, x0, x1), head_halo, height, width), feature_halo, height, width))
+        for ty0, ty1, tx0, tx1 in _cores(y1 - y0, x1 - x0, tile):
+            head += _area(_grow((y0 + ty0, y0 + ty1, x0 + tx0, x0 + tx1), head_halo, height, width))
     return features, head
 
 
@@ -131,8 +132,8 @@ def work_ratio(pipe, height: int, width: int, tile: int | None, method: str) -> 
         model.forward_features(x)
     share = features.get_total_flops() / total.get_total_flops()
     region = feature_region_size(pipe.scale, tile)
-    (fy, hy), (fx, hx) = (_two_stage_extent(n, tile, region, *pipe.split_receptive_fields) for n in (height, width))
-    return share * fy * fx / area + (1 - share) * hy * hx / area
+    features, head = _two_stage_areas(height, width, tile, region, *pipe.split_receptive_fields)
+    return share * features / area + (1 - share) * head / area
 
 
 def _pipeline(args, device, method: str):
