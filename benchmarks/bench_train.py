@@ -88,8 +88,9 @@ def _accelerator(device: torch.device, mixed_precision: str, **kwargs):
 
 
 def bench_sr(args, device: torch.device, train_data=None, num_workers: int = 0) -> dict:
-    """hfmagic train_sr steps vs bare steps (alternating); ``train_data`` replaces the in-memory
-    tensors (then no bare loop runs: only train_sr's own samples/s is reported)."""
+    """hfmagic train_sr steps vs bare steps (alternating); ``train_data`` (a dataset read by
+    ``num_workers`` workers, or a ``DeviceSRData``) replaces the in-memory tensors (then no bare loop
+    runs: only train_sr's own samples/s is reported)."""
     from hfmagic import MSRResNet, MSRResNetConfig
     from hfmagic.training import SRTrainingArguments, train_sr
 
@@ -102,14 +103,13 @@ def bench_sr(args, device: torch.device, train_data=None, num_workers: int = 0) 
     model = MSRResNet(config)
     lq = gt // 4
     steps = args.steps or args.repeats
-    if train_data is None:
-        train_data = [
-            {"pixel_values": torch.rand(3, lq, lq), "labels": torch.rand(3, gt, gt)} for _ in range(2 * batch)
-        ]
-    with_bare = num_workers == 0
+    memory = [{"pixel_values": torch.rand(3, lq, lq), "labels": torch.rand(3, gt, gt)} for _ in range(2 * batch)]
+    train_data = memory if train_data is None else train_data
+    # with workers or batches made on the device the loop is compared with the in-memory run instead
+    with_bare = train_data is memory and num_workers == 0
     bare = bare_copy(model).to(device).train()
     bare_opt = torch.optim.Adam(bare.parameters(), lr=2e-4, betas=(0.9, 0.999))
-    first = [train_data[i % len(train_data)] for i in range(batch)]
+    first = memory[:batch]
     x = torch.stack([item["pixel_values"] for item in first]).to(device)
     y = torch.stack([item["labels"] for item in first]).to(device)
 
@@ -366,6 +366,12 @@ def bench_data(args, device: torch.device, sr_result: dict | None) -> dict:
     result["device_pairs_per_s"] = loader_rate(device_data, batch, num_batches=5 if args.quick else 20)
     if sr_result is not None:
         result["device_loader_vs_consumption"] = result["device_pairs_per_s"] / sr_result["hfmagic_samples_per_s"]
+        # train_sr fed by the device path (DeviceSRData.batch_at in the loop) vs fed from memory
+        fed = bench_sr(args, device, train_data=device_data)
+        result.update(
+            train_samples_per_s_device_data=fed["hfmagic_samples_per_s"],
+            device_data_slowdown=sr_result["hfmagic_samples_per_s"] / fed["hfmagic_samples_per_s"] - 1.0,
+        )
     return result
 
 
@@ -404,6 +410,12 @@ def main(argv=None) -> dict:
             f"data: whole {r['full_pairs_per_s_per_worker']:.1f} pairs/s/worker, sub-images "
             f"{r['subimage_pairs_per_s_per_worker']:.1f} ({r['subimage_speedup']:.1f}x); device path {r['device_pairs_per_s']:.0f} pairs/s"
         )
+        if "device_data_slowdown" in r:
+            table.append(
+                f"      train_sr fed by DeviceSRData: {r['train_samples_per_s_device_data']:.2f} samples/s "
+                f"({100 * r['device_data_slowdown']:+.1f}% vs from memory); device path / model consumption "
+                f"{r['device_loader_vs_consumption']:.1f}x"
+            )
         if "loader_slowdown" in r:
             table.append(
                 f"      train_sr with {r['train_workers']} workers from sub-images: {r['train_samples_per_s_from_subimages']:.2f} "

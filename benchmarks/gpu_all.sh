@@ -19,19 +19,20 @@ step() {  # step SECONDS NAME COMMAND...
   [ $rc -eq 0 ] || tail -5 "$OUT/$name.log"
 }
 
-# 1. the device data path equals the CPU dataset on CUDA too (~20 s)
-step 45 test_gpu_pipeline python -m pytest -q tests/test_gpu_pipeline.py
+# 1. the device data path equals the CPU dataset on CUDA too, and train_sr trains from it (~25 s)
+step 60 test_gpu_pipeline python -m pytest -q tests/test_gpu_pipeline.py
 # 2. inference: fp32 eager / channels_last / pipeline, bf16 and fp16 autocast (~1 min), then
 #    torch.compile at x4 on 256x256 (one compile per model, ~30-60 s each)
 step 120 inference python benchmarks/bench_inference.py --device cuda --scales 2 4 --sizes 128 256 \
   --modes eager channels_last pipeline bf16 fp16 --repeats 10 --json "$OUT/inference.json"
-step 170 inference_compile python benchmarks/bench_inference.py --device cuda --scales 4 --sizes 256 \
+step 155 inference_compile python benchmarks/bench_inference.py --device cuda --scales 4 --sizes 256 \
   --modes eager compile --repeats 10 --json "$OUT/inference_compile.json"
 # 3. tiling: 4000x3000 tiled vs whole (the whole image fits in GPU memory) (~1 min)
 step 90 tiling python benchmarks/bench_tiling.py --device cuda --tile-sizes 256 512 --whole-large \
   --repeats 3 --json "$OUT/tiling.json"
 # 4. training: SR (batch 16, gt 128) and DCGAN (batch 128) hfmagic loop vs bare, bf16 autocast; data
-#    pipeline incl. the device-resident path vs the model's consumption (target >= 1.2x) (~2 min)
+#    pipeline incl. the device-resident path vs the model's consumption (target >= 1.2x) and train_sr
+#    fed by it (--data_on_device) (~2 min)
 step 140 train python benchmarks/bench_train.py --device cuda --mixed-precision bf16 --steps 20 \
   --json "$OUT/train.json"
 ls -l "$OUT"

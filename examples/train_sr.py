@@ -79,6 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--validation_dataset", nargs="+", default=None, help="Validation sets: Set5, Set14, BSD100, Urban100, a DIV2K validation folder or any folder of HR images.")
     parser.add_argument("--gt_patch_size", type=int, default=None, help="HR training patch size (default: the recipe's, 128 for MSRResNet/SRCNN, 96/144/196 for EDSR x2/x3/x4).")
     parser.add_argument("--dataloader_num_workers", type=int, default=2, help="DataLoader worker processes (results do not depend on it; 0: load in the main process).")
+    parser.add_argument("--data_on_device", action="store_true", help="Hold the training images in accelerator memory (hfmagic.data.DeviceSRData) and cut, degrade and augment every batch there instead of in DataLoader workers: for GPUs that workers cannot keep fed. The images must fit in device memory (DIV2K sub-images: ~24 GB).")
     # optimisation
     parser.add_argument("--train_batch_size", type=int, default=16, help="Batch size per process (MMagic: 16).")
     parser.add_argument("--max_train_steps", type=int, default=None, help="Total optimisation steps (recipe: 1M for MSRResNet/SRCNN, 300k for EDSR).")
@@ -119,6 +120,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     if args.dataset_name and args.train_data_dir:
         parser.error("give either --dataset_name or --train_data_dir, not both.")
+    if args.data_on_device and args.lr_column:
+        parser.error("--data_on_device makes the LR images itself (MATLAB bicubic on the device); drop --lr_column or --data_on_device.")
     if args.model_config_overrides and args.model_name_or_path:
         parser.error("--model_config_overrides applies to --model; a fine-tuned model keeps its config.")
     if args.model_config_overrides:
@@ -232,16 +235,17 @@ def main(args: argparse.Namespace):
         training_args.dataset_names = ["hfmagic-embedded-photos"]
         logger.info("No --dataset_name/--train_data_dir: training on hfmagic's embedded photos (%s).", source)
     gt_patch_size = args.gt_patch_size or recipe["gt_patch_size"].get(scale, 32 * scale)
+    common = dict(scale=scale, gt_patch_size=gt_patch_size, image_column=args.image_column, skip_small=args.skip_small_images)
     with accelerator.main_process_first():
-        # no `seed` here: train_sr seeds every sample's crop and flips from (seed, position)
-        train_dataset = build_sr_dataset(
-            source,
-            scale=scale,
-            gt_patch_size=gt_patch_size,
-            image_column=args.image_column,
-            lr_column=args.lr_column,
-            skip_small=args.skip_small_images,
-        )
+        if args.data_on_device:
+            from hfmagic.data import DeviceSRData
+
+            # every process decodes all images into its own device's memory
+            train_dataset = DeviceSRData.from_source(source, device=accelerator.device, **common)
+            logger.info("Training images on %s: %.1f MB.", accelerator.device, train_dataset.memory_bytes() / 2**20)
+        else:
+            # no `seed` here: train_sr seeds every sample's crop and flips from (seed, position)
+            train_dataset = build_sr_dataset(source, lr_column=args.lr_column, **common)
     eval_sets = {}
     if validation and accelerator.is_main_process:  # validation runs on the main process only
         from hfmagic.data import load_eval_set

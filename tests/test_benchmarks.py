@@ -109,6 +109,7 @@ def test_bench_train_quick(tmp_path):
         "train_samples_per_s_from_subimages",
         "loader_cpu_share",
         "device_loader_vs_consumption",
+        "train_samples_per_s_device_data",
     ):
         assert _positive(data[key]), key
     assert data["train_workers"] == 1
@@ -125,6 +126,11 @@ def test_gpu_script_is_prepared():
         assert name in script
     assert "--device cuda" in script and "bf16" in script
     assert os.access(BENCH / "gpu_all.sh", os.X_OK)
+    # every step has its own limit, and together they fit in one 10-minute device command
+    import re
+
+    limits = [int(n) for n in re.findall(r"^step (\d+) ", script, flags=re.M)]
+    assert len(limits) == 5 and sum(limits) <= 580, limits
 
 
 # --------------------------------------------------------------------------------------------

@@ -121,9 +121,40 @@ def test_from_source_folder(tmp_path):
     assert data.sample(3)["labels"].shape == (3, 3, 8, 8)
 
 
+def test_batch_at_is_a_pure_function_of_seed_and_step_and_ranks_share_it():
+    images = [_textured(32, 36, i) for i in range(3)]
+    data = DeviceSRData(images, scale=2, gt_patch_size=8)
+    whole = data.batch_at(5, 6, seed=1)
+    again = DeviceSRData(images, scale=2, gt_patch_size=8).batch_at(5, 6, seed=1)
+    ranks = [data.batch_at(5, 2, seed=1, rank=r, world_size=3) for r in range(3)]
+    for key in ("pixel_values", "labels"):
+        assert torch.equal(whole[key], again[key])
+        assert torch.equal(whole[key], torch.cat([r[key] for r in ranks]))  # W ranks = one process, batch B*W
+    assert whole["labels"].shape == (6, 3, 8, 8) and whole["pixel_values"].shape == (6, 3, 4, 4)
+    assert not torch.equal(whole["labels"], data.batch_at(6, 6, seed=1)["labels"])
+    assert not torch.equal(whole["labels"], data.batch_at(5, 6, seed=2)["labels"])
+    # the plan's rows are those of the global batch: a rank's share of a CropPlan
+    plan = data.plan(6, torch.Generator().manual_seed(0))
+    assert plan[2:4].index.tolist() == plan.index[2:4].tolist() and len(plan[2:4]) == 2
+    with pytest.raises(ValueError, match="rank 3"):
+        data.batch_at(0, 2, rank=3, world_size=3)
+
+
+def test_to_device_and_skip_small():
+    images = [_textured(20, 20, 0), _textured(10, 30, 1), _textured(24, 20, 2)]
+    with pytest.warns(UserWarning, match="Skipping 1 image"):
+        data = DeviceSRData(images, scale=2, gt_patch_size=16, skip_small=True)
+    assert data.sizes.tolist() == [[20, 20], [24, 20]]
+    before = data.batch_at(0, 4, seed=0)
+    assert data.to("cpu") is data and data.device == torch.device("cpu")
+    assert torch.equal(before["labels"], data.batch_at(0, 4, seed=0)["labels"])
+    with pytest.raises(ValueError, match="1 of 1 image"):
+        DeviceSRData([images[1]], scale=2, gt_patch_size=16, skip_small=True)
+
+
 def test_errors():
     image = _textured(20, 20, 0)
-    with pytest.raises(ValueError, match="smaller than gt_patch_size"):
+    with pytest.raises(ValueError, match="smaller than gt_patch_size.*skip_small=True"):
         DeviceSRData([image, _textured(10, 30, 1)], scale=2, gt_patch_size=16)
     with pytest.raises(ValueError, match="multiple of scale"):
         DeviceSRData([image], scale=4, gt_patch_size=10)
@@ -157,3 +188,18 @@ def test_cuda_equals_cpu():
         )
         for key in ("pixel_values", "labels"):
             torch.testing.assert_close(gpu.batch(gplan)[key].cpu(), cpu.batch(plan)[key], rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_train_sr_on_cuda_with_device_data(tmp_path):
+    from hfmagic import MSRResNet, MSRResNetConfig
+    from hfmagic.training import SRTrainingArguments, train_sr
+
+    data = DeviceSRData([_textured(40, 44, i) for i in range(3)], scale=4, gt_patch_size=16)  # built on CPU
+    model = MSRResNet(MSRResNetConfig(upscale_factor=4, mid_channels=8, num_blocks=1))
+    args = SRTrainingArguments(output_dir=str(tmp_path), train_batch_size=4, max_train_steps=3, validation_steps=0,
+                               checkpointing_steps=0, mixed_precision="bf16")
+    result = train_sr(model, data, args)
+    assert result.global_step == 3 and data.device.type == "cuda"
+    trained = MSRResNet.from_pretrained(result.final_dir)
+    assert all(torch.isfinite(p).all() for p in trained.parameters())

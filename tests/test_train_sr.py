@@ -182,12 +182,12 @@ def test_script_trains_validates_and_saves_best_and_final(image_dir, val_dir, tm
     assert json.loads((out / "training_args.json").read_text())["max_train_steps"] == 12
 
 
-def _library_run(image_dir, out, steps, callbacks=(), resume=None, **overrides):
+def _library_run(image_dir, out, steps, callbacks=(), resume=None, data=None, **overrides):
     from hfmagic.data.sr_dataset import build_sr_dataset
 
     torch.manual_seed(0)
     model = MSRResNet(MSRResNetConfig(upscale_factor=2, mid_channels=8, num_blocks=1))
-    data = build_sr_dataset(str(image_dir), scale=2, gt_patch_size=16)
+    data = data if data is not None else build_sr_dataset(str(image_dir), scale=2, gt_patch_size=16)
     args = SRTrainingArguments(
         output_dir=str(out), train_batch_size=2, max_train_steps=steps, checkpointing_steps=3, validation_steps=0,
         gradient_accumulation_steps=2, use_ema=True, lr_periods=[4, 6], lr_eta_min=1e-5, learning_rate=1e-3,
@@ -211,6 +211,45 @@ def test_resume_after_a_crash_gives_the_same_weights(image_dir, tmp_path):
     assert result.global_step == 8
     _assert_same(_weights(tmp_path / "straight" / "final"), _weights(tmp_path / "crashed" / "final"))
     _assert_same(_weights(tmp_path / "straight" / "checkpoint-6"), _weights(tmp_path / "crashed" / "checkpoint-6"))
+
+
+def test_device_data_trains_and_resumes_exactly(image_dir, tmp_path):
+    from hfmagic.data import DeviceSRData
+
+    def data():
+        return DeviceSRData.from_source(str(image_dir), scale=2, gt_patch_size=16)
+
+    straight = _library_run(image_dir, tmp_path / "straight", 8, data=data())
+    assert straight.global_step == 8
+
+    def crash(step, logs):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _library_run(image_dir, tmp_path / "crashed", 8, callbacks=[crash], data=data())
+    _library_run(image_dir, tmp_path / "crashed", 8, resume="latest", data=data())
+    _assert_same(_weights(tmp_path / "straight" / "final"), _weights(tmp_path / "crashed" / "final"))
+    # it learnt something, and from other batches than the DataLoader path draws
+    torch.manual_seed(0)
+    initial = MSRResNet(MSRResNetConfig(upscale_factor=2, mid_channels=8, num_blocks=1)).state_dict()
+    final = _weights(tmp_path / "straight" / "final")
+    assert any(not torch.equal(initial[k], final[k]) for k in final)
+    _library_run(image_dir, tmp_path / "loader", 8)
+    other = _weights(tmp_path / "loader" / "final")
+    assert any(not torch.equal(other[k], final[k]) for k in final)
+    with pytest.raises(ValueError, match="x2 pairs but the model upscales x4"):
+        train_sr(MSRResNet(MSRResNetConfig(upscale_factor=4, mid_channels=8, num_blocks=1)), data(),
+                 SRTrainingArguments(output_dir=str(tmp_path / "x4"), max_train_steps=1))
+
+
+def test_script_with_data_on_device(image_dir, tmp_path):
+    out = tmp_path / "run"
+    result = script.main(script.parse_args(_argv(image_dir, out, "--max_train_steps", "2", "--data_on_device", "--checkpointing_steps", "0")))
+    assert result.global_step == 2
+    assert MSRResNet.from_pretrained(out / "final").config.upscale_factor == 2
+    with pytest.raises(SystemExit):
+        script.parse_args(_argv(image_dir, out, "--data_on_device", "--lr_column", "lr"))
 
 
 @pytest.mark.slow

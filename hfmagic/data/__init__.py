@@ -7,6 +7,8 @@
 - :func:`prepare_div2k` (``hfmagic prepare-div2k``): DIV2K -> HR sub-image dataset.
 - :func:`load_eval_set`: Set5/Set14/BSD100/Urban100, DIV2K validation, or HR folders as
   ``(name, lr, hr)`` uint8 pairs.
+- :class:`DeviceSRData`: the same pairs made in batches on the GPU (images held in device memory),
+  for ``train_sr`` when a DataLoader cannot keep up.
 - :func:`load_rgb`, :func:`to_tensor`, :func:`to_numpy`: image decoding and conversions.
 
 Only torch, numpy and PIL are imported here; ``datasets`` and the Hub client are imported by the
@@ -26,6 +28,7 @@ _LAZY = {
         ["build_sr_dataset", "sr_collate_fn", "PairedSRTransform", "modcrop"], "sr_dataset"
     ),
     "load_image_dataset": "sources",
+    **dict.fromkeys(["DeviceSRData", "CropPlan"], "gpu_pipeline"),
     **dict.fromkeys(["prepare_div2k", "subimage_positions"], "prepare"),
     **dict.fromkeys(["load_eval_set", "EvalPair", "EvalSet"], "eval_sets"),
     **dict.fromkeys(

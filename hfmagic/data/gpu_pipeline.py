@@ -19,15 +19,23 @@ Two ways to make the LR, both equal to resizing the whole image:
 >>> data = DeviceSRData.from_source("path/to/div2k_sub", scale=4, gt_patch_size=128, device="cuda")
 >>> for batch in data.loader(batch_size=16, seed=0):      # endless
 ...     loss = model(**batch).loss                         # pixel_values (16, 3, 32, 32), labels (16, 3, 128, 128)
+>>> train_sr(model, data, SRTrainingArguments(...))        # or let the training loop draw the batches
 ```
+
+``train_sr`` (and ``examples/train_sr.py --data_on_device``) takes a ``DeviceSRData`` in place of a
+dataset: micro-batch ``j`` of a run is :meth:`DeviceSRData.batch_at` ``(j, ...)``, drawn from a generator
+seeded with ``(seed, j)``, so a resumed run sees the batches an uninterrupted one would, and W ranks
+with batch B share out the batch one process with batch B*W would draw.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from .images import load_rgb
@@ -51,6 +59,10 @@ class CropPlan:
     def __len__(self) -> int:
         return int(self.index.shape[0])
 
+    def __getitem__(self, rows: slice) -> CropPlan:
+        """The choices of ``rows`` of the batch (e.g. one rank's share of a global batch)."""
+        return CropPlan(*(t[rows] for t in (self.index, self.top, self.left, self.hflip, self.vflip, self.transpose)))
+
 
 class DeviceSRData:
     """HR images held on ``device`` as one padded uint8 tensor (N, 3, H_max, W_max), each image cropped
@@ -63,6 +75,7 @@ class DeviceSRData:
         device: where the images live and batches are made.
         lr_mode: ``"precompute"`` or ``"online"`` (see the module docstring).
         augment: random horizontal flip, vertical flip and transpose, p = 0.5 each.
+        skip_small: drop (with a warning) images smaller than ``gt_patch_size`` instead of raising.
     """
 
     def __init__(
@@ -74,6 +87,7 @@ class DeviceSRData:
         device: str | torch.device = "cpu",
         lr_mode: str = "precompute",
         augment: bool = True,
+        skip_small: bool = False,
     ):
         if not isinstance(scale, int) or scale < 1:
             raise ValueError(f"scale must be a positive int (2, 3, 4, ...); got {scale!r}.")
@@ -89,7 +103,7 @@ class DeviceSRData:
             lr_mode,
             augment,
         )
-        self.device = torch.device(device)
+        self.device = _resolve(device)
         hrs = [self._to_uint8_chw(image) for image in images]
         hrs = [
             hr[
@@ -100,10 +114,18 @@ class DeviceSRData:
             for hr in hrs
         ]  # modcrop
         small = [(i, tuple(hr.shape[1:])) for i, hr in enumerate(hrs) if min(hr.shape[1:]) < gt_patch_size]
-        if small:
+        if small and skip_small and len(small) < len(hrs):
+            warnings.warn(
+                f"Skipping {len(small)} image(s) smaller than gt_patch_size={gt_patch_size} (index, (H, W)): {small[:5]}.",
+                stacklevel=2,
+            )
+            dropped = {i for i, _ in small}
+            hrs = [hr for i, hr in enumerate(hrs) if i not in dropped]
+        elif small:
             raise ValueError(
-                f"{len(small)} image(s) are smaller than gt_patch_size={gt_patch_size} after cropping to a multiple of "
-                f"{scale} (index, (H, W)): {small[:5]}. Remove them or lower gt_patch_size."
+                f"{len(small)} of {len(hrs)} image(s) are smaller than gt_patch_size={gt_patch_size} after cropping to a "
+                f"multiple of {scale} (index, (H, W)): {small[:5]}. Remove them, lower gt_patch_size"
+                + (" or pass skip_small=True." if len(small) < len(hrs) else ".")
             )
         self.sizes = torch.tensor([hr.shape[1:] for hr in hrs], dtype=torch.int64, device=self.device)  # (N, 2)
         h_max, w_max = (int(v) for v in self.sizes.max(dim=0).values)
@@ -111,6 +133,7 @@ class DeviceSRData:
         for i, hr in enumerate(hrs):
             self.hr[i, :, : hr.shape[1], : hr.shape[2]] = hr.to(self.device)
         self.lr = None
+        self._generator: torch.Generator | None = None  # batch_at's, reseeded for every batch
         if lr_mode == "precompute":
             self.lr = torch.zeros(
                 len(hrs),
@@ -160,6 +183,16 @@ class DeviceSRData:
     def __len__(self) -> int:
         return int(self.hr.shape[0])
 
+    def to(self, device: str | torch.device) -> DeviceSRData:
+        """Move the images to ``device`` (in place; returns ``self``)."""
+        device = _resolve(device)
+        self.device = device
+        self.sizes, self.hr = self.sizes.to(device), self.hr.to(device)
+        if self.lr is not None:
+            self.lr = self.lr.to(device)
+        self._generator = None
+        return self
+
     # ------------------------------------------------------------------ randomness
     def plan(self, batch_size: int, generator: torch.Generator | None = None) -> CropPlan:
         """Random choices for one batch: images uniformly with replacement, crop corners uniform over
@@ -205,6 +238,22 @@ class DeviceSRData:
         lr, hr = self._augment(lr, hr.float(), plan)
         return {"pixel_values": lr.div_(255.0), "labels": hr.div_(255.0)}
 
+    def batch_at(
+        self, step: int, batch_size: int, *, seed: int = 0, rank: int = 0, world_size: int = 1
+    ) -> dict[str, torch.Tensor]:
+        """Micro-batch ``step`` of a run, rank ``rank``'s share: the plan of a batch of
+        ``batch_size * world_size`` is drawn from a generator seeded with ``(seed, step)``, and this rank
+        gets rows ``rank * batch_size`` to ``(rank + 1) * batch_size``. A pure function of its arguments
+        (on one device): what makes a resumed run, or W ranks, see the same data as one straight run."""
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside 0..{world_size - 1}.")
+        if self._generator is None:
+            self._generator = torch.Generator(device=self.device)
+        state = np.random.SeedSequence([int(seed), 2, int(step)]).generate_state(2, dtype=np.uint32)
+        self._generator.manual_seed((int(state[0]) << 31) ^ int(state[1]))
+        plan = self.plan(batch_size * world_size, self._generator)
+        return self.batch(plan[rank * batch_size : (rank + 1) * batch_size])
+
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """One random batch (see :meth:`plan` and :meth:`batch`)."""
         return self.batch(self.plan(batch_size, generator))
@@ -236,19 +285,27 @@ class DeviceSRData:
     @staticmethod
     def _augment(lr: torch.Tensor, hr: torch.Tensor, plan: CropPlan) -> tuple[torch.Tensor, torch.Tensor]:
         # Same order as the CPU path: horizontal flip, vertical flip, transpose (square patches).
+        # Applied unconditionally: testing mask.any() would make the host wait for the device.
         for mask, op in (
             (plan.hflip, lambda t: t.flip(-1)),
             (plan.vflip, lambda t: t.flip(-2)),
             (plan.transpose, lambda t: t.transpose(-1, -2)),
         ):
-            if bool(mask.any()):
-                m = mask[:, None, None, None]
-                lr, hr = torch.where(m, op(lr), lr), torch.where(m, op(hr), hr)
+            m = mask[:, None, None, None]
+            lr, hr = torch.where(m, op(lr), lr), torch.where(m, op(hr), hr)
         return lr.contiguous(), hr.contiguous()
 
     def memory_bytes(self) -> int:
         """Device memory the images take (HR plus precomputed LR)."""
         return self.hr.numel() + (self.lr.numel() if self.lr is not None else 0)
+
+
+def _resolve(device: str | torch.device) -> torch.device:
+    """``device`` with its index ("cuda" -> "cuda:<current>"), so that generators and tensors agree."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
 
 
 def _symmetric(index: torch.Tensor, length: torch.Tensor) -> torch.Tensor:

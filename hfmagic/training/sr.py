@@ -309,6 +309,20 @@ def evaluate_model(
     return {name: {key: float(value) for key, value in values.items() if isinstance(value, (int, float))} for name, values in results.items()}
 
 
+def _as_device_data(train_dataset: Any, scale: int, device: torch.device):
+    """``train_dataset`` moved to the training device if it is a ``DeviceSRData``, else None."""
+    from ..data.gpu_pipeline import DeviceSRData
+
+    if not isinstance(train_dataset, DeviceSRData):
+        return None
+    if train_dataset.scale != scale:
+        raise ValueError(
+            f"The DeviceSRData makes x{train_dataset.scale} pairs but the model upscales x{scale}; "
+            f"build it with scale={scale}."
+        )
+    return train_dataset.to(device)
+
+
 def _score(results: dict[str, dict[str, float]]) -> float:
     """The number 'best' is judged by: mean PSNR over the validation sets."""
     values = [v["psnr"] for v in results.values() if "psnr" in v]
@@ -378,7 +392,9 @@ def train_sr(
     Args:
         model: any ``SuperResolutionPreTrainedModel`` (its ``forward(pixel_values, labels)`` returns the loss).
         train_dataset: map-style dataset of ``{"pixel_values": (3, h, w), "labels": (3, h*s, w*s)}``
-            floats in [0, 1], e.g. ``hfmagic.data.sr_dataset.build_sr_dataset(...)``.
+            floats in [0, 1], e.g. ``hfmagic.data.sr_dataset.build_sr_dataset(...)``; or a
+            ``hfmagic.data.DeviceSRData`` (moved to the training device, batches cut and degraded
+            there; no DataLoader workers).
         args: the settings.
         eval_sets: ``{name: load_eval_set(...)}`` for validation (PSNR/SSIM, best model); optional.
         accelerator: an ``Accelerator`` from :func:`create_accelerator`; one is made (and released at
@@ -442,8 +458,9 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
         weight_decay=args.adam_weight_decay,
     )
 
-    # Data: the deterministic stream (see the module docstring)
-    stream = SRSampleStream(train_dataset, seed=args.seed)
+    # Data: the deterministic stream (see the module docstring), or batches made on the device
+    device_data = _as_device_data(train_dataset, scale, accelerator.device)
+    stream = None if device_data is not None else SRSampleStream(train_dataset, seed=args.seed)
 
     # Schedule: stepped by us once per optimisation step (not prepared, so accelerate does not step
     # it once per process), saved through register_for_checkpointing.
@@ -485,24 +502,30 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
     accumulation = args.gradient_accumulation_steps
     world = accelerator.num_processes
     global_batch = args.train_batch_size * world * accumulation
-    sampler = StreamBatchSampler(
-        args.train_batch_size,
-        num_batches=(args.max_train_steps - global_step) * accumulation,
-        start=global_step * accumulation,
-        rank=accelerator.process_index,
-        world_size=world,
-    )
-    dataloader = DataLoader(
-        stream,
-        batch_sampler=sampler,
-        num_workers=args.dataloader_num_workers,
-        pin_memory=accelerator.device.type == "cuda",
-    )
+    first_batch, num_batches = global_step * accumulation, (args.max_train_steps - global_step) * accumulation
+    if device_data is not None:
+        # micro-batch j: a pure function of (seed, j), like stream positions (DeviceSRData.batch_at)
+        dataloader = (
+            device_data.batch_at(j, args.train_batch_size, seed=args.seed, rank=accelerator.process_index, world_size=world)
+            for j in range(first_batch, first_batch + num_batches)
+        )
+    else:
+        sampler = StreamBatchSampler(
+            args.train_batch_size, num_batches=num_batches, start=first_batch, rank=accelerator.process_index, world_size=world
+        )
+        dataloader = DataLoader(
+            stream,
+            batch_sampler=sampler,
+            num_workers=args.dataloader_num_workers,
+            pin_memory=accelerator.device.type == "cuda",
+        )
 
     logger.info(
-        "Training %s x%d: %d steps from step %d, %d samples, batch %d per process x %d processes x %d accumulation = %d.",
+        "Training %s x%d: %d steps from step %d, %d %s, batch %d per process x %d processes x %d accumulation = %d.",
         type(accelerator.unwrap_model(model)).__name__, scale, args.max_train_steps, global_step,
-        len(stream), args.train_batch_size, world, accumulation, global_batch,
+        len(device_data if device_data is not None else stream),
+        f"images on {device_data.device}" if device_data is not None else "samples",
+        args.train_batch_size, world, accumulation, global_batch,
     )
 
     def eval_model() -> torch.nn.Module:
