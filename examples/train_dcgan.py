@@ -107,13 +107,33 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     if args.evaluation_images and (args.evaluation_images < 2 or args.evaluation_images % 2 or args.resolution % 16):
         parser.error("--evaluation_images must be an even number >= 2 (MS-SSIM compares pairs), with --resolution a multiple of 16.")
     if args.model_config_overrides:
+        from hfmagic import DCGANConfig
+        from hfmagic.models import check_config_overrides
+
         try:
             args.model_config_overrides = json.loads(args.model_config_overrides)
         except json.JSONDecodeError as error:
             parser.error(f"--model_config_overrides is not valid JSON: {error}")
+        try:
+            check_config_overrides(DCGANConfig, args.model_config_overrides, {"image_size": "--resolution", "num_channels": "--num_channels"})
+        except ValueError as error:
+            parser.error(f"--model_config_overrides: {error}")
+    for name in ("learning_rate", "generator_learning_rate", "discriminator_learning_rate"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            parser.error(f"--{name} must be > 0, got {getattr(args, name)}.")
+    for name in ("checkpointing_steps", "save_images_steps", "dataloader_num_workers"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name} must be >= 0 (0: off), got {getattr(args, name)}.")
+    if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
+        parser.error(f"--checkpoints_total_limit must be >= 1 (leave it out to keep every checkpoint), got {args.checkpoints_total_limit}.")
     if args.push_to_hub and args.hub_model_id is None:
         args.hub_model_id = Path(args.output_dir).resolve().name
     return args
+
+
+def _or(value, default):
+    """``value`` unless it is None (0 is a value, not "unset")."""
+    return default if value is None else value
 
 
 def ema_momentum(args: argparse.Namespace) -> float | None:
@@ -193,6 +213,14 @@ def _train(args: argparse.Namespace, accelerator) -> Path:
     set_seed(args.seed)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
+        if args.push_to_hub:  # now, so that a bad token, repo id or network fails before the training
+            from huggingface_hub import HfApi
+
+            from hfmagic.hub import explain_network_errors
+
+            with explain_network_errors(f"create the Hub repo {args.hub_model_id!r}", "Check the network or HF_ENDPOINT, or drop --push_to_hub."):
+                api = HfApi(token=args.hub_token)
+                args.hub_model_id = api.create_repo(args.hub_model_id, exist_ok=True, private=args.hub_private or None).repo_id
 
     # model
     config = DCGANConfig(image_size=args.resolution, num_channels=args.num_channels, **(args.model_config_overrides or {}))
@@ -217,9 +245,9 @@ def _train(args: argparse.Namespace, accelerator) -> Path:
 
     # optimizers
     betas = (args.adam_beta1, args.adam_beta2)
-    generator_optimizer = torch.optim.Adam(generator.parameters(), lr=args.generator_learning_rate or args.learning_rate, betas=betas)
+    generator_optimizer = torch.optim.Adam(generator.parameters(), lr=_or(args.generator_learning_rate, args.learning_rate), betas=betas)
     discriminator_optimizer = torch.optim.Adam(
-        discriminator.parameters(), lr=args.discriminator_learning_rate or args.learning_rate, betas=betas
+        discriminator.parameters(), lr=_or(args.discriminator_learning_rate, args.learning_rate), betas=betas
     )
 
     # dataset
@@ -240,7 +268,8 @@ def _train(args: argparse.Namespace, accelerator) -> Path:
 
     # trackers
     if accelerator.is_main_process and accelerator.log_with:
-        tracker_config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool))}
+        # never the token: trackers upload their config (wandb) or write it to disk (tensorboard)
+        tracker_config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool)) and k != "hub_token"}
         accelerator.init_trackers("train_dcgan", config=tracker_config)
 
     # loop (resume included)
@@ -280,8 +309,8 @@ def _train(args: argparse.Namespace, accelerator) -> Path:
         recipe = (
             f"## Training\n\nTrained with `examples/train_dcgan.py` (hfmagic, MMagic's BaseGAN schedule) on {data_name} "
             f"at {args.resolution}x{args.resolution} for {logs['step']} iterations: batch {args.train_batch_size} x "
-            f"{accelerator.num_processes} processes, Adam lr G {args.generator_learning_rate or args.learning_rate:g} / "
-            f"D {args.discriminator_learning_rate or args.learning_rate:g}, betas {betas}, discriminator steps "
+            f"{accelerator.num_processes} processes, Adam lr G {_or(args.generator_learning_rate, args.learning_rate):g} / "
+            f"D {_or(args.discriminator_learning_rate, args.learning_rate):g}, betas {betas}, discriminator steps "
             f"{args.discriminator_steps}, generator steps {args.generator_steps}"
             + (f", EMA momentum {ema_momentum(args):g} (the generator here holds the EMA weights)" if args.use_ema else "")
             + f". Final losses: D {logs.get('loss_d', math.nan):.4f}, G {logs.get('loss_g', math.nan):.4f}."
@@ -297,9 +326,11 @@ def _train(args: argparse.Namespace, accelerator) -> Path:
         )
         logger.info(f"Saved the generator and discriminator/ to {final_dir}")
         if args.push_to_hub:
-            from hfmagic.hub import push_folder_to_hub
+            from hfmagic.hub import explain_network_errors, push_folder_to_hub
 
-            url = push_folder_to_hub(final_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private or None)
+            later = f"The GAN is saved in {final_dir}; upload it later with hfmagic.hub.push_folder_to_hub({str(final_dir)!r}, {args.hub_model_id!r})."
+            with explain_network_errors(f"push {final_dir} to {args.hub_model_id!r}", later):
+                url = push_folder_to_hub(final_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private or None)
             logger.info(f"Pushed {final_dir} to {url}")
     accelerator.wait_for_everyone()
     return final_dir
@@ -310,6 +341,6 @@ if __name__ == "__main__":
 
     try:
         main(parse_args())
-    except TrainingDivergedError as err:  # a clear message and exit code 1, not a traceback
+    except (TrainingDivergedError, ConnectionError) as err:  # a clear message and exit code 1, not a traceback
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)

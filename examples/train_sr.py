@@ -23,6 +23,7 @@ from accelerate.utils import set_seed
 
 import hfmagic.models  # noqa: F401  (registers the architectures with the Auto classes)
 from hfmagic import EDSR, SRCNN, EDSRConfig, MSRResNet, MSRResNetConfig, SRCNNConfig
+from hfmagic.models import check_config_overrides
 from hfmagic.training import SRTrainingArguments, TrainingDivergedError, create_accelerator, release_accelerator, train_sr
 from hfmagic.training.schedulers import SCHEDULER_NAMES
 
@@ -129,8 +130,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             args.model_config_overrides = json.loads(args.model_config_overrides)
         except json.JSONDecodeError as err:
             parser.error(f"--model_config_overrides is not valid JSON ({err}); e.g. '{{\"num_blocks\": 4}}'.")
-        if not isinstance(args.model_config_overrides, dict):
-            parser.error("--model_config_overrides must be a JSON object, e.g. '{\"num_blocks\": 4}'.")
+        try:
+            check_config_overrides(RECIPES[args.model]["config_class"], args.model_config_overrides, {"upscale_factor": "--scale"})
+        except ValueError as err:
+            parser.error(f"--model_config_overrides: {err}")
+    for name in ("max_train_steps", "learning_rate"):  # None means "the recipe's"; 0 is an error, not a default
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            parser.error(f"--{name} must be > 0, got {getattr(args, name)}.")
     if args.hub_token is None:
         args.hub_token = os.environ.get("HF_TOKEN")
     return args
@@ -164,12 +170,12 @@ def build_model(args: argparse.Namespace, recipe: dict, scale: int):
 def training_arguments(args: argparse.Namespace, recipe: dict, scale: int) -> SRTrainingArguments:
     """The library's settings: the flags, with the recipe's values where a flag was not given."""
     name = args.model_name_or_path and Path(args.model_name_or_path).name or args.model
-    steps = args.max_train_steps or recipe["max_train_steps"]
+    steps = recipe["max_train_steps"] if args.max_train_steps is None else args.max_train_steps
     return SRTrainingArguments(
         output_dir=args.output_dir or f"sr-{name}-x{scale}",
         train_batch_size=args.train_batch_size,
         max_train_steps=steps,
-        learning_rate=args.learning_rate or recipe["learning_rate"],
+        learning_rate=recipe["learning_rate"] if args.learning_rate is None else args.learning_rate,
         adam_beta1=args.adam_beta1,
         adam_beta2=args.adam_beta2,
         adam_epsilon=args.adam_epsilon,
@@ -270,6 +276,6 @@ def main(args: argparse.Namespace):
 if __name__ == "__main__":
     try:
         main(parse_args())
-    except TrainingDivergedError as err:
+    except (TrainingDivergedError, ConnectionError) as err:  # a clear message and exit code 1, not a traceback
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)

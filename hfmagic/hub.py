@@ -18,6 +18,7 @@ A metric is a dict ``{"dataset": "Set5", "name": "PSNR", "value": 30.22, "type":
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -37,6 +38,7 @@ __all__ = [
     "save_gan_pretrained",
     "push_folder_to_hub",
     "push_model_to_hub",
+    "explain_network_errors",
     "push_gan_to_hub",
     "save_pretrained_with_card",
 ]
@@ -401,6 +403,31 @@ def save_gan_pretrained(
 
 
 # ------------------------------------------------------------------------------ pushing
+def _is_network_error(error: BaseException) -> bool:
+    # OfflineModeIsEnabled is a ConnectionError; the HTTP client's transport errors (httpx's
+    # ConnectError, timeouts) share a base class named TransportError
+    return isinstance(error, OSError) or any(cls.__name__ == "TransportError" for cls in type(error).__mro__)
+
+
+@contextlib.contextmanager
+def explain_network_errors(action: str, fix: str):
+    """Inside the block, a failure to reach the Hub becomes a ``ConnectionError`` that says what could
+    not be done (``action``), which endpoint was tried, the client's error, and ``fix``. HTTP errors
+    from the Hub itself (a bad token, a missing repo) pass through unchanged."""
+    try:
+        yield
+    except Exception as error:
+        if not _is_network_error(error):
+            raise
+        from huggingface_hub import constants
+
+        offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
+        raise ConnectionError(
+            f"Could not {action}: the Hub at {constants.ENDPOINT} is unreachable{offline} "
+            f"({type(error).__name__}: {error}). {fix}"
+        ) from error
+
+
 def push_folder_to_hub(
     folder: str | os.PathLike,
     repo_id: str,

@@ -210,6 +210,21 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(w).all() for w in weights.values())
 
 
+def test_resume_with_other_learning_rates_uses_them(tmp_path, caplog):
+    gan = _tiny_gan()
+    _prepare(gan, lr=0.01)
+    train_gan(gan, _loader(gan.accelerator), max_train_steps=2, output_dir=tmp_path, checkpointing_steps=2, show_progress=False)
+    gan = _tiny_gan()
+    g_opt, d_opt = _prepare(gan, lr=0.001)  # e.g. after a divergence: "resume with a lower --learning_rate"
+    with caplog.at_level("WARNING"):
+        train_gan(gan, _loader(gan.accelerator), max_train_steps=4, output_dir=tmp_path, checkpointing_steps=2,
+                  resume_from_checkpoint="latest", show_progress=False)
+    assert g_opt.param_groups[0]["lr"] == d_opt.param_groups[0]["lr"] == 0.001
+    assert "learning rate [0.001] replaces the checkpoint's [0.01]" in caplog.text
+    saved = torch.load(tmp_path / "checkpoint-4" / "optimizer.bin", weights_only=True)
+    assert saved["param_groups"][0]["lr"] == 0.001
+
+
 def test_image_grid_layout():
     images = torch.full((5, 1, 4, 4), -1.0)
     images[4] = 1.0
@@ -415,6 +430,40 @@ def test_script_argument_checks():
                 ["--discriminator_accumulation_steps", "3", "--checkpointing_steps", "10"], ["--evaluation_images", "3"]):
         with pytest.raises(SystemExit):
             script.parse_args(bad)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--model_config_overrides", '{"generator_base_channel": 8}'], "did you mean 'generator_base_channels'?"),
+        (["--model_config_overrides", '{"image_size": 32}'], "'image_size' is set by --resolution"),
+        (["--model_config_overrides", "[1]"], "must be a JSON object"),
+        (["--learning_rate", "0"], "--learning_rate must be > 0"),
+        (["--discriminator_learning_rate", "0"], "--discriminator_learning_rate must be > 0"),  # not "use --learning_rate"
+        (["--checkpointing_steps", "-5"], "--checkpointing_steps must be >= 0"),
+        (["--checkpoints_total_limit", "0"], "--checkpoints_total_limit must be >= 1"),
+    ],
+)
+def test_script_rejects_bad_flags_with_the_reason(flags, message, capsys):
+    with pytest.raises(SystemExit):
+        _import_script().parse_args(flags)
+    assert message in capsys.readouterr().err
+
+
+def test_script_keeps_the_token_out_of_trackers_and_checks_the_hub_first(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    script = _import_script()
+    base = [*TINY, "--train_batch_size", "4", "--max_train_steps", "1", "--checkpointing_steps", "0", "--save_images_steps", "0",
+            "--num_sample_images", "4", "--hub_token", "hf_SECRET_TOKEN_123"]
+    script.main(script.parse_args([*base, "--report_to", "tensorboard", "--output_dir", str(tmp_path / "run")]))
+    logs = [p for p in (tmp_path / "run" / "logs").rglob("*") if p.is_file()]
+    assert logs and not any(b"hf_SECRET_TOKEN_123" in p.read_bytes() for p in logs)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(ConnectionError, match=r"create the Hub repo 'me/gan'.*unreachable.*drop --push_to_hub"):
+        script.main(script.parse_args([*base, "--report_to", "none", "--push_to_hub", "--hub_model_id", "me/gan",
+                                       "--output_dir", str(tmp_path / "pushed")]))
+    assert not (tmp_path / "pushed" / "final").exists()
 
 
 @pytest.mark.slow

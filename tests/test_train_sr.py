@@ -188,11 +188,12 @@ def _library_run(image_dir, out, steps, callbacks=(), resume=None, data=None, **
     torch.manual_seed(0)
     model = MSRResNet(MSRResNetConfig(upscale_factor=2, mid_channels=8, num_blocks=1))
     data = data if data is not None else build_sr_dataset(str(image_dir), scale=2, gt_patch_size=16)
-    args = SRTrainingArguments(
+    settings = dict(
         output_dir=str(out), train_batch_size=2, max_train_steps=steps, checkpointing_steps=3, validation_steps=0,
         gradient_accumulation_steps=2, use_ema=True, lr_periods=[4, 6], lr_eta_min=1e-5, learning_rate=1e-3,
-        resume_from_checkpoint=resume, seed=5, **overrides,
+        resume_from_checkpoint=resume, seed=5,
     )
+    args = SRTrainingArguments(**{**settings, **overrides})
     return train_sr(model, data, args, callbacks=callbacks)
 
 
@@ -211,6 +212,23 @@ def test_resume_after_a_crash_gives_the_same_weights(image_dir, tmp_path):
     assert result.global_step == 8
     _assert_same(_weights(tmp_path / "straight" / "final"), _weights(tmp_path / "crashed" / "final"))
     _assert_same(_weights(tmp_path / "straight" / "checkpoint-6"), _weights(tmp_path / "crashed" / "checkpoint-6"))
+
+
+def test_resume_with_another_learning_rate_uses_it(image_dir, tmp_path, caplog):
+    # a diverged run is resumed "with a lower --learning_rate": the checkpoint must not restore the old one
+    def record(into):
+        return lambda step, logs: into.append((step, logs["lr"]))
+
+    with pytest.raises(KeyboardInterrupt):
+        _library_run(image_dir, tmp_path / "run", 6, callbacks=[lambda step, logs: step == 4 and (_ for _ in ()).throw(KeyboardInterrupt)])
+    resumed, fresh = [], []
+    with caplog.at_level("WARNING", logger="hfmagic.training.sr"):
+        _library_run(image_dir, tmp_path / "run", 6, callbacks=[record(resumed)], resume="latest", learning_rate=1e-4)
+    assert "learning_rate 0.0001 replaces the checkpoint's 0.001 from step 3" in caplog.text
+    _library_run(image_dir, tmp_path / "fresh", 6, callbacks=[record(fresh)], learning_rate=1e-4)
+    assert [step for step, _ in resumed] == [4, 5, 6]
+    assert resumed == pytest.approx(fresh[3:], rel=1e-9)  # the same cosine-restart position, new peak
+    assert all(lr <= 1e-4 for _, lr in resumed)  # not the checkpoint's 1e-3 peak at the restart (step 4)
 
 
 def test_device_data_trains_and_resumes_exactly(image_dir, tmp_path):
@@ -490,6 +508,80 @@ def test_recipes_and_argument_errors():
         script.parse_args(["--model_config_overrides", "{not json"])
     with pytest.raises(ValueError, match="train_batch_size"):
         SRTrainingArguments(train_batch_size=0)
+    with pytest.raises(ValueError, match="checkpoints_total_limit must be >= 1"):
+        SRTrainingArguments(checkpoints_total_limit=0)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--max_train_steps", "0"], "--max_train_steps must be > 0"),  # not "the recipe's 1M steps"
+        (["--learning_rate", "0"], "--learning_rate must be > 0"),
+        (["--model_config_overrides", '{"mid_channel": 8}'], "'mid_channel' is not a field of MSRResNetConfig (did you mean 'mid_channels'?)"),
+        (["--model", "edsr", "--model_config_overrides", '{"res_scale": 0.1, "blocks": 4}'], "'blocks' is not a field of EDSRConfig"),
+        (["--model_config_overrides", '{"upscale_factor": 2}'], "'upscale_factor' is set by --scale"),
+        (["--model_config_overrides", "[1]"], "must be a JSON object"),
+        (["--data_on_device", "--lr_column", "lr"], "--data_on_device makes the LR images itself"),
+    ],
+)
+def test_script_rejects_bad_flags_with_the_reason(flags, message, capsys):
+    with pytest.raises(SystemExit):
+        script.parse_args(flags)
+    assert message in capsys.readouterr().err
+
+
+def test_library_refuses_mismatched_accelerator_and_small_validation_images(image_dir, tmp_path):
+    from accelerate import Accelerator
+
+    model = MSRResNet(MSRResNetConfig(upscale_factor=2, mid_channels=8, num_blocks=1))
+    data = _PairDataset()
+    with pytest.raises(ValueError, match="accumulates 1 micro-batches but args.gradient_accumulation_steps is 2"):
+        train_sr(model, data, SRTrainingArguments(output_dir=str(tmp_path / "a"), gradient_accumulation_steps=2),
+                 accelerator=Accelerator(cpu=True))
+    rng = np.random.default_rng(0)
+    tiny = [("ok", rng.integers(0, 255, (12, 12, 3), dtype=np.uint8), rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)),
+            ("tiny", rng.integers(0, 255, (7, 9, 3), dtype=np.uint8), rng.integers(0, 255, (14, 18, 3), dtype=np.uint8))]
+    with pytest.raises(ValueError, match=r"1 validation image\(s\) are smaller than 15x15 .*'val/tiny \(14x18\)'"):
+        train_sr(model, data, SRTrainingArguments(output_dir=str(tmp_path / "b"), max_train_steps=1), eval_sets={"val": tiny})
+    assert not list((tmp_path / "b").glob("checkpoint-*"))
+
+
+def test_checkpoint_is_saved_before_validation_and_knows_the_new_best(image_dir, val_dir, tmp_path, monkeypatch):
+    from hfmagic.data import load_eval_set
+    from hfmagic.training import read_checkpoint_state, sr
+
+    eval_sets = {"val": load_eval_set(str(val_dir), 2)}
+    out = tmp_path / "run"
+    _library_run_with_eval = lambda steps, **kw: train_sr(  # noqa: E731
+        MSRResNet(MSRResNetConfig(upscale_factor=2, mid_channels=8, num_blocks=1)),
+        _PairDataset(),
+        SRTrainingArguments(output_dir=str(out), train_batch_size=2, max_train_steps=steps, validation_steps=2,
+                            checkpointing_steps=2, learning_rate=1e-3, **kw),
+        eval_sets,
+    )
+    _library_run_with_eval(2)
+    # the validation at step 2 is known to checkpoint-2 (a resumed run compares later validations with it)
+    best = json.loads((out / "best" / "best_step.json").read_text())
+    assert read_checkpoint_state(out / "checkpoint-2")["best_score"] == pytest.approx(best["metrics"]["val"]["psnr"])
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("validation failed")
+
+    monkeypatch.setattr(sr, "evaluate_model", broken)
+    with pytest.raises(RuntimeError, match="validation failed"):
+        _library_run_with_eval(4, resume_from_checkpoint="latest")
+    assert [p.name for p in list_checkpoints(out)] == ["checkpoint-2", "checkpoint-4"]  # step 4 was saved first
+
+
+def test_push_to_hub_without_a_reachable_hub_fails_before_training(image_dir, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    out = tmp_path / "run"
+    with pytest.raises(ConnectionError, match=r"create the Hub repo 'me/x'.*127\.0\.0\.1:9 is unreachable.*drop --push_to_hub"):
+        script.main(script.parse_args(_argv(image_dir, out, "--max_train_steps", "2", "--push_to_hub", "--hub_model_id", "me/x",
+                                            "--hub_token", "hf_test")))
+    assert not (out / "final").exists()
     parser_help = _run_help()
     assert "--resume_from_checkpoint" in parser_help and "--push_to_hub" in parser_help
 

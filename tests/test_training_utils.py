@@ -65,6 +65,25 @@ def test_checkpoint_roundtrip_is_atomic_and_pruned(tmp_path):
     assert torch.equal(torch.randn(3, generator=noise.generator), expected_noise)
 
 
+def test_resaving_a_step_replaces_it_whole_and_state_updates(tmp_path):
+    from safetensors.torch import load_file
+
+    from hfmagic.training import update_checkpoint_state
+
+    accelerator = Accelerator(cpu=True)
+    model = accelerator.prepare(nn.Linear(2, 2))
+    save_checkpoint(accelerator, tmp_path, 2, extra_state={"best_score": 1.0})
+    with torch.no_grad():
+        model.weight.fill_(7.0)
+    # a run resumed from an older checkpoint saves step 2 again: the new state wins, nothing is left over
+    save_checkpoint(accelerator, tmp_path, 2, extra_state={"best_score": 2.0})
+    assert torch.equal(load_file(tmp_path / "checkpoint-2" / "model.safetensors")["weight"], torch.full((2, 2), 7.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-2"]
+    update_checkpoint_state(tmp_path / "checkpoint-2", best_score=3.5)
+    assert read_checkpoint_state(tmp_path / "checkpoint-2") == {"step": 2, "best_score": 3.5}
+    assert sorted(p.name for p in (tmp_path / "checkpoint-2").iterdir() if p.name.startswith("."))  == []
+
+
 def test_resolve_resume_errors(tmp_path):
     assert resolve_resume_checkpoint(None, tmp_path) is None
     assert resolve_resume_checkpoint("latest", tmp_path) is None

@@ -87,6 +87,10 @@ class EvalSet(Sequence[EvalPair]):
     def names(self) -> list[str]:
         return [entry[0] for entry in self._entries]
 
+    def hr_sizes(self) -> list[tuple[str, tuple[int, int]]]:
+        """``(name, (H, W))`` of every HR image, from the file headers (nothing decoded)."""
+        return [(key, image_size(hr)) for key, hr, _ in self._entries]
+
     def __len__(self) -> int:
         return len(self._entries)
 

@@ -151,7 +151,7 @@ class PairedSRTransform:
             raise ValueError(
                 f"{self._describe(row, hr_source)} is {h}x{w} (HxW after cropping to a multiple of {s}), "
                 f"smaller than gt_patch_size={p or s}. Remove it, lower gt_patch_size, or pass skip_small=True "
-                "to build_sr_dataset to skip such images."
+                "to build_sr_dataset (examples/train_sr.py: --skip_small_images) to skip such images."
             )
         if p is None:
             lr_t = self._to_tensor(lr) if lr is not None else self._downscale(hr)

@@ -8,6 +8,7 @@ from .checkpointing import (
     read_checkpoint_state,
     resolve_resume_checkpoint,
     save_checkpoint,
+    update_checkpoint_state,
 )
 from .ema import ExponentialMovingAverage
 from .gan import GAN, image_grid, train_gan
@@ -36,4 +37,5 @@ __all__ = [
     "save_checkpoint",
     "train_gan",
     "train_sr",
+    "update_checkpoint_state",
 ]

@@ -26,6 +26,7 @@ __all__ = [
     "read_checkpoint_state",
     "resolve_resume_checkpoint",
     "save_checkpoint",
+    "update_checkpoint_state",
 ]
 
 CHECKPOINT_STATE_FILE = "hfmagic_state.json"
@@ -112,18 +113,57 @@ def save_checkpoint(
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        state = {"step": step, **(extra_state or {})}
-        (tmp / CHECKPOINT_STATE_FILE).write_text(json.dumps(state, indent=2))
-        with open(tmp / CHECKPOINT_STATE_FILE) as f:
-            os.fsync(f.fileno())
-        if final.exists():  # re-saving the same step (e.g. final save after a periodic one)
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        _write_state(tmp, {"step": step, **(extra_state or {})})
+        for path in tmp.rglob("*"):  # the weights on disk before the name says "complete"
+            if path.is_file():
+                with open(path, "rb") as f:
+                    os.fsync(f.fileno())
+        if final.exists():
+            # re-saving a step (a run resumed from an older checkpoint): move the old one aside first,
+            # so that a crash in between leaves the old checkpoint, not none
+            old = root / f".checkpoint-{step}.old.tmp"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+        _fsync_dir(root)
         if total_limit is not None and total_limit > 0:
             for old in list_checkpoints(root)[:-total_limit]:
                 shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
+
+
+def _write_state(folder: Path, state: dict) -> None:
+    """Write ``hfmagic_state.json`` atomically (temporary file, fsync, rename)."""
+    tmp = folder / f".{CHECKPOINT_STATE_FILE}.tmp"
+    with open(tmp, "w") as f:
+        f.write(json.dumps(state, indent=2))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, folder / CHECKPOINT_STATE_FILE)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make renames in ``folder`` durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def update_checkpoint_state(path: str | os.PathLike, **values) -> None:
+    """Add or change values of a checkpoint's ``hfmagic_state.json`` (atomically; main process)."""
+    folder = Path(path)
+    _write_state(folder, {**read_checkpoint_state(folder), **values})
 
 
 def resolve_resume_checkpoint(resume_from: str | None, output_dir: str | os.PathLike) -> Path | None:

@@ -396,11 +396,21 @@ def train_gan(
     global_step, epoch, skip_batches, last_checkpoint = 0, 0, 0, None
     resume_path = resolve_resume_checkpoint(resume_from_checkpoint, output_dir)
     if resume_path is not None:
+        optimizers = {"generator": gan.generator_optimizer, "discriminator": gan.discriminator_optimizer}
+        requested = {name: [group["lr"] for group in opt.param_groups] for name, opt in optimizers.items()}
         accelerator.load_state(str(resume_path))
         state = read_checkpoint_state(resume_path)
         global_step, epoch, skip_batches = state["step"], state.get("epoch", 0), state.get("step_in_epoch", 0)
         last_checkpoint = str(resume_path)
         logger.info(f"Resumed from {resume_path} at step {global_step} (epoch {epoch}, batch {skip_batches}).")
+        # the optimizers' learning rates as built now win over the checkpoint's (a diverged run is
+        # resumed with lower ones); everything else (Adam's moments) is the checkpoint's
+        for name, opt in optimizers.items():
+            saved = [group["lr"] for group in opt.param_groups]
+            if saved != requested[name]:
+                for group, lr in zip(opt.param_groups, requested[name]):
+                    group["lr"] = lr
+                logger.warning(f"{name} learning rate {requested[name]} replaces the checkpoint's {saved}.")
     elif resume_from_checkpoint:
         logger.info(f"No checkpoint in {output_dir} yet; starting from scratch.")
 

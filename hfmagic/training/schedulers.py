@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch.optim.lr_scheduler import LRScheduler, MultiStepLR
 
-__all__ = ["CosineRestartLR", "SCHEDULER_NAMES", "get_sr_scheduler"]
+__all__ = ["CosineRestartLR", "SCHEDULER_NAMES", "get_sr_scheduler", "set_base_learning_rate"]
 
 
 class CosineRestartLR(LRScheduler):
@@ -134,3 +134,25 @@ def get_sr_scheduler(
         num_training_steps=num_training_steps,
         scheduler_specific_kwargs=specific,
     )
+
+
+def set_base_learning_rate(scheduler: LRScheduler, learning_rate: float) -> None:
+    """Give a (resumed) schedule a new peak learning rate, keeping its position: every group's base
+    rate becomes ``learning_rate`` and its current rate is scaled alike (or recomputed where the
+    schedule has a closed form), as if the run had used ``learning_rate`` from the start."""
+    from torch.optim.lr_scheduler import LambdaLR
+
+    groups = scheduler.optimizer.param_groups
+    for group, base in zip(groups, scheduler.base_lrs):
+        factor = learning_rate / base if base else 0.0
+        group["initial_lr"] = learning_rate
+        group["lr"] = group["lr"] * factor if base else learning_rate
+    scheduler.base_lrs = [learning_rate] * len(groups)
+    # closed forms: exact (eta_min included)
+    if isinstance(scheduler, CosineRestartLR):
+        for group in groups:
+            group["lr"] = scheduler.lr_at(scheduler.last_epoch, learning_rate)
+    elif isinstance(scheduler, LambdaLR):  # transformers' schedules
+        for group, rate in zip(groups, scheduler.lr_lambdas):
+            group["lr"] = learning_rate * rate(scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in groups]

@@ -42,9 +42,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .checkpointing import check_finite, read_checkpoint_state, resolve_resume_checkpoint, save_checkpoint
+from .checkpointing import (
+    check_finite,
+    read_checkpoint_state,
+    resolve_resume_checkpoint,
+    save_checkpoint,
+    update_checkpoint_state,
+)
 from .ema import ExponentialMovingAverage
-from .schedulers import get_sr_scheduler
+from .schedulers import get_sr_scheduler, set_base_learning_rate
 
 __all__ = [
     "SRTrainingArguments",
@@ -159,6 +165,8 @@ class SRTrainingArguments:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
         if self.mixed_precision not in (None, "no", "fp16", "bf16"):
             raise ValueError(f"mixed_precision must be 'no', 'fp16' or 'bf16' (None: accelerate's config), got {self.mixed_precision!r}.")
+        if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
+            raise ValueError(f"checkpoints_total_limit must be >= 1 (None keeps every checkpoint), got {self.checkpoints_total_limit}.")
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
             raise ValueError(f"max_grad_norm must be > 0 (or None for no clipping), got {self.max_grad_norm}.")
 
@@ -323,6 +331,20 @@ def _as_device_data(train_dataset: Any, scale: int, device: torch.device):
     return train_dataset.to(device)
 
 
+def _check_eval_sets(eval_sets: dict[str, Any], scale: int, crop_border: int) -> None:
+    """Fail before training, not at the first validation, on images SSIM cannot score."""
+    need = 11 + 2 * crop_border  # SSIM's 11x11 window after cropping crop_border pixels per side
+    small = []
+    for set_name, pairs in eval_sets.items():
+        sizes = pairs.hr_sizes() if hasattr(pairs, "hr_sizes") else [(pair[0], tuple(pair[2].shape[:2])) for pair in pairs]
+        small += [f"{set_name}/{name} ({h}x{w})" for name, (h, w) in sizes if min(h // scale, w // scale) * scale < need]
+    if small:
+        raise ValueError(
+            f"{len(small)} validation image(s) are smaller than {need}x{need} pixels, the least SSIM's 11x11 window "
+            f"needs after cropping crop_border={crop_border} from each side: {small[:5]}. Remove them or lower crop_border."
+        )
+
+
 def _score(results: dict[str, dict[str, float]]) -> float:
     """The number 'best' is judged by: mean PSNR over the validation sets."""
     values = [v["psnr"] for v in results.values() if "psnr" in v]
@@ -417,6 +439,12 @@ def train_sr(
         )
     owns_accelerator = accelerator is None
     accelerator = accelerator or create_accelerator(args)
+    if accelerator.gradient_accumulation_steps != args.gradient_accumulation_steps:
+        raise ValueError(
+            f"The accelerator accumulates {accelerator.gradient_accumulation_steps} micro-batches but "
+            f"args.gradient_accumulation_steps is {args.gradient_accumulation_steps}: build it with "
+            "create_accelerator(args) (or Accelerator(gradient_accumulation_steps=...)) so the two agree."
+        )
     try:
         return _train(model, train_dataset, args, eval_sets, accelerator, callbacks)
     finally:
@@ -437,10 +465,15 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
     repo_id = args.hub_model_id or output_dir.resolve().name
     if args.push_to_hub and accelerator.is_main_process:
         # Created now, as diffusers does, so that a bad token or repo id fails before hours of training
-        from huggingface_hub import create_repo
+        from huggingface_hub import HfApi
 
-        repo_id = create_repo(repo_id, exist_ok=True, private=args.hub_private, token=args.hub_token).repo_id
+        from ..hub import explain_network_errors
+
+        with explain_network_errors(f"create the Hub repo {repo_id!r}", "Check the network or HF_ENDPOINT, or drop --push_to_hub."):
+            repo_id = HfApi(token=args.hub_token).create_repo(repo_id, exist_ok=True, private=args.hub_private).repo_id
     crop_border = scale if args.crop_border is None else args.crop_border
+    if eval_sets:
+        _check_eval_sets(eval_sets, scale, crop_border)
 
     # EMA: an averaged copy on the training device, saved in checkpoints
     ema = None
@@ -498,6 +531,15 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
         best_score = float(state["best_score"]) if state.get("best_score") is not None else -math.inf
         last_checkpoint = str(resume_path)
         logger.info("Resumed from %s at step %d.", resume_path, global_step)
+        saved_lr = lr_scheduler.base_lrs[0]
+        if not math.isclose(saved_lr, args.learning_rate, rel_tol=1e-9):
+            # the checkpoint restores its own rate; the one asked for now wins (a diverged run is
+            # resumed with a lower one), at the same position of the schedule
+            set_base_learning_rate(lr_scheduler, args.learning_rate)
+            logger.warning(
+                "learning_rate %g replaces the checkpoint's %g from step %d on (same schedule, new peak).",
+                args.learning_rate, saved_lr, global_step,
+            )
 
     accumulation = args.gradient_accumulation_steps
     world = accelerator.num_processes
@@ -595,15 +637,20 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
 
             is_last = global_step >= args.max_train_steps
             pause_start = time.perf_counter()
-            if args.validation_steps and global_step % args.validation_steps == 0:
-                final_metrics, last_validated = validate(global_step), global_step
-            if args.checkpointing_steps and global_step % args.checkpointing_steps == 0:
+            # checkpoint first: a validation that fails must not cost the steps since the last one
+            checkpoint_now = args.checkpointing_steps and global_step % args.checkpointing_steps == 0
+            if checkpoint_now:
                 last_checkpoint = str(
                     save_checkpoint(
                         accelerator, output_dir, global_step, total_limit=args.checkpoints_total_limit,
                         extra_state={"best_score": best_score if math.isfinite(best_score) else None},
                     )
                 )
+            if args.validation_steps and global_step % args.validation_steps == 0:
+                previous_best = best_score
+                final_metrics, last_validated = validate(global_step), global_step
+                if checkpoint_now and best_score != previous_best and accelerator.is_main_process:
+                    update_checkpoint_state(last_checkpoint, best_score=best_score)  # resume knows this best
             for callback in callbacks:
                 callback(global_step, logs)
             paused += time.perf_counter() - pause_start
@@ -622,12 +669,14 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
                 result.best_dir = output_dir / BEST_DIR
                 result.best_metrics = json.loads((output_dir / BEST_DIR / "best_step.json").read_text())["metrics"]
             if args.push_to_hub:
-                from ..hub import push_folder_to_hub
+                from ..hub import explain_network_errors, push_folder_to_hub
 
-                result.hub_url = push_folder_to_hub(
-                    result.final_dir, repo_id, private=args.hub_private, token=args.hub_token,
-                    commit_message=f"hfmagic train_sr: step {global_step}",
-                )
+                later = f"The model is saved in {result.final_dir}; upload it later with hfmagic.hub.push_folder_to_hub({str(result.final_dir)!r}, {repo_id!r})."
+                with explain_network_errors(f"push {result.final_dir} to {repo_id!r}", later):
+                    result.hub_url = push_folder_to_hub(
+                        result.final_dir, repo_id, private=args.hub_private, token=args.hub_token,
+                        commit_message=f"hfmagic train_sr: step {global_step}",
+                    )
                 logger.info("Pushed %s to %s", result.final_dir, result.hub_url)
         accelerator.wait_for_everyone()
         return result
