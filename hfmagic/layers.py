@@ -73,8 +73,9 @@ def init_module(module: nn.Module) -> None:
     """Initialise one module by the scheme recorded on it (call from ``_init_weights``).
 
     Conv2d/Linear with ``init_scale``: kaiming normal (fan_in, relu) times the scale, bias 0
-    (MMagic's ``default_init_weights``). Conv2d/Linear without it: PyTorch's default init.
-    Tensors already loaded from a checkpoint are left untouched.
+    (MMagic's ``default_init_weights``). Conv2d/Linear without it, and any other layer with a
+    ``reset_parameters`` (norms, PReLU, transposed convs): PyTorch's default init. Tensors already
+    loaded from a checkpoint are left untouched.
     """
     if isinstance(module, (nn.Conv2d, nn.Linear)):
         scale = getattr(module, "init_scale", None)
@@ -82,6 +83,19 @@ def init_module(module: nn.Module) -> None:
             _torch_default_(module)
         else:
             _kaiming_scaled_(module, scale)
+    elif isinstance(module, nn.modules.batchnorm._NormBase):  # BatchNorm, InstanceNorm: tensor by tensor
+        with torch.no_grad():
+            for name, fill in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0), ("num_batches_tracked", 0)):
+                tensor = getattr(module, name, None)
+                if not _loaded(tensor):
+                    tensor.fill_(fill)
+    elif hasattr(module, "reset_parameters"):
+        # any other layer (PReLU, GroupNorm, ConvTranspose2d, Embedding...): PyTorch's own init,
+        # unless the checkpoint gave it its tensors
+        own = [t for t in (*module.parameters(recurse=False), *module.buffers(recurse=False)) if t is not None]
+        if own and not any(_loaded(t) for t in own):
+            with torch.no_grad():
+                module.reset_parameters()
 
 
 def default_init_weights(modules: nn.Module | list[nn.Module], scale: float = 1.0) -> None:

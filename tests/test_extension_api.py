@@ -196,3 +196,70 @@ def test_cli_evaluate_scores_a_user_model_and_writes_its_card(tmp_path, user_mod
     card = (tmp_path / "m" / "README.md").read_text()
     meta = yaml.safe_load(card.split("---")[1])
     assert meta["model-index"][0]["results"], meta
+
+
+class _BufferedConfig(SuperResolutionConfig):
+    model_type = "ext-test-buffered"
+    supported_upscale_factors = (2,)
+
+
+class _BufferedSR(SuperResolutionPreTrainedModel):
+    """A user network with a non-persistent buffer and layers hfmagic has no scheme for."""
+
+    config_class = _BufferedConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.register_buffer("offset", torch.full((1, 3, 1, 1), 0.5), persistent=False)
+        self.conv = nn.Conv2d(3, 12, 3, padding=1)
+        self.act = nn.PReLU()
+        self.norm = nn.BatchNorm2d(12)
+        self.post_init()
+
+    def reconstruct(self, pixel_values):
+        return torch.nn.functional.pixel_shuffle(self.act(self.norm(self.conv(pixel_values - self.offset))), 2) + self.offset
+
+
+def test_user_model_keeps_buffers_and_default_init_through_from_pretrained(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    register_model(_BufferedConfig, _BufferedSR)
+    torch.manual_seed(0)
+    model = _BufferedSR(_BufferedConfig(upscale_factor=2)).eval()
+    with torch.no_grad():  # trained-looking statistics, so that a reload that drops them shows
+        model.norm.running_mean.uniform_(-1, 1)
+        model.norm.running_var.uniform_(0.5, 2)
+        model.act.weight.fill_(0.1)
+    model.save_pretrained(tmp_path / "full")
+    loaded = _BufferedSR.from_pretrained(tmp_path / "full").eval()
+    x = torch.rand(1, 3, 6, 6)
+    # the non-persistent buffer is not in the file: transformers' meta-device build would leave garbage
+    assert torch.equal(loaded.offset, torch.full((1, 3, 1, 1), 0.5))
+    assert torch.equal(loaded(x).reconstruction, model(x).reconstruction)
+    # layers missing from the file get PyTorch's default init (not uninitialised memory)
+    state = load_file(tmp_path / "full" / "model.safetensors")
+    save_file({k: v for k, v in state.items() if not k.startswith(("act.", "norm."))}, tmp_path / "full" / "model.safetensors",
+              metadata={"format": "pt"})
+    partial = _BufferedSR.from_pretrained(tmp_path / "full")
+    assert partial.act.weight.item() == 0.25
+    assert torch.equal(partial.norm.running_var, torch.ones(12)) and torch.equal(partial.norm.weight, torch.ones(12))
+    assert torch.equal(partial.conv.weight, model.conv.weight)  # loaded tensors untouched
+    # also through the Auto classes and in another dtype
+    from transformers import AutoModelForImageToImage
+
+    half = AutoModelForImageToImage.from_pretrained(tmp_path / "full", dtype=torch.bfloat16)
+    assert half.offset.dtype == torch.bfloat16 and torch.all(half.offset == 0.5)
+
+
+def test_register_model_refuses_a_model_type_taken_by_another_class():
+    class Clash(SuperResolutionConfig):
+        model_type = "msrresnet"
+
+    class ClashModel(SuperResolutionPreTrainedModel):
+        config_class = Clash
+
+    with pytest.raises(ValueError, match=r"'msrresnet' is already taken by .*MSRResNetConfig: give Clash a model_type of its own"):
+        register_model(Clash, ClashModel)
+    from hfmagic import MSRResNet, MSRResNetConfig
+
+    register_model(MSRResNetConfig, MSRResNet)  # the same pair again: fine

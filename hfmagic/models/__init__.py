@@ -1,5 +1,8 @@
 """hfmagic's architectures, registered with transformers' Auto classes on import."""
 
+import difflib
+import inspect
+
 from transformers import AutoConfig, AutoModel, AutoModelForImageToImage, PretrainedConfig, PreTrainedModel
 
 from .dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator, DCGANPreTrainedModel
@@ -24,6 +27,17 @@ def register_model(config_class: type[PretrainedConfig], model_class: type[PreTr
             f"{model_class.__name__}.config_class must be {config_class.__name__} "
             f"(add `config_class = {config_class.__name__}` to the model class)."
         )
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    if model_type in CONFIG_MAPPING:
+        taken = CONFIG_MAPPING[model_type]
+        # the same class defined again (a re-run notebook cell, a reloaded module) may re-register
+        if (taken.__module__, taken.__qualname__) != (config_class.__module__, config_class.__qualname__):
+            raise ValueError(
+                f"model_type {model_type!r} is already taken by {taken.__module__}.{taken.__qualname__}: give "
+                f"{config_class.__name__} a model_type of its own (e.g. \"my-{model_type}\"), or folders saved with the "
+                f"other class would load as {model_class.__name__}."
+            )
     try:
         AutoConfig.register(model_type, config_class, exist_ok=True)
     except ValueError as err:
@@ -35,10 +49,45 @@ def register_model(config_class: type[PretrainedConfig], model_class: type[PreTr
         auto_class.register(config_class, model_class, exist_ok=True)
 
 
+def config_fields(config_class: type[PretrainedConfig]) -> list[str]:
+    """The architecture's own settings of ``config_class`` (its ``__init__`` arguments that
+    transformers' ``PretrainedConfig`` does not have)."""
+    base = set(inspect.signature(PretrainedConfig.__init__).parameters)
+    return [
+        name
+        for name, param in inspect.signature(config_class.__init__).parameters.items()
+        if name not in base and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL)
+    ]
+
+
+def check_config_overrides(config_class: type[PretrainedConfig], overrides: object, flags: dict[str, str] | None = None) -> dict:
+    """``overrides`` (e.g. a script's ``--model_config_overrides`` JSON) if it is a dict of fields of
+    ``config_class``; else ``ValueError`` naming the bad keys and the closest fields. A config takes
+    any keyword (a typo would be stored and silently not used), hence this check. ``flags`` maps
+    fields a script sets by its own flag (``{"upscale_factor": "--scale"}``) to that flag."""
+    example = '{"num_blocks": 4}'
+    if not isinstance(overrides, dict):
+        raise ValueError(f"config overrides must be a JSON object of config fields, e.g. '{example}'; got {overrides!r}.")
+    fields = config_fields(config_class)
+    problems = []
+    for key in overrides:
+        if flags and key in flags:
+            problems.append(f"{key!r} is set by {flags[key]}")
+        elif key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            problems.append(f"{key!r} is not a field of {config_class.__name__}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    if problems:
+        settable = [f for f in fields if not (flags and f in flags)]
+        raise ValueError(f"{'; '.join(problems)}. The fields of {config_class.__name__}: {', '.join(settable)}.")
+    return overrides
+
+
 for _config, _model in ((SRCNNConfig, SRCNN), (MSRResNetConfig, MSRResNet), (EDSRConfig, EDSR), (DCGANConfig, DCGANGenerator)):
     register_model(_config, _model)
 
 __all__ = [
+    "check_config_overrides",
+    "config_fields",
     "register_model",
     "SuperResolutionConfig",
     "SuperResolutionPreTrainedModel",

@@ -1,8 +1,9 @@
-"""Model-card behaviour shared by every hfmagic ``PreTrainedModel`` base class."""
+"""Behaviour shared by every hfmagic ``PreTrainedModel`` base class: model cards on save and push,
+and non-persistent buffers restored on load."""
 
 from __future__ import annotations
 
-__all__ = ["ModelCardMixin"]
+__all__ = ["ModelCardMixin", "restore_non_persistent_buffers"]
 
 
 class ModelCardMixin:
@@ -11,6 +12,15 @@ class ModelCardMixin:
     Put it before ``PreTrainedModel`` in the bases. ``hfmagic.hub`` sits above the models in the
     package, so it is imported when these methods run, not when the models are imported.
     """
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """transformers' ``from_pretrained``, plus the model's non-persistent buffers (not in the
+        weights file; transformers builds the model on the meta device, which loses the values
+        ``__init__`` gave them) set again from a fresh instance (see ``restore_non_persistent_buffers``)."""
+        loaded = super().from_pretrained(*args, **kwargs)
+        restore_non_persistent_buffers(loaded[0] if isinstance(loaded, tuple) else loaded)
+        return loaded
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """transformers' ``save_pretrained``, plus a model card ``README.md`` when the folder has none
@@ -25,3 +35,25 @@ class ModelCardMixin:
         from ..hub import push_model_to_hub
 
         return push_model_to_hub(self, repo_id, **kwargs)
+
+
+def restore_non_persistent_buffers(model) -> None:
+    """Copy every non-persistent buffer of ``model`` from ``type(model)(model.config)`` built on the
+    CPU without weight init: the values its ``__init__`` computes (a mean to subtract, a kernel), in
+    the loaded model's dtype and device. Nothing is built when the model has no such buffer."""
+    names = [
+        f"{prefix}.{name}" if prefix else name
+        for prefix, module in model.named_modules()
+        for name in module._non_persistent_buffers_set
+        if module._buffers.get(name) is not None
+    ]
+    if not names:
+        return
+    import torch
+    from transformers.initialization import no_init_weights
+
+    with torch.device("cpu"), no_init_weights():
+        reference = type(model)(model.config)
+    with torch.no_grad():
+        for name in names:
+            model.get_buffer(name).copy_(reference.get_buffer(name))

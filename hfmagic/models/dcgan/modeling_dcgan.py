@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from ...layers import init_module
 from ..card_mixin import ModelCardMixin
 from .configuration_dcgan import DCGANConfig
 
@@ -65,6 +66,8 @@ class DCGANPreTrainedModel(ModelCardMixin, PreTrainedModel):
             fill(module.running_mean, lambda t: t.zero_())
             fill(module.running_var, lambda t: t.fill_(1.0))
             fill(module.num_batches_tracked, lambda t: t.zero_())
+        else:  # layers of a user's subclass: PyTorch's default init (hfmagic.layers.init_module)
+            init_module(module)
 
 
 class DCGANGenerator(DCGANPreTrainedModel):
