@@ -223,6 +223,12 @@ def _split_checkpoint(obj: Mapping, source: str, ema: bool, arch: str) -> tuple[
             )
         hint = "pass --ema to convert the EMA generator" if groups[other] else "is this a generator checkpoint?"
         raise ValueError(f"{where} has no '{_GEN_PREFIX}*' keys: {hint}.")
+    if not ema and groups[_EMA_PREFIX]:
+        logger.info(
+            "The checkpoint also holds an EMA generator ('%s*'), which MMagic tests with: pass --ema (ema=True) "
+            "to convert it instead of the raw generator.",
+            _EMA_PREFIX,
+        )
     generator = _Network(groups[chosen], where, chosen)
     discriminator = None
     if groups[_DISC_PREFIX]:
@@ -604,6 +610,8 @@ def convert_checkpoint(
         raise ValueError("--scale does not apply to DCGAN (the image size is read from the weights).")
     if arch != "dcgan" and not bgr_to_rgb:
         raise ValueError("--no-bgr-to-rgb only applies to DCGAN (the SR models take RGB input in every codebase).")
+    if output_dir is not None and Path(output_dir).exists() and not Path(output_dir).is_dir():
+        raise ValueError(f"output_dir {output_dir} exists and is not a folder: give a new or existing folder.")
     label = None if isinstance(checkpoint, Mapping) else Path(checkpoint).name
     obj = checkpoint if isinstance(checkpoint, Mapping) else load_checkpoint(checkpoint)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -288,11 +289,33 @@ def _result_key(result: EvalResult) -> tuple:
             result.metric_type, result.metric_config)
 
 
-def add_metrics_to_card(folder: str | os.PathLike, metrics: list[dict], *, tags: list[str] | None = None) -> None:
-    """Merge ``metrics`` into the ``model-index`` of ``folder/README.md``.
+def _with_results_table(text: str, results: list[EvalResult]) -> str:
+    """The card body with its "## Evaluation" table showing ``results`` (the section hfmagic writes;
+    added at the end when the card has no such heading; prose under a heading of the author's own,
+    without a table, is left alone)."""
+    table = _results_table(
+        [
+            {"dataset": r.dataset_name, "split": r.dataset_split, "name": r.metric_name, "value": r.metric_value,
+             "config": r.metric_config}
+            for r in results
+        ]
+    )
+    section = re.search(r"^## Evaluation[ \t]*\n+((?:\|.*(?:\n|$))+)", text, flags=re.M)
+    if section:
+        return text[: section.start(1)] + table + "\n" + text[section.end(1):]
+    if re.search(r"^## Evaluation", text, flags=re.M):
+        return text
+    return text.rstrip("\n") + "\n\n## Evaluation\n\n" + table + "\n"
+
+
+def add_metrics_to_card(
+    folder: str | os.PathLike, metrics: list[dict], *, tags: list[str] | None = None, model_name: str | None = None
+) -> None:
+    """Merge ``metrics`` into the ``model-index`` of ``folder/README.md`` and its "## Evaluation" table.
 
     A result for the same (dataset, split, metric type, config) replaces the old value; others are
     appended. Without a card, one is created from ``folder/config.json``. ``tags`` are added too.
+    ``model_name`` names the model-index entry when the card has none (default: the folder's name).
     """
     folder = Path(folder)
     path = folder / CARD_NAME
@@ -320,7 +343,8 @@ def add_metrics_to_card(folder: str | os.PathLike, metrics: list[dict], *, tags:
     merged.update({_result_key(r): r for r in new})
     card.data.eval_results = list(merged.values())
     if not card.data.model_name:
-        card.data.model_name = folder.resolve().name
+        card.data.model_name = model_name or folder.resolve().name
+    card.text = _with_results_table(card.text, card.data.eval_results)
     card.save(path)
     if tags:
         _add_tags(folder, tags)
@@ -397,7 +421,7 @@ def save_gan_pretrained(
     if not _saves_on_this_rank(generator, is_main_process):
         return
     if (save_directory / CARD_NAME).exists():
-        _merge_into_card(save_directory, card_kwargs.get("metrics"), card_kwargs.get("tags"))
+        _merge_into_card(save_directory, card_kwargs.get("metrics"), card_kwargs.get("tags"), card_kwargs.get("repo_id"))
     else:
         write_model_card(save_directory, generator, discriminator_subfolder=DISCRIMINATOR_SUBFOLDER, **card_kwargs)
 
@@ -476,10 +500,11 @@ def _fetch_remote_card(api: HfApi, repo_id: str, revision: str | None, folder: P
     return True
 
 
-def _merge_into_card(folder: Path, metrics: list[dict] | None, tags: list[str] | None) -> None:
-    """Add new results and tags to an existing card, leaving everything else as its author wrote it."""
+def _merge_into_card(folder: Path, metrics: list[dict] | None, tags: list[str] | None, repo_id: str | None) -> None:
+    """Add new results and tags to an existing card, leaving everything else as its author wrote it
+    (the model-index is named after ``repo_id`` when it had no name, not after a temporary folder)."""
     if metrics:
-        add_metrics_to_card(folder, metrics, tags=tags)
+        add_metrics_to_card(folder, metrics, tags=tags, model_name=repo_id.split("/")[-1] if repo_id else None)
     elif tags:
         _add_tags(folder, tags)
 
@@ -519,7 +544,7 @@ def push_model_to_hub(
             write_model_card(folder, model, repo_id=repo_id, tags=tags, **card_kwargs)
         model.save_pretrained(folder, max_shard_size=max_shard_size)
         if has_card:
-            _merge_into_card(folder, card_kwargs.get("metrics"), tags)
+            _merge_into_card(folder, card_kwargs.get("metrics"), tags, repo_id)
         return api.upload_folder(
             repo_id=repo_id, folder_path=folder, commit_message=commit_message or f"Upload {type(model).__name__}",
             commit_description=commit_description, revision=revision, create_pr=create_pr,

@@ -279,9 +279,22 @@ def receptive_field(model: SuperResolutionPreTrainedModel) -> int | None:
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a ``torch.device`` that exists here (default: CUDA when available); ValueError
+    naming the problem otherwise (an unknown name, CUDA in a CPU-only build, an index past the GPUs)."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"Unknown device {device!r} ({err}); use 'cpu', 'cuda', 'cuda:1' or 'mps'.") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: CUDA is not available here (no GPU, or a CPU-only torch build); use 'cpu'.")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible (cuda:0 ...).")
+    if resolved.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError(f"device {device!r}: MPS is not available here; use 'cpu'.")
+    return resolved
 
 
 def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
@@ -885,7 +898,16 @@ class DCGANPipeline:
 
         from . import models  # noqa: F401  (registers hfmagic's architectures)
 
+        from transformers import AutoConfig
+
         torch_dtype = _resolve_dtype(dtype)
+        config_kwargs = {k: v for k, v in kwargs.items() if k in ("revision", "subfolder", "token", "cache_dir", "local_files_only")}
+        architectures = AutoConfig.from_pretrained(str(model_id_or_path), **config_kwargs).architectures or []
+        if "DCGANDiscriminator" in architectures:
+            raise ValueError(
+                f"{model_id_or_path} holds a DCGAN discriminator, which scores images and draws none: load the "
+                "GAN repo's root (its generator) instead of its discriminator/ folder."
+            )
         generator = AutoModel.from_pretrained(str(model_id_or_path), dtype=torch_dtype, **kwargs)
         return cls(generator, device=device, dtype=torch_dtype)
 

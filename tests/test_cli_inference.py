@@ -135,6 +135,25 @@ def test_sample_errors(sr_model, gan_model, tmp_path, capsys):
     assert "--num-images" in capsys.readouterr().err
 
 
+def test_bad_devices_and_a_discriminator_folder_are_errors_not_tracebacks(sr_model, gan_model, tmp_path, capsys):
+    from hfmagic import DCGANDiscriminator
+
+    write_image(tmp_path / "a.png", 4, 4)
+    upscale = ["upscale", str(tmp_path / "a.png"), "--model", str(sr_model), "--output", str(tmp_path / "o")]
+    sample = ["sample", "--model", str(gan_model), "--output", str(tmp_path / "s")]
+    for command in (upscale, sample):
+        assert main([*command, "--device", "foo"]) == 1
+        assert "--device: Unknown device 'foo'" in capsys.readouterr().err
+        if not torch.cuda.is_available():
+            assert main([*command, "--device", "cuda"]) == 1
+            assert "CUDA is not available here" in capsys.readouterr().err
+    config = DCGANConfig(image_size=8, noise_size=4, generator_base_channels=8, discriminator_base_channels=4)
+    DCGANDiscriminator(config).save_pretrained(tmp_path / "gan" / "discriminator")
+    assert main(["sample", "--model", str(tmp_path / "gan" / "discriminator"), "--output", str(tmp_path / "s"), "--device", "cpu"]) == 1
+    assert "holds a DCGAN discriminator" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "s").exists()
+
+
 def test_cli_parses_without_importing_torch():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     check = "import hfmagic.cli, sys; hfmagic.cli.build_parser(); assert 'torch' not in sys.modules, 'torch imported'"

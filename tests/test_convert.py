@@ -170,6 +170,18 @@ def test_mmagic_ema_generator_and_skipped_modules(tmp_path):
         assert_close(model(x).reconstruction, ema(x).reconstruction)
 
 
+def test_convert_notes_an_unused_ema_generator_and_refuses_a_file_as_output(tmp_path, capsys):
+    config = MSRResNetConfig(upscale_factor=2, mid_channels=8, num_blocks=1)
+    path = save(tmp_path, mmagic_checkpoint(randomize(MSRResNet(config), seed=1), ema=randomize(MSRResNet(config), seed=2)))
+    assert main(["convert", str(path), str(tmp_path / "raw"), "--arch", "msrresnet"]) == 0
+    assert "also holds an EMA generator ('generator_ema.module.*'), which MMagic tests with: pass --ema" in capsys.readouterr().err
+    assert main(["convert", str(path), str(tmp_path / "ema"), "--arch", "msrresnet", "--ema"]) == 0
+    assert "also holds an EMA generator" not in capsys.readouterr().err
+    (tmp_path / "taken").write_text("a file")
+    assert main(["convert", str(path), str(tmp_path / "taken"), "--arch", "msrresnet"]) == 1
+    assert "exists and is not a folder" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- BasicSR SR
 @pytest.mark.parametrize("scale", [4, 3])
 def test_basicsr_msrresnet_matches_basicsr_forward(tmp_path, scale):

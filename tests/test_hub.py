@@ -188,6 +188,14 @@ def test_a_card_on_the_hub_is_kept_and_metrics_merge_into_it(hub_server):
     meta = card_yaml(text)
     assert meta["license"] == "mit"
     assert meta["model-index"][0]["results"][0]["metrics"][0]["value"] == 30.22
+    # named after the repo (the push runs in a temporary folder), and the body shows the results too
+    assert meta["model-index"][0]["name"] == repo_id.split("/")[1]
+    assert text.endswith("Hand-written notes.\n\n## Evaluation\n\n| dataset | split | metric | value | setting |\n"
+                         "|---|---|---|---|---|\n| Set5 | test | PSNR | 30.2200 | RGB, crop_border=4 |\n")
+    model.push_to_hub(repo_id, metrics=[dict(SET5, value=30.5), {"dataset": "Set14", "name": "PSNR", "value": 27.0}])
+    text = hub_server.read_file(repo_id, "README.md").decode()
+    assert text.count("## Evaluation") == 1 and "30.2200" not in text
+    assert "| Set5 | test | PSNR | 30.5000 |" in text and "| Set14 |  | PSNR | 27.0000 |" in text
 
 
 def test_save_pretrained_writes_a_card_once_and_keeps_the_users(tmp_path):
@@ -226,6 +234,16 @@ def test_add_metrics_to_card_replaces_same_result_and_appends_new(tmp_path):
     results = card_yaml((tmp_path / "README.md").read_text())["model-index"][0]["results"]
     got = sorted((r["dataset"]["name"], r["metrics"][0]["value"]) for r in results)
     assert got == [("Set5", 31.0), ("Urban100", 25.0)]
+    # the card's table says what its model-index says
+    text = (tmp_path / "README.md").read_text()
+    assert text.count("## Evaluation") == 1 and "30.2200" not in text
+    assert "| Set5 | test | PSNR | 31.0000 | RGB, crop_border=4 |" in text and "| Urban100 |  | PSNR | 25.0000 |  |" in text
+    # a section of the author's own under that heading (no table) is left as it is
+    card = (tmp_path / "README.md").read_text()
+    start = card.index("## Evaluation")
+    (tmp_path / "README.md").write_text(card[:start] + "## Evaluation\n\nSee the paper.\n")
+    add_metrics_to_card(tmp_path, [dict(SET5, value=32.0)])
+    assert (tmp_path / "README.md").read_text().endswith("## Evaluation\n\nSee the paper.\n")
 
 
 def test_add_metrics_to_card_creates_the_card_from_config_json(tmp_path):

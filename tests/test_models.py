@@ -1,6 +1,7 @@
 """Model tests in transformers' manner: tiny configs, every scale, save/load, init and reference values."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -39,6 +40,22 @@ def test_sr_shapes_and_loss(cls, cfg_cls, scales):
         assert torch.allclose(out.loss, (out.reconstruction - gt).abs().mean())
         assert model(x).loss is None
         assert model(x, return_dict=False)[0].shape == gt.shape
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: MSRResNetConfig(upscale_factor=2.0), "upscale_factor must be an int, got 2.0"),
+        (lambda: MSRResNetConfig(upscale_factor=True), "upscale_factor must be an int, got True"),
+        (lambda: MSRResNetConfig(num_blocks=-2), "num_blocks must be >= 0"),
+        (lambda: EDSRConfig(mid_channels=0), "mid_channels must be >= 1"),
+        (lambda: DCGANConfig(noise_size=0), "noise_size must be >= 1"),
+        (lambda: DCGANConfig(discriminator_output_scale=2), "discriminator_output_scale=2 is too small"),
+    ],
+)
+def test_configs_refuse_values_that_would_fail_inside_a_layer(make, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make()
 
 
 def test_loss_type_is_a_config_field():

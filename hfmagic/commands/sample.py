@@ -38,6 +38,12 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         return error(f"--output {output} exists and is not a folder")
+    from ..pipelines import _resolve_device
+
+    try:
+        _resolve_device(args.device)
+    except ValueError as err:
+        return error(f"--device: {err}")
     try:
         pipeline = DCGANPipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype)
     except (OSError, ValueError, TypeError) as err:

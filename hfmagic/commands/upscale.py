@@ -83,6 +83,13 @@ def run(args: argparse.Namespace) -> int:
     if output.exists() and not output.is_dir():
         error(f"--output {output} exists and is not a folder")
         return 1
+    from ..pipelines import _resolve_device
+
+    try:
+        _resolve_device(args.device)
+    except ValueError as err:
+        error(f"--device: {err}")
+        return 1
     try:
         device = args.device or ("cpu" if args.exact else None)  # exact mode is CPU-only
         pipeline = SuperResolutionPipeline.from_pretrained(args.model, device=device, dtype=args.dtype, exact=args.exact)

@@ -18,6 +18,7 @@ from transformers.modeling_outputs import ImageSuperResolutionOutput
 
 from ..layers import init_module
 from .card_mixin import ModelCardMixin
+from .config_checks import check_int_fields
 
 __all__ = ["SuperResolutionConfig", "SuperResolutionPreTrainedModel", "LOSSES", "charbonnier_loss"]
 
@@ -55,6 +56,7 @@ class SuperResolutionConfig(PretrainedConfig):
     loss_type: str = "l1"
 
     def __post_init__(self, **kwargs):
+        check_int_fields(self)
         if self.upscale_factor not in self.supported_upscale_factors:
             raise ValueError(
                 f"{type(self).__name__} does not support upscale_factor={self.upscale_factor!r}; "

@@ -6,6 +6,8 @@ import math
 
 from transformers import PretrainedConfig
 
+from ..config_checks import check_int_fields
+
 
 class DCGANConfig(PretrainedConfig):
     r"""Configuration of [`DCGANGenerator`] and [`DCGANDiscriminator`] (Radford et al. 2016), with
@@ -50,6 +52,12 @@ class DCGANConfig(PretrainedConfig):
     discriminator_output_scale: int = 4
 
     def __post_init__(self, **kwargs):
+        check_int_fields(self)
+        if self.discriminator_output_scale < 4:
+            raise ValueError(
+                f"discriminator_output_scale={self.discriminator_output_scale} is too small: the discriminator ends with a "
+                "4x4 convolution of its last feature map, which needs a side of at least 4 (4: one logit per image)."
+            )
         if self.generator_input_scale != 4:
             raise ValueError(
                 f"generator_input_scale={self.generator_input_scale} is not supported: the generator's first layer is a "
