@@ -102,6 +102,9 @@ def test_upscale_name_clashes_and_missing_inputs(sr_model, tmp_path, capsys):
 def test_upscale_bad_model_and_output(sr_model, gan_model, tmp_path, capsys):
     write_image(tmp_path / "a.png", 4, 4)
     assert main(["upscale", str(tmp_path / "a.png"), "--model", str(tmp_path / "no-model"), "--output", str(tmp_path / "o")]) == 1
+    assert "no such folder" in capsys.readouterr().err
+    (tmp_path / "empty-model").mkdir()
+    assert main(["upscale", str(tmp_path / "a.png"), "--model", str(tmp_path / "empty-model"), "--output", str(tmp_path / "o")]) == 1
     assert "cannot load --model" in capsys.readouterr().err
     assert main(["upscale", str(tmp_path / "a.png"), "--model", str(gan_model), "--output", str(tmp_path / "o")]) == 1
     assert "DCGANPipeline" in capsys.readouterr().err
@@ -133,6 +136,20 @@ def test_sample_errors(sr_model, gan_model, tmp_path, capsys):
     assert "sample_noise" in capsys.readouterr().err
     assert main(["sample", "--model", str(gan_model), "--output", str(tmp_path / "o"), "--num-images", "0"]) == 1
     assert "--num-images" in capsys.readouterr().err
+    assert main(["sample", "--model", str(gan_model), "--output", str(tmp_path / "o"), "--seed", str(10**23)]) == 1
+    assert "--seed must be in [-2**63, 2**64)" in capsys.readouterr().err
+
+
+def test_upscale_checks_its_numbers_and_a_missing_model_folder_once(sr_model, tmp_path, capsys):
+    for i in range(3):
+        write_image(tmp_path / f"{i}.png", 4, 4)
+    base = ["upscale", str(tmp_path), "--output", str(tmp_path / "o")]
+    for flags, message in ((["--tile", "0"], "--tile must be >= 1, got 0"), (["--batch-size", "0"], "--batch-size must be >= 1"),
+                           (["--tile-overlap", "-1"], "--tile-overlap must be >= 0")):
+        assert main([*base, "--model", str(sr_model), *flags]) == 1
+        assert capsys.readouterr().err.count(message) == 1  # once, not once per image
+    assert main([*base, "--model", str(tmp_path / "no" / "such")]) == 1
+    assert "no such folder (a Hub id looks like 'org/name')" in capsys.readouterr().err
 
 
 def test_bad_devices_and_a_discriminator_folder_are_errors_not_tracebacks(sr_model, gan_model, tmp_path, capsys):

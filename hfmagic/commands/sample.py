@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
         return error(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.nrow is not None and args.nrow < 1:
         return error(f"--nrow must be >= 1, got {args.nrow}")
+    if args.seed is not None and not -(2**63) <= args.seed < 2**64:  # what torch.Generator.manual_seed takes
+        return error(f"--seed must be in [-2**63, 2**64), got {args.seed}")
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         return error(f"--output {output} exists and is not a folder")

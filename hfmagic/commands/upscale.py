@@ -65,6 +65,11 @@ def _output_name(path: Path, used: set[str]) -> str:
     return name
 
 
+def _looks_like_a_path(model: str) -> bool:
+    """A local path rather than a Hub id ('org/name'): absolute, relative with ./ or ../, or 3+ parts."""
+    return model.startswith(("/", "./", "../", "~")) or model.count("/") >= 2 or "\\" in model
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
@@ -73,6 +78,13 @@ def run(args: argparse.Namespace) -> int:
     def error(message: str) -> None:
         tqdm.write(f"hfmagic upscale: error: {message}", file=sys.stderr)
 
+    for flag, value, least in (("--tile", args.tile, 1), ("--tile-overlap", args.tile_overlap, 0), ("--batch-size", args.batch_size, 1)):
+        if value is not None and value < least:  # once, not once per image after loading the model
+            error(f"{flag} must be >= {least}, got {value}")
+            return 1
+    if _looks_like_a_path(args.model) and not Path(args.model).exists():
+        error(f"--model {args.model}: no such folder (a Hub id looks like 'org/name')")
+        return 1
     paths, failures = collect_images(args.inputs)
     for message in failures:
         error(message)
