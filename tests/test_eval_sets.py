@@ -128,3 +128,6 @@ def test_pairing_and_size_errors(tmp_path):
         load_eval_set(tmp_path, 4)
     with pytest.raises(FileNotFoundError, match="neither a folder nor a known benchmark"):
         load_eval_set("Set7", 4)
+    (lr_dir / "head.png").write_bytes(b"broken")
+    with pytest.raises(ValueError, match=r"head\.png' cannot be read .*Fix or remove it"):
+        load_eval_set(tmp_path, 4)

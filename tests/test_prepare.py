@@ -153,6 +153,44 @@ def test_cli_and_push_to_hub(div2k_zip, tmp_path, hub_server, capsys):
     assert from_hub[0]["labels"].shape == (3, 16, 16)
 
 
+def test_two_processes_after_multithreaded_torch_work_in_the_caller(div2k_folder, tmp_path):
+    # forked workers used to hang in imresize once the caller had started torch's OpenMP threads
+    import torch
+
+    from hfmagic.data import imresize
+
+    imresize(torch.rand(8, 3, 256, 256), 0.25)
+    dataset = prepare_div2k(div2k_folder, tmp_path / "out", crop_size=16, step=8, num_proc=2, scales=(2,))
+    single = prepare_div2k(div2k_folder, tmp_path / "out1", crop_size=16, step=8, num_proc=1, scales=(2,))
+    assert len(dataset) == len(single) > 0 and "lr_x2" in dataset.column_names
+
+
+def test_overwrite_keeps_the_old_output_until_the_new_one_is_complete(div2k_folder, tmp_path, monkeypatch, capsys):
+    import hfmagic.data.prepare as prepare_module
+
+    out = tmp_path / "out"
+    prepare_div2k(div2k_folder, out, crop_size=16, step=8, num_proc=1)
+    before = sorted(p.name for p in out.iterdir())
+
+    def failing(names, **kwargs):
+        raise OSError("disk full")
+        yield  # a generator, as the real one
+
+    monkeypatch.setattr(prepare_module, "_generate_subimages", failing)
+    with pytest.raises(Exception) as failure:  # datasets wraps it in a DatasetGenerationError
+        prepare_div2k(div2k_folder, out, crop_size=16, step=8, num_proc=1, overwrite=True)
+    assert "disk full" in repr(failure.value) + repr(failure.value.__cause__)
+    assert sorted(p.name for p in out.iterdir()) == before  # still the complete old dataset
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".hfmagic-prepare-")]
+    monkeypatch.undo()
+    assert len(prepare_div2k(div2k_folder, out, crop_size=8, step=8, num_proc=1, overwrite=True)) > 32
+    # the command line reports user errors in one line with exit code 1
+    assert cli_main(["prepare-div2k", str(tmp_path / "missing"), str(tmp_path / "o")]) == 1
+    assert cli_main(["prepare-div2k", str(div2k_folder), str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "hfmagic prepare-div2k: error:" in err and "already exists" in err and "Traceback" not in err
+
+
 def test_bad_sources(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="No images"):

@@ -230,6 +230,23 @@ def test_dataloader_workers_get_different_streams():
     first, second = list(loader)  # batch 0 from worker 0, batch 1 from worker 1, same image
     assert first["labels"].shape == (4, 3, 8, 8)
     assert not torch.equal(first["labels"], second["labels"])
+    # each epoch's workers are new processes: they must not replay the previous epoch's crops...
+    torch.manual_seed(0)
+    epoch1, epoch2 = (torch.cat([b["labels"] for b in loader]) for _ in range(2))
+    assert not torch.equal(epoch1, epoch2)
+    # ...and the epochs are reproducible under torch.manual_seed, as torch's own worker seeding
+    torch.manual_seed(0)
+    assert torch.equal(torch.cat([b["labels"] for b in loader]), epoch1)
+
+
+def test_unreadable_images_are_named():
+    data = datasets.Dataset.from_dict({"image": [_png(_noise(40, 40, 0)), b"not a png"]}).cast_column("image", datasets.Image(decode=False))
+    ds = build_sr_dataset(data, scale=2, gt_patch_size=8)
+    assert ds[0]["labels"].shape == (3, 8, 8)
+    with pytest.raises(ValueError, match=r"row 1 cannot be read as an image .*Fix or remove it"):
+        ds[1]
+    with pytest.raises(ValueError, match=r"row 1 cannot be read as an image"):
+        build_sr_dataset(data, scale=2, gt_patch_size=8, skip_small=True)
 
 
 def test_whole_images_and_collate_error():

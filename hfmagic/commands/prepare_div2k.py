@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,20 +42,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..data.prepare import prepare_div2k
 
-    dataset = prepare_div2k(
-        args.source,
-        args.output,
-        crop_size=args.crop_size,
-        step=args.step,
-        thresh_size=args.thresh_size,
-        scales=args.scale,
-        num_proc=args.num_proc,
-        output_format=args.output_format,
-        compress_level=args.compress_level,
-        push_to_hub=args.push_to_hub,
-        private=args.private,
-        overwrite=args.overwrite,
-    )
+    try:
+        dataset = prepare_div2k(
+            args.source,
+            args.output,
+            crop_size=args.crop_size,
+            step=args.step,
+            thresh_size=args.thresh_size,
+            scales=args.scale,
+            num_proc=args.num_proc,
+            output_format=args.output_format,
+            compress_level=args.compress_level,
+            push_to_hub=args.push_to_hub,
+            private=args.private,
+            overwrite=args.overwrite,
+        )
+    except (OSError, ValueError) as err:  # a missing source, a taken output, bad numbers: one line, exit 1
+        print(f"hfmagic prepare-div2k: error: {err}", file=sys.stderr)
+        return 1
     images = len(set(dataset["source"]))
     print(f"Wrote {len(dataset)} sub-images of {images} images to {args.output}" + (f" and pushed them to {args.push_to_hub}" if args.push_to_hub else ""))
     return 0

@@ -72,7 +72,15 @@ class EvalSet(Sequence[EvalPair]):
         self._entries = entries  # (name, hr source, lr source or None), sources are paths or bytes
         for key, hr, lr in entries:
             if lr is not None:
-                self._check_sizes(key, image_size(hr), image_size(lr))
+                self._check_sizes(key, self._read(key, image_size, hr), self._read(key, image_size, lr))
+
+    def _read(self, key: str, read, source):
+        """``read(source)`` (decode or header), with a broken file named by set and image."""
+        try:
+            return read(source)
+        except (OSError, SyntaxError) as err:
+            where = source if isinstance(source, (str, os.PathLike)) else key
+            raise ValueError(f"{self.name}: image {where!r} cannot be read ({err}). Fix or remove it.") from err
 
     def _check_sizes(self, key: str, hr_hw: tuple[int, int], lr_hw: tuple[int, int]) -> None:
         s = self.scale
@@ -89,7 +97,7 @@ class EvalSet(Sequence[EvalPair]):
 
     def hr_sizes(self) -> list[tuple[str, tuple[int, int]]]:
         """``(name, (H, W))`` of every HR image, from the file headers (nothing decoded)."""
-        return [(key, image_size(hr)) for key, hr, _ in self._entries]
+        return [(key, self._read(key, image_size, hr)) for key, hr, _ in self._entries]
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -99,14 +107,14 @@ class EvalSet(Sequence[EvalPair]):
             return [self[i] for i in range(*index.indices(len(self)))]
         key, hr_source, lr_source = self._entries[index]
         s = self.scale
-        hr = load_rgb(hr_source)
+        hr = self._read(key, load_rgb, hr_source)
         if lr_source is None:
             hr = hr[: hr.shape[0] - hr.shape[0] % s, : hr.shape[1] - hr.shape[1] % s]
             if min(hr.shape[:2]) == 0:
                 raise ValueError(f"{self.name}: image {key!r} is smaller than the scale {s}.")
             lr = imresize(hr, 1.0 / s, round_uint8=True)
         else:
-            lr = load_rgb(lr_source)
+            lr = self._read(key, load_rgb, lr_source)
             hr = np.ascontiguousarray(hr[: lr.shape[0] * s, : lr.shape[1] * s])
         return EvalPair(key, lr, hr)
 

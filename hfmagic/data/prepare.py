@@ -96,9 +96,17 @@ def _generate_subimages(
     thresh_size: int,
     scales: tuple[int, ...],
     compress_level: int,
+    one_thread: bool = False,
 ) -> Iterator[dict]:
     """Generator run by each worker process on its share of ``names`` (datasets shards lists)."""
     from .imresize import imresize
+
+    if one_thread:
+        import torch
+
+        # a forked worker inherits the parent's OpenMP pool state: once the parent has run a
+        # multi-threaded torch op, a torch op in the child can wait forever on threads that do not exist
+        torch.set_num_threads(1)
 
     archive = zipfile.ZipFile(source) if os.path.isfile(source) else None
     try:
@@ -192,10 +200,9 @@ def prepare_div2k(
     subimage_positions(crop_size, crop_size, crop_size, step, thresh_size)  # validates the numbers
     source, output = os.fspath(source), os.fspath(output)
     names = list_source_images(source)
-    if os.path.exists(output) and (not os.path.isdir(output) or os.listdir(output)):
-        if not overwrite:
-            raise FileExistsError(f"{output!r} already exists and is not empty; choose a new folder or pass overwrite=True (--overwrite).")
-        shutil.rmtree(output) if os.path.isdir(output) else os.remove(output)
+    replace = os.path.exists(output) and (not os.path.isdir(output) or bool(os.listdir(output)))
+    if replace and not overwrite:
+        raise FileExistsError(f"{output!r} already exists and is not empty; choose a new folder or pass overwrite=True (--overwrite).")
 
     num_proc = min(num_proc or os.cpu_count() or 1, len(names))
     features = datasets.Features(
@@ -223,6 +230,7 @@ def prepare_div2k(
                 "thresh_size": thresh_size,
                 "scales": scales,
                 "compress_level": compress_level,
+                "one_thread": num_proc > 1,
             },
             num_proc=num_proc if num_proc > 1 else None,
             cache_dir=cache_dir,
@@ -230,11 +238,19 @@ def prepare_div2k(
         )
         if len(dataset) == 0:
             raise ValueError(f"No sub-images: every image in {source!r} is smaller than crop_size={crop_size}.")
+        # written next to the output and renamed at the end: an existing output (--overwrite) is
+        # only replaced by a complete one, never lost to a failure half-way
+        staging = os.path.join(cache_dir, "output")
         if output_format == "disk":
-            dataset.save_to_disk(output)
+            dataset.save_to_disk(staging)
         else:
-            _write_parquet(dataset, output)
+            _write_parquet(dataset, staging)
         del dataset  # release the cache files before they are deleted
+        if os.path.isdir(output):
+            shutil.rmtree(output)
+        elif os.path.exists(output):
+            os.remove(output)
+        os.replace(staging, output)
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
 

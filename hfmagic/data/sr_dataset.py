@@ -103,13 +103,20 @@ class PairedSRTransform:
     # ---- randomness
     def _rng(self) -> torch.Generator | None:
         """None (torch's global RNG) without a seed; otherwise a generator per process and DataLoader
-        worker, seeded from (seed, worker id) so that workers do not repeat each other's crops."""
+        worker. In a worker it is seeded from (seed, the worker's torch seed): torch draws that anew
+        for every epoch's workers (reproducibly under ``torch.manual_seed``), so workers neither repeat
+        each other's crops nor their own of the previous epoch."""
         if self.seed is None:
             return None
         info = torch.utils.data.get_worker_info()
         owner = (os.getpid(), info.id if info is not None else -1)
         if self._generator is None or self._generator_owner != owner:
-            self._generator = torch.Generator().manual_seed(self.seed * 1000003 + owner[1] + 1)
+            if info is None:
+                generator_seed = self.seed * 1000003
+            else:
+                state = np.random.SeedSequence([self.seed, info.seed]).generate_state(2, dtype=np.uint32)
+                generator_seed = (int(state[0]) << 31) ^ int(state[1])
+            self._generator = torch.Generator().manual_seed(generator_seed)
             self._generator_owner = owner
         return self._generator
 
@@ -127,13 +134,20 @@ class PairedSRTransform:
         path = source.get("path") if isinstance(source, dict) else source if isinstance(source, str) else None
         return f"{where} ({path})" if path else where
 
+    @classmethod
+    def _load(cls, source: Any, row: Any) -> np.ndarray:
+        try:
+            return load_rgb(source)
+        except (OSError, SyntaxError) as err:  # PIL: unidentified, truncated or broken files
+            raise ValueError(f"{cls._describe(row, source)} cannot be read as an image ({err}). Fix or remove it.") from err
+
     def make_pair(self, hr_source: Any, lr_source: Any = None, row: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode and crop one HR image (and its LR when given); returns (lr, hr) float tensors in [0, 1]."""
         s = self.scale
-        hr = load_rgb(hr_source)
+        hr = self._load(hr_source, row)
         lr = None
         if lr_source is not None:
-            lr = load_rgb(lr_source)
+            lr = self._load(lr_source, row)
             h_lr, w_lr = lr.shape[:2]
             h, w = hr.shape[:2]
             if not (h_lr * s <= h < (h_lr + 1) * s and w_lr * s <= w < (w_lr + 1) * s):
@@ -228,7 +242,12 @@ def _drop_small(dataset, image_column: str, min_size: int, scale: int):
     columns = [image_column] + ([ROW_COLUMN] if ROW_COLUMN in dataset.column_names else [])
     for start, batch in zip(range(0, len(dataset), 256), dataset.select_columns(columns).iter(batch_size=256)):
         for offset, source in enumerate(batch[image_column]):
-            h, w = image_size(source)
+            try:
+                h, w = image_size(source)
+            except (OSError, SyntaxError) as err:
+                raise ValueError(
+                    f"{PairedSRTransform._describe(start + offset, source)} cannot be read as an image ({err}). Fix or remove it."
+                ) from err
             h, w = h - h % scale, w - w % scale
             if h >= min_size and w >= min_size:
                 keep.append(start + offset)
