@@ -55,8 +55,9 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max_train_steps", type=int, default=1000, help="Training iterations (MMagic's max_iters); one batch and one discriminator backward each.")
     parser.add_argument("--discriminator_steps", type=int, default=1, help="Discriminator updates per generator update.")
     parser.add_argument("--generator_steps", type=int, default=1, help="Generator updates per generator turn (on the same batch).")
-    parser.add_argument("--discriminator_accumulation_steps", type=int, default=1, help="Iterations whose discriminator gradients are accumulated before a step.")
-    parser.add_argument("--generator_accumulation_steps", type=int, default=1, help="Generator backward passes accumulated before a generator step.")
+    parser.add_argument("--gradient_accumulation_steps", type=int, default=None, help="Accumulate this many micro-batches before each optimizer step of both networks (sets the two flags below; default 1).")
+    parser.add_argument("--discriminator_accumulation_steps", type=int, default=None, help="Iterations whose discriminator gradients are accumulated before a step (default: --gradient_accumulation_steps).")
+    parser.add_argument("--generator_accumulation_steps", type=int, default=None, help="Generator backward passes accumulated before a generator step (default: --gradient_accumulation_steps).")
     # optimisation
     parser.add_argument("--learning_rate", type=float, default=2e-4, help="Adam learning rate of both networks (MMagic: 2e-4).")
     parser.add_argument("--generator_learning_rate", type=float, default=None, help="Generator learning rate (default: --learning_rate).")
@@ -98,6 +99,12 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--ema_momentum must be in (0, 1], got {args.ema_momentum} (MMagic: 0.0002).")
     if (args.ema_decay is not None or args.ema_momentum is not None or args.ema_start) and not args.use_ema:
         parser.error("--ema_decay/--ema_momentum/--ema_start need --use_ema.")
+    # diffusers' --gradient_accumulation_steps: the same accumulation for both networks unless set apiece
+    if args.gradient_accumulation_steps is not None and args.gradient_accumulation_steps < 1:
+        parser.error(f"--gradient_accumulation_steps must be >= 1, got {args.gradient_accumulation_steps}.")
+    for name in ("discriminator_accumulation_steps", "generator_accumulation_steps"):
+        if getattr(args, name) is None:
+            setattr(args, name, 1 if args.gradient_accumulation_steps is None else args.gradient_accumulation_steps)
     for name in ("train_batch_size", "max_train_steps", "discriminator_steps", "generator_steps",
                  "discriminator_accumulation_steps", "generator_accumulation_steps", "num_sample_images"):
         if getattr(args, name) < 1:

@@ -187,7 +187,11 @@ def training_arguments(args: argparse.Namespace, recipe: dict, scale: int) -> SR
         lr_eta_min=recipe["lr_eta_min"] if args.lr_eta_min is None else args.lr_eta_min,
         # EDSR's milestone 200k of 300k steps, scaled when --max_train_steps is shorter
         lr_milestones=args.lr_milestones
-        or ([max(1, math.floor(m * steps / recipe["max_train_steps"])) for m in recipe["lr_milestones"]] if recipe["lr_milestones"] else None),
+        or (
+            [max(1, math.floor(m * steps / recipe["max_train_steps"])) for m in recipe["lr_milestones"]]
+            if recipe["lr_milestones"] and (args.lr_scheduler or recipe["lr_scheduler"]) == "multistep"
+            else None
+        ),
         lr_gamma=args.lr_gamma,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,

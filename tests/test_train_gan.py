@@ -424,6 +424,12 @@ def test_script_argument_checks():
     assert (defaults.resolution, defaults.train_batch_size, defaults.learning_rate, defaults.adam_beta1, defaults.adam_beta2) == (
         64, 128, 2e-4, 0.5, 0.999)
     assert (defaults.discriminator_steps, defaults.generator_steps, defaults.num_channels, defaults.report_to) == (1, 1, 3, "tensorboard")
+    # diffusers' flag sets both networks' accumulation; a network's own flag wins
+    both = script.parse_args(["--gradient_accumulation_steps", "2", "--checkpointing_steps", "4"])
+    assert (both.discriminator_accumulation_steps, both.generator_accumulation_steps) == (2, 2)
+    mixed = script.parse_args(["--gradient_accumulation_steps", "2", "--generator_accumulation_steps", "1", "--checkpointing_steps", "4"])
+    assert (mixed.discriminator_accumulation_steps, mixed.generator_accumulation_steps) == (2, 1)
+    assert (defaults.discriminator_accumulation_steps, defaults.generator_accumulation_steps) == (1, 1)
     assert script.ema_momentum(script.parse_args(["--use_ema"])) == 0.0002
     assert script.ema_momentum(script.parse_args(["--use_ema", "--ema_decay", "0.999"])) == pytest.approx(0.001)
     for bad in (["--ema_decay", "0.9"], ["--use_ema", "--ema_decay", "0.0002"], ["--dataset_name", "a/b", "--train_data_dir", "x"],
@@ -442,6 +448,8 @@ def test_script_argument_checks():
         (["--discriminator_learning_rate", "0"], "--discriminator_learning_rate must be > 0"),  # not "use --learning_rate"
         (["--checkpointing_steps", "-5"], "--checkpointing_steps must be >= 0"),
         (["--checkpoints_total_limit", "0"], "--checkpoints_total_limit must be >= 1"),
+        (["--gradient_accumulation_steps", "0"], "--gradient_accumulation_steps must be >= 1"),
+        (["--gradient_accumulation_steps", "2", "--checkpointing_steps", "3"], "multiple of --discriminator_accumulation_steps"),
     ],
 )
 def test_script_rejects_bad_flags_with_the_reason(flags, message, capsys):

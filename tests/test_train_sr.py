@@ -510,6 +510,16 @@ def test_recipes_and_argument_errors():
         SRTrainingArguments(train_batch_size=0)
     with pytest.raises(ValueError, match="checkpoints_total_limit must be >= 1"):
         SRTrainingArguments(checkpoints_total_limit=0)
+    with pytest.warns(UserWarning, match="lr_warmup_steps does not apply to lr_scheduler='cosine_restart'"):
+        SRTrainingArguments(lr_warmup_steps=10)
+    with pytest.warns(UserWarning, match="lr_milestones does not apply"):
+        SRTrainingArguments(lr_scheduler="cosine", lr_milestones=[5])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # EDSR with another schedule: the recipe's milestones are not passed on
+        edsr_cosine = script.parse_args(["--model", "edsr", "--lr_scheduler", "cosine", "--max_train_steps", "300"])
+        assert script.training_arguments(edsr_cosine, *script.load_recipe(edsr_cosine)).lr_milestones is None
 
 
 @pytest.mark.parametrize(

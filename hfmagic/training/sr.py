@@ -167,6 +167,14 @@ class SRTrainingArguments:
             raise ValueError(f"mixed_precision must be 'no', 'fp16' or 'bf16' (None: accelerate's config), got {self.mixed_precision!r}.")
         if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
             raise ValueError(f"checkpoints_total_limit must be >= 1 (None keeps every checkpoint), got {self.checkpoints_total_limit}.")
+        ignored = {
+            "lr_warmup_steps": self.lr_warmup_steps and self.lr_scheduler in ("cosine_restart", "multistep"),
+            "lr_periods": self.lr_periods and self.lr_scheduler != "cosine_restart",
+            "lr_restart_weights": self.lr_restart_weights and self.lr_scheduler != "cosine_restart",
+            "lr_milestones": self.lr_milestones and self.lr_scheduler != "multistep",
+        }
+        for name in (name for name, unused in ignored.items() if unused):
+            warnings.warn(f"{name} does not apply to lr_scheduler={self.lr_scheduler!r} and is ignored.", stacklevel=3)
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
             raise ValueError(f"max_grad_norm must be > 0 (or None for no clipping), got {self.max_grad_norm}.")
 
