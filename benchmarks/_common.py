@@ -204,7 +204,18 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         info["load_average_1min"] = round(os.getloadavg()[0], 2)
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
+        # "fp32" convolutions and matmuls on CUDA run in TF32 when these are on (cuDNN's default)
+        info["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
+        info["matmul_allow_tf32"] = torch.backends.cuda.matmul.allow_tf32
     return info
+
+
+def save_partial(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Write the JSON measured so far (marked ``"partial": true``) to ``--json PATH``, so that a run
+    killed by a time limit still leaves what it measured; :func:`emit` overwrites it at the end."""
+    if args.json in (None, "-"):
+        return
+    Path(args.json).write_text(json.dumps({**results, "partial": True}, indent=2, default=float) + "\n")
 
 
 def emit(args: argparse.Namespace, results: dict[str, Any], table: list[str]) -> None:

@@ -35,6 +35,7 @@ from _common import (
     interleaved_medians,
     log,
     machine_info,
+    save_partial,
     setup,
 )
 
@@ -241,12 +242,17 @@ def main(argv=None) -> dict:
     modes = args.modes or ["eager", "channels_last", "pipeline"] + ([] if args.quick else ["compile"]) + (
         ["bf16", "fp16"] if device.type == "cuda" else []
     )
+    if device.type != "cuda" and {"bf16", "fp16"} & set(modes):
+        log("bf16/fp16 autocast modes run on CUDA only: left out on this device.")
+        modes = [m for m in modes if m not in ("bf16", "fp16")]
     results = []
+    settings = {"quick": args.quick, "repeats": args.repeats, "modes": modes, "sizes": args.sizes, "scales": args.scales}
     for name in args.models:
         for scale in args.scales:
             for size in args.sizes:
                 log(f"{name} x{scale} LR {size}x{size} ...")
                 results.extend(run_case(name, scale, size, args, device, modes))
+                save_partial(args, {"benchmark": "inference", "settings": settings, "results": results})
 
     table = [
         f"{'model':10} {'x':>2} {'LR':>4} {'mode':14} {'ms':>9} {'GFLOP/s':>8} {'roof%':>6} {'wrap%':>6} {'fix%':>6} {'Mpx/s':>7} {'maxdiff':>8}"
@@ -266,13 +272,7 @@ def main(argv=None) -> dict:
     report = {
         "benchmark": "inference",
         "machine": machine_info(device),
-        "settings": {
-            "quick": args.quick,
-            "repeats": args.repeats,
-            "modes": modes,
-            "sizes": args.sizes,
-            "scales": args.scales,
-        },
+        "settings": settings,
         "results": results,
     }
     emit(args, report, table)

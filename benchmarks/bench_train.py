@@ -35,6 +35,7 @@ from _common import (
     interleaved_medians,
     log,
     machine_info,
+    save_partial,
     setup,
     synchronize,
 )
@@ -305,15 +306,39 @@ def _textured_png(height: int, width: int, seed: int, compress_level: int) -> by
 
 
 def bench_data(args, device: torch.device, sr_result: dict | None) -> dict:
-    import datasets
-
+    from hfmagic.data import load_rgb
     from hfmagic.data.gpu_pipeline import DeviceSRData, loader_rate
-    from hfmagic.data.sr_dataset import build_sr_dataset
 
     full_hw, sub, gt = ((339, 510), 120, 32) if args.quick else ((1356, 2040), 480, 128)
+    subs = [_textured_png(sub, sub, seed=i, compress_level=3) for i in range(4)]  # prepare_div2k's level (BasicSR's)
+    try:
+        import datasets  # noqa: F401
+    except ImportError:  # e.g. a GPU machine without it: the device path needs no datasets
+        result = {"png_pipeline_skipped": "datasets is not installed", "gt_patch_size": gt}
+    else:
+        result = _bench_png_pipeline(args, device, sr_result, full_hw, sub, gt, subs)
+    device_data = DeviceSRData([load_rgb(b) for b in subs], scale=4, gt_patch_size=gt, device=device)
+    batch = 4 if args.quick else 16
+    result["device_pairs_per_s"] = loader_rate(device_data, batch, num_batches=5 if args.quick else 20)
+    if sr_result is not None:
+        result["device_loader_vs_consumption"] = result["device_pairs_per_s"] / sr_result["hfmagic_samples_per_s"]
+        # train_sr fed by the device path (DeviceSRData.batch_at in the loop) vs fed from memory
+        fed = bench_sr(args, device, train_data=device_data)
+        result.update(
+            train_samples_per_s_device_data=fed["hfmagic_samples_per_s"],
+            device_data_slowdown=sr_result["hfmagic_samples_per_s"] / fed["hfmagic_samples_per_s"] - 1.0,
+        )
+    return result
+
+
+def _bench_png_pipeline(args, device, sr_result, full_hw, sub, gt, subs) -> dict:
+    """build_sr_dataset's pairs/s per worker from whole 2K PNGs vs sub-images, and train_sr fed by workers."""
+    import datasets
+
+    from hfmagic.data.sr_dataset import build_sr_dataset
+
     features = datasets.Features({"image": datasets.Image()})
     full_png = _textured_png(*full_hw, seed=0, compress_level=6)  # DIV2K's PNGs: zlib default level
-    subs = [_textured_png(sub, sub, seed=i, compress_level=3) for i in range(4)]  # prepare_div2k's level (BasicSR's)
     full_ds = build_sr_dataset(
         datasets.Dataset.from_dict({"image": [{"bytes": full_png, "path": None}] * 4}, features=features),
         scale=4,
@@ -359,19 +384,6 @@ def bench_data(args, device: torch.device, sr_result: dict | None) -> dict:
             loader_slowdown=sr_result["hfmagic_samples_per_s"] / loaded["hfmagic_samples_per_s"] - 1.0,
             loader_cpu_share=sr_result["hfmagic_samples_per_s"] / result["subimage_pairs_per_s_per_worker"],
         )
-    from hfmagic.data import load_rgb
-
-    device_data = DeviceSRData([load_rgb(b) for b in subs], scale=4, gt_patch_size=gt, device=device)
-    batch = 4 if args.quick else 16
-    result["device_pairs_per_s"] = loader_rate(device_data, batch, num_batches=5 if args.quick else 20)
-    if sr_result is not None:
-        result["device_loader_vs_consumption"] = result["device_pairs_per_s"] / sr_result["hfmagic_samples_per_s"]
-        # train_sr fed by the device path (DeviceSRData.batch_at in the loop) vs fed from memory
-        fed = bench_sr(args, device, train_data=device_data)
-        result.update(
-            train_samples_per_s_device_data=fed["hfmagic_samples_per_s"],
-            device_data_slowdown=sr_result["hfmagic_samples_per_s"] / fed["hfmagic_samples_per_s"] - 1.0,
-        )
     return result
 
 
@@ -391,6 +403,7 @@ def main(argv=None) -> dict:
     if "sr" in args.parts:
         log("SR: train_sr vs bare loop ...")
         r = report["sr"] = bench_sr(args, device)
+        save_partial(args, report)
         table.append(
             f"SR  batch {r['batch_size']} gt {r['gt_patch_size']}: hfmagic {r['hfmagic_samples_per_s']:.2f} samples/s, "
             f"bare {r['bare_samples_per_s']:.2f}, loop overhead {100 * r['loop_overhead']:+.1f}%; "
@@ -399,6 +412,7 @@ def main(argv=None) -> dict:
     if "gan" in args.parts:
         log("GAN: train_gan vs bare loop ...")
         r = report["gan"] = bench_gan(args, device)
+        save_partial(args, report)
         table.append(
             f"GAN batch {r['batch_size']} {r['image_size']}px: hfmagic {r['hfmagic_samples_per_s']:.1f} samples/s, "
             f"bare {r['bare_samples_per_s']:.1f}, loop overhead {100 * r['loop_overhead']:+.1f}%"
@@ -406,10 +420,13 @@ def main(argv=None) -> dict:
     if "data" in args.parts:
         log("data: whole 2K PNGs vs sub-images ...")
         r = report["data"] = bench_data(args, device, report.get("sr"))
-        table.append(
-            f"data: whole {r['full_pairs_per_s_per_worker']:.1f} pairs/s/worker, sub-images "
-            f"{r['subimage_pairs_per_s_per_worker']:.1f} ({r['subimage_speedup']:.1f}x); device path {r['device_pairs_per_s']:.0f} pairs/s"
-        )
+        if "png_pipeline_skipped" in r:
+            table.append(f"data: PNG pipeline skipped ({r['png_pipeline_skipped']}); device path {r['device_pairs_per_s']:.0f} pairs/s")
+        else:
+            table.append(
+                f"data: whole {r['full_pairs_per_s_per_worker']:.1f} pairs/s/worker, sub-images "
+                f"{r['subimage_pairs_per_s_per_worker']:.1f} ({r['subimage_speedup']:.1f}x); device path {r['device_pairs_per_s']:.0f} pairs/s"
+            )
         if "device_data_slowdown" in r:
             table.append(
                 f"      train_sr fed by DeviceSRData: {r['train_samples_per_s_device_data']:.2f} samples/s "

@@ -78,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr_column", default=None, help="Column holding ready-made LR images (default: made from HR with MATLAB bicubic).")
     parser.add_argument("--skip_small_images", action="store_true", help="Skip (with a warning) images smaller than --gt_patch_size instead of failing.")
     parser.add_argument("--validation_dataset", nargs="+", default=None, help="Validation sets: Set5, Set14, BSD100, Urban100, a DIV2K validation folder or any folder of HR images.")
-    parser.add_argument("--gt_patch_size", type=int, default=None, help="HR training patch size (default: the recipe's, 128 for MSRResNet/SRCNN, 96/144/196 for EDSR x2/x3/x4).")
+    parser.add_argument("--gt_patch_size", type=int, default=None, help="HR training patch size (default: the recipe's, 128 for MSRResNet/SRCNN (129 at x3), 96/144/196 for EDSR x2/x3/x4).")
     parser.add_argument("--dataloader_num_workers", type=int, default=2, help="DataLoader worker processes (results do not depend on it; 0: load in the main process).")
     parser.add_argument("--data_on_device", action="store_true", help="Hold the training images in accelerator memory (hfmagic.data.DeviceSRData) and cut, degrade and augment every batch there instead of in DataLoader workers: for GPUs that workers cannot keep fed. The images must fit in device memory (DIV2K sub-images: ~24 GB).")
     # optimisation

@@ -154,7 +154,7 @@ def _usage(kind: str, class_name: str, repo_id: str, discriminator_subfolder: st
             "    sr = model(torch.rand(1, 3, 32, 32)).reconstruction   # RGB in [0, 1]\n\n"
             "# or on images, tiled for large photos:\n"
             f'pipe = SuperResolutionPipeline.from_pretrained("{repo_id}")\n'
-            'pipe("photo.png", tile_size=256)[0].save("photo_sr.png")\n'
+            'pipe("photo.png", tile_size=256).save("photo_sr.png")   # one image in, one PIL image out\n'
             "```\n\n"
             f"From the command line: `hfmagic upscale photo.png --model {repo_id} --output out/`."
         )

@@ -202,7 +202,8 @@ def exact_interpolation(enabled: bool = True) -> Iterator[None]:
 def interpolate_upsample(x: torch.Tensor, scale: int, mode: str) -> torch.Tensor:
     """``F.interpolate(x, scale_factor=scale, mode=mode, align_corners=False)`` (MMagic's numbers,
     bit for bit), or :func:`periodic_upsample` inside :func:`exact_interpolation`."""
-    if _EXACT_INTERPOLATION.get():
+    # exact mode is an eager, CPU-only setting; torch.compile cannot trace a ContextVar (a graph break)
+    if not torch.compiler.is_compiling() and _EXACT_INTERPOLATION.get():
         return periodic_upsample(x, scale, mode)
     return F.interpolate(x, scale_factor=scale, mode=mode, align_corners=False)
 

@@ -115,6 +115,35 @@ def test_bench_train_quick(tmp_path):
     assert data["train_workers"] == 1
 
 
+def test_bench_train_data_part_without_datasets_and_partial_json(tmp_path):
+    # the GPU machine has no `datasets`: the device path is still measured, and the JSON written
+    out = tmp_path / "data.json"
+    code = (
+        "import sys, runpy; sys.modules['datasets'] = None; "
+        f"sys.argv = ['bench_train.py', '--quick', '--parts', 'data', '--threads', '1', '--json', {str(out)!r}]; "
+        f"runpy.run_path({str(BENCH / 'bench_train.py')!r}, run_name='__main__')"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(BENCH)])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = json.loads(out.read_text())["data"]
+    assert data["png_pipeline_skipped"] == "datasets is not installed" and _positive(data["device_pairs_per_s"])
+    assert "PNG pipeline skipped" in done.stdout
+
+
+def test_save_partial_writes_what_was_measured(tmp_path):
+    sys.path.insert(0, str(BENCH))
+    try:
+        from _common import save_partial
+    finally:
+        sys.path.remove(str(BENCH))
+    args = type("Args", (), {"json": str(tmp_path / "p.json")})()
+    save_partial(args, {"results": [1]})
+    assert json.loads((tmp_path / "p.json").read_text()) == {"results": [1], "partial": True}
+    args.json = "-"
+    save_partial(args, {"results": [2]})  # stdout JSON: only the final one is printed
+
+
 def test_gpu_script_is_prepared():
     script = (BENCH / "gpu_all.sh").read_text()
     for name in (
@@ -124,13 +153,16 @@ def test_gpu_script_is_prepared():
         "test_gpu_pipeline.py",
     ):
         assert name in script
-    assert "--device cuda" in script and "bf16" in script
+    assert 'DEVICE="${DEVICE:-cuda}"' in script and script.count('--device "$DEVICE"') == 4 and "bf16" in script
     assert os.access(BENCH / "gpu_all.sh", os.X_OK)
     # every step has its own limit, and together they fit in one 10-minute device command
     import re
 
     limits = [int(n) for n in re.findall(r"^step (\d+) ", script, flags=re.M)]
     assert len(limits) == 5 and sum(limits) <= 580, limits
+    # python3 (the GPU image's interpreter with PyTorch), one log file (few files come back)
+    assert 'PY="${PYTHON:-$(command -v python3' in script and "2>> \"$OUT/logs.txt\"" in script
+    assert not re.search(r"^step \d+ \w+ python ", script, flags=re.M)
 
 
 # --------------------------------------------------------------------------------------------

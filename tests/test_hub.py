@@ -292,6 +292,24 @@ def test_card_errors_name_the_problem(hub_server, tmp_path):
         model_card(PretrainedConfig())
 
 
+@pytest.mark.parametrize("arch", ["msrresnet", "dcgan-generator"])
+def test_the_cards_usage_snippet_runs(tmp_path, arch, monkeypatch):
+    import re
+
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "model"
+    make(arch).save_pretrained(folder)
+    write_model_card(folder, make(arch), repo_id=str(folder))
+    (code,) = re.findall(r"```python\n(.*?)```", (folder / "README.md").read_text(), flags=re.S)
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (12, 10, 3), dtype=np.uint8)).save(tmp_path / "photo.png")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "card-snippet", "exec"), {})
+    if arch == "msrresnet":
+        assert Image.open(tmp_path / "photo_sr.png").size == (10 * 4, 12 * 4)
+
+
 def test_sample_image_is_copied_next_to_the_card(tmp_path):
     image = tmp_path / "grid.png"
     image.write_bytes(b"\x89PNG fake")

@@ -277,3 +277,14 @@ def test_config_docstrings_list_every_field_with_its_real_default(cfg_cls):
             continue  # derived from `channels`
         assert field.name in documented, f"{cfg_cls.__name__}.{field.name} is not documented"
         assert normalise(documented[field.name]) == normalise(field.default), field.name
+
+
+@pytest.mark.parametrize("cls, cfg_cls", [(SRCNN, SRCNNConfig), (MSRResNet, MSRResNetConfig), (EDSR, EDSRConfig)])
+def test_models_trace_into_one_graph_for_torch_compile(cls, cfg_cls):
+    # a graph break (e.g. reading exact mode's ContextVar) would split torch.compile's work
+    import torch._dynamo
+
+    small = {"channels": [3, 8, 4, 3]} if cls is SRCNN else {"mid_channels": 8, "num_blocks": 1}
+    model = cls(cfg_cls(upscale_factor=4, **small)).eval()
+    explained = torch._dynamo.explain(lambda x: model(pixel_values=x).reconstruction)(torch.rand(1, 3, 8, 8))
+    assert explained.graph_break_count == 0, explained.break_reasons
