@@ -428,9 +428,16 @@ def save_gan_pretrained(
 
 # ------------------------------------------------------------------------------ pushing
 def _is_network_error(error: BaseException) -> bool:
+    """The Hub could not be reached (not: the Hub answered with an error, or a local file is missing)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if isinstance(error, HfHubHTTPError):  # an answer (401, 404...): its own message says what is wrong
+        return False
     # OfflineModeIsEnabled is a ConnectionError; the HTTP client's transport errors (httpx's
     # ConnectError, timeouts) share a base class named TransportError
-    return isinstance(error, OSError) or any(cls.__name__ == "TransportError" for cls in type(error).__mro__)
+    return isinstance(error, (ConnectionError, TimeoutError)) or any(
+        cls.__name__ == "TransportError" for cls in type(error).__mro__
+    )
 
 
 @contextlib.contextmanager

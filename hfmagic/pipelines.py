@@ -903,7 +903,8 @@ class DCGANPipeline:
         from transformers import AutoConfig
 
         torch_dtype = _resolve_dtype(dtype)
-        config_kwargs = {k: v for k, v in kwargs.items() if k in ("revision", "subfolder", "token", "cache_dir", "local_files_only")}
+        hub_options = ("revision", "subfolder", "token", "cache_dir", "local_files_only", "force_download", "proxies", "trust_remote_code")
+        config_kwargs = {k: v for k, v in kwargs.items() if k in hub_options}
         architectures = AutoConfig.from_pretrained(str(model_id_or_path), **config_kwargs).architectures or []
         if "DCGANDiscriminator" in architectures:
             raise ValueError(

@@ -236,6 +236,13 @@ def test_user_model_keeps_buffers_and_default_init_through_from_pretrained(tmp_p
     # the non-persistent buffer is not in the file: transformers' meta-device build would leave garbage
     assert torch.equal(loaded.offset, torch.full((1, 3, 1, 1), 0.5))
     assert torch.equal(loaded(x).reconstruction, model(x).reconstruction)
+    # rebuilding the buffers leaves torch's random stream and init functions alone
+    torch.manual_seed(1)
+    expected = torch.rand(3)
+    torch.manual_seed(1)
+    _BufferedSR.from_pretrained(tmp_path / "full")
+    assert torch.equal(torch.rand(3), expected)
+    assert torch.nn.init.kaiming_uniform_.__module__ == "torch.nn.init"
     # layers missing from the file get PyTorch's default init (not uninitialised memory)
     state = load_file(tmp_path / "full" / "model.safetensors")
     save_file({k: v for k, v in state.items() if not k.startswith(("act.", "norm."))}, tmp_path / "full" / "model.safetensors",

@@ -310,6 +310,24 @@ def test_the_cards_usage_snippet_runs(tmp_path, arch, monkeypatch):
         assert Image.open(tmp_path / "photo_sr.png").size == (10 * 4, 12 * 4)
 
 
+def test_only_unreachable_hubs_become_connection_errors(hub_server):
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from hfmagic.hub import explain_network_errors
+
+    with pytest.raises(ConnectionError, match=r"Could not do it: the Hub at .* is unreachable .*Try again"):
+        with explain_network_errors("do it", "Try again."):
+            HfApi(endpoint="http://127.0.0.1:9").create_repo("me/x", token="hf_x")
+    # the Hub's own answers and local errors keep their type and message
+    with pytest.raises(HfHubHTTPError):
+        with explain_network_errors("do it", "Try again."):
+            HfApi().model_info("nobody/does-not-exist-" + hub_server.new_repo_id("x").split("/")[1])
+    with pytest.raises(FileNotFoundError):
+        with explain_network_errors("do it", "Try again."):
+            open("/no/such/file")
+
+
 def test_sample_image_is_copied_next_to_the_card(tmp_path):
     image = tmp_path / "grid.png"
     image.write_bytes(b"\x89PNG fake")

@@ -288,3 +288,20 @@ def test_models_trace_into_one_graph_for_torch_compile(cls, cfg_cls):
     model = cls(cfg_cls(upscale_factor=4, **small)).eval()
     explained = torch._dynamo.explain(lambda x: model(pixel_values=x).reconstruction)(torch.rand(1, 3, 8, 8))
     assert explained.graph_break_count == 0, explained.break_reasons
+
+
+def test_config_checks_leave_user_fields_alone_and_take_numpy_ints():
+    import numpy as np
+
+    from hfmagic import SuperResolutionConfig
+
+    class UserConfig(SuperResolutionConfig):
+        model_type = "user-config-checks-test"
+        window_size: int = -1  # the user's own meaning of -1 (and of None below)
+        mid_channels: int = None
+
+    config = UserConfig(upscale_factor=np.int64(2))
+    assert (config.window_size, config.mid_channels) == (-1, None)
+    assert type(config.upscale_factor) is int and config.to_dict()["upscale_factor"] == 2
+    with pytest.raises(ValueError, match="UserConfig.upscale_factor must be an int"):
+        UserConfig(upscale_factor=2.0)  # hfmagic's own field, in a subclass too

@@ -186,6 +186,12 @@ def test_overwrite_keeps_the_old_output_until_the_new_one_is_complete(div2k_fold
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".hfmagic-prepare-")]
     monkeypatch.undo()
     assert len(prepare_div2k(div2k_folder, out, crop_size=8, step=8, num_proc=1, overwrite=True)) > 32
+    # an empty folder (or a symlink to one, e.g. on a bigger disk) is written in place
+    (tmp_path / "big-disk" / "sub").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "big-disk" / "sub")
+    with pytest.warns(UserWarning, match="0003.png"):
+        assert len(prepare_div2k(div2k_folder, tmp_path / "link", crop_size=16, step=8, num_proc=1)) == 32
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "big-disk" / "sub" / "dataset_info.json").is_file()
     # the command line reports user errors in one line with exit code 1
     assert cli_main(["prepare-div2k", str(tmp_path / "missing"), str(tmp_path / "o")]) == 1
     assert cli_main(["prepare-div2k", str(div2k_folder), str(out)]) == 1

@@ -1,5 +1,7 @@
 """EMA, crash-safe checkpoints and divergence checks (hfmagic.training)."""
 
+import os
+
 import pytest
 import torch
 from accelerate import Accelerator
@@ -81,7 +83,13 @@ def test_resaving_a_step_replaces_it_whole_and_state_updates(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-2"]
     update_checkpoint_state(tmp_path / "checkpoint-2", best_score=3.5)
     assert read_checkpoint_state(tmp_path / "checkpoint-2") == {"step": 2, "best_score": 3.5}
-    assert sorted(p.name for p in (tmp_path / "checkpoint-2").iterdir() if p.name.startswith("."))  == []
+    assert sorted(p.name for p in (tmp_path / "checkpoint-2").iterdir() if p.name.startswith(".")) == []
+    # killed between moving the old step-2 checkpoint aside and renaming the new one in: the old one counts
+    os.replace(tmp_path / "checkpoint-2", tmp_path / ".checkpoint-2.aside")
+    assert [p.name for p in list_checkpoints(tmp_path)] == [".checkpoint-2.aside"]
+    assert resolve_resume_checkpoint("latest", tmp_path).name == ".checkpoint-2.aside"
+    save_checkpoint(accelerator, tmp_path, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-2"]
 
 
 def test_resolve_resume_errors(tmp_path):

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .images import load_rgb
+from .images import image_size, load_rgb
 from .imresize import imresize
 
 __all__ = ["CropPlan", "DeviceSRData"]
@@ -104,48 +104,41 @@ class DeviceSRData:
             augment,
         )
         self.device = _resolve(device)
-        hrs = [self._to_uint8_chw(image) for image in images]
-        hrs = [
-            hr[
-                :,
-                : hr.shape[1] - hr.shape[1] % scale,
-                : hr.shape[2] - hr.shape[2] % scale,
-            ]
-            for hr in hrs
-        ]  # modcrop
-        small = [(i, tuple(hr.shape[1:])) for i, hr in enumerate(hrs) if min(hr.shape[1:]) < gt_patch_size]
-        if small and skip_small and len(small) < len(hrs):
+        # Sizes first (file headers, nothing decoded), then one image at a time decoded, cropped to a
+        # multiple of the scale (modcrop) and copied to the device: the host never holds them all.
+        sizes = [self._size(image) for image in images]
+        sizes = [(h - h % scale, w - w % scale) for h, w in sizes]
+        small = [(i, hw) for i, hw in enumerate(sizes) if min(hw) < gt_patch_size]
+        keep = list(range(len(images)))
+        if small and skip_small and len(small) < len(images):
             warnings.warn(
                 f"Skipping {len(small)} image(s) smaller than gt_patch_size={gt_patch_size} (index, (H, W)): {small[:5]}.",
                 stacklevel=2,
             )
             dropped = {i for i, _ in small}
-            hrs = [hr for i, hr in enumerate(hrs) if i not in dropped]
+            keep = [i for i in keep if i not in dropped]
         elif small:
             raise ValueError(
-                f"{len(small)} of {len(hrs)} image(s) are smaller than gt_patch_size={gt_patch_size} after cropping to a "
+                f"{len(small)} of {len(images)} image(s) are smaller than gt_patch_size={gt_patch_size} after cropping to a "
                 f"multiple of {scale} (index, (H, W)): {small[:5]}. Remove them, lower gt_patch_size"
-                + (" or pass skip_small=True." if len(small) < len(hrs) else ".")
+                + (" or pass skip_small=True." if len(small) < len(images) else ".")
             )
-        self.sizes = torch.tensor([hr.shape[1:] for hr in hrs], dtype=torch.int64, device=self.device)  # (N, 2)
+        self.sizes = torch.tensor([sizes[i] for i in keep], dtype=torch.int64, device=self.device)  # (N, 2)
         h_max, w_max = (int(v) for v in self.sizes.max(dim=0).values)
-        self.hr = torch.zeros(len(hrs), 3, h_max, w_max, dtype=torch.uint8, device=self.device)
-        for i, hr in enumerate(hrs):
-            self.hr[i, :, : hr.shape[1], : hr.shape[2]] = hr.to(self.device)
+        self.hr = torch.zeros(len(keep), 3, h_max, w_max, dtype=torch.uint8, device=self.device)
         self.lr = None
         self._generator: torch.Generator | None = None  # batch_at's, reseeded for every batch
         if lr_mode == "precompute":
-            self.lr = torch.zeros(
-                len(hrs),
-                3,
-                h_max // scale,
-                w_max // scale,
-                dtype=torch.uint8,
-                device=self.device,
-            )
-            for i, hr in enumerate(hrs):
-                lr = imresize(hr.to(self.device).float(), 1.0 / scale, round_uint8=True)
-                self.lr[i, :, : lr.shape[1], : lr.shape[2]] = lr
+            self.lr = torch.zeros(len(keep), 3, h_max // scale, w_max // scale, dtype=torch.uint8, device=self.device)
+        for slot, i in enumerate(keep):
+            h, w = sizes[i]
+            hr = self._to_uint8_chw(images[i])
+            if hr.shape[1] - hr.shape[1] % scale != h or hr.shape[2] - hr.shape[2] % scale != w:
+                raise ValueError(f"Image {i} decodes to {tuple(hr.shape[1:])} but its header says {(h, w)} (H, W).")
+            hr = hr[:, :h, :w].to(self.device)
+            self.hr[slot, :, :h, :w] = hr
+            if self.lr is not None:
+                self.lr[slot, :, : h // scale, : w // scale] = imresize(hr.float(), 1.0 / scale, round_uint8=True)
 
     @classmethod
     def from_source(
@@ -169,8 +162,16 @@ class DeviceSRData:
             raise ValueError(f"{source!r} has no column {image_column!r}; its columns are {dataset.column_names}.")
         if isinstance((dataset.features or {}).get(image_column), datasets.Image):
             dataset = dataset.cast_column(image_column, datasets.Image(decode=False))
-        images = [load_rgb(item[image_column]) for item in dataset]
+        # read from the (memory-mapped) dataset on access: the host never holds more than one image
+        images = _LazyColumn(dataset, image_column)
         return cls(images, scale=scale, gt_patch_size=gt_patch_size, **kwargs)
+
+    @staticmethod
+    def _size(image: Any) -> tuple[int, int]:
+        """(H, W) of an image source without decoding files or bytes."""
+        if isinstance(image, torch.Tensor):
+            return int(image.shape[-2]), int(image.shape[-1])
+        return image_size(image)
 
     @staticmethod
     def _to_uint8_chw(image: Any) -> torch.Tensor:
@@ -298,6 +299,19 @@ class DeviceSRData:
     def memory_bytes(self) -> int:
         """Device memory the images take (HR plus precomputed LR)."""
         return self.hr.numel() + (self.lr.numel() if self.lr is not None else 0)
+
+
+class _LazyColumn(Sequence):
+    """``dataset[i][column]`` on access (encoded images: bytes or paths)."""
+
+    def __init__(self, dataset: Any, column: str):
+        self.dataset, self.column = dataset, column
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.dataset[int(index)][self.column]
 
 
 def _resolve(device: str | torch.device) -> torch.device:

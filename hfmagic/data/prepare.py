@@ -214,7 +214,8 @@ def prepare_div2k(
             **{f"lr_x{s}": datasets.Image() for s in scales},
         }
     )
-    parent = os.path.dirname(os.path.abspath(output))
+    target = os.path.realpath(output)  # through a symlink: write where it points
+    parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     # A private cache next to the output: no stale cache hit from an earlier run, removed at the end.
     cache_dir = tempfile.mkdtemp(prefix=".hfmagic-prepare-", dir=parent)
@@ -238,19 +239,17 @@ def prepare_div2k(
         )
         if len(dataset) == 0:
             raise ValueError(f"No sub-images: every image in {source!r} is smaller than crop_size={crop_size}.")
-        # written next to the output and renamed at the end: an existing output (--overwrite) is
-        # only replaced by a complete one, never lost to a failure half-way
-        staging = os.path.join(cache_dir, "output")
+        # A new or empty output is written in place; an output being replaced (--overwrite) is written
+        # next to it and swapped in at the end, so that a failure half-way never loses the old one.
+        staging = os.path.join(cache_dir, "output") if replace else target
         if output_format == "disk":
             dataset.save_to_disk(staging)
         else:
             _write_parquet(dataset, staging)
         del dataset  # release the cache files before they are deleted
-        if os.path.isdir(output):
-            shutil.rmtree(output)
-        elif os.path.exists(output):
-            os.remove(output)
-        os.replace(staging, output)
+        if replace:
+            shutil.rmtree(target) if os.path.isdir(target) else os.remove(target)
+            os.replace(staging, target)
     finally:
         shutil.rmtree(cache_dir, ignore_errors=True)
 

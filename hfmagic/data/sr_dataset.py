@@ -114,7 +114,7 @@ class PairedSRTransform:
             if info is None:
                 generator_seed = self.seed * 1000003
             else:
-                state = np.random.SeedSequence([self.seed, info.seed]).generate_state(2, dtype=np.uint32)
+                state = np.random.SeedSequence([self.seed % 2**64, info.seed]).generate_state(2, dtype=np.uint32)
                 generator_seed = (int(state[0]) << 31) ^ int(state[1])
             self._generator = torch.Generator().manual_seed(generator_seed)
             self._generator_owner = owner
@@ -287,8 +287,12 @@ def build_sr_dataset(
         augment: random horizontal flip, vertical flip and transpose (p = 0.5 each).
         skip_small: drop images smaller than ``gt_patch_size`` up front (reading their headers)
             with a warning; otherwise such an image raises ``ValueError`` naming its row and size.
-        seed: seed of a private torch generator for crops and flips (per DataLoader worker:
-            ``seed`` and the worker id); ``None`` uses torch's global RNG.
+        seed: seed of a private torch generator for crops and flips; ``None`` uses torch's global
+            RNG. In a DataLoader worker the generator is seeded from ``seed`` and the worker's torch
+            seed, which torch draws for every epoch from the main process's RNG: epochs differ, and
+            are reproducible when that RNG is seeded (``torch.manual_seed``, accelerate's
+            ``set_seed``, or ``DataLoader(generator=...)``). ``train_sr`` needs neither: it seeds
+            every sample itself.
         data_files: passed to ``datasets.load_dataset`` (Hub ids and image folders).
 
     Returns:

@@ -19,7 +19,7 @@ class ModelCardMixin:
         weights file; transformers builds the model on the meta device, which loses the values
         ``__init__`` gave them) set again from a fresh instance (see ``restore_non_persistent_buffers``)."""
         loaded = super().from_pretrained(*args, **kwargs)
-        restore_non_persistent_buffers(loaded[0] if isinstance(loaded, tuple) else loaded)
+        restore_non_persistent_buffers(loaded[0] if isinstance(loaded, tuple) else loaded, *args[1:])
         return loaded
 
     def save_pretrained(self, save_directory, *args, **kwargs):
@@ -37,10 +37,17 @@ class ModelCardMixin:
         return push_model_to_hub(self, repo_id, **kwargs)
 
 
-def restore_non_persistent_buffers(model) -> None:
-    """Copy every non-persistent buffer of ``model`` from ``type(model)(model.config)`` built on the
-    CPU without weight init: the values its ``__init__`` computes (a mean to subtract, a kernel), in
-    the loaded model's dtype and device. Nothing is built when the model has no such buffer."""
+def restore_non_persistent_buffers(model, *model_args) -> None:
+    """Copy every non-persistent buffer of ``model`` from a fresh ``type(model)(model.config, *model_args)``
+    built on the CPU: the values its ``__init__`` computes (a mean to subtract, a kernel), in the
+    loaded model's dtype and device. Nothing is built when the model has no such buffer or its class
+    refills them itself in ``_init_weights`` (``_init_weights_sets_buffers = True``, as EDSR).
+
+    The reference runs its ordinary init (patching torch's init functions would be seen by every
+    thread) with torch's CPU RNG forked, so loading a model leaves the caller's random stream as it was.
+    """
+    if getattr(type(model), "_init_weights_sets_buffers", False):
+        return
     names = [
         f"{prefix}.{name}" if prefix else name
         for prefix, module in model.named_modules()
@@ -49,11 +56,18 @@ def restore_non_persistent_buffers(model) -> None:
     ]
     if not names:
         return
-    import torch
-    from transformers.initialization import no_init_weights
+    import logging
 
-    with torch.device("cpu"), no_init_weights():
-        reference = type(model)(model.config)
+    import torch
+
+    try:
+        with torch.random.fork_rng(devices=[]):
+            reference = type(model)(model.config, *model_args)
+    except TypeError as err:  # an __init__ that needs more than from_pretrained's positional arguments
+        logging.getLogger(__name__).warning(
+            "%s's non-persistent buffers %s could not be rebuilt (%s): set them in _init_weights.", type(model).__name__, names, err
+        )
+        return
     with torch.no_grad():
         for name in names:
             model.get_buffer(name).copy_(reference.get_buffer(name))

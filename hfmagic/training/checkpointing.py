@@ -31,6 +31,7 @@ __all__ = [
 
 CHECKPOINT_STATE_FILE = "hfmagic_state.json"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+_ASIDE_RE = re.compile(r"^\.checkpoint-(\d+)\.aside$")  # see save_checkpoint
 
 
 class TrainingDivergedError(RuntimeError):
@@ -80,8 +81,13 @@ def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     root = Path(output_dir)
     if not root.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _CHECKPOINT_RE.match(p.name)) and (p / CHECKPOINT_STATE_FILE).is_file()]
-    return [p for _, p in sorted(found)]
+    found = {int(m.group(1)): p for p in root.iterdir() if (m := _CHECKPOINT_RE.match(p.name)) and (p / CHECKPOINT_STATE_FILE).is_file()}
+    # a checkpoint moved aside to be replaced, when the run died before its replacement was renamed in
+    for p in root.iterdir():
+        m = _ASIDE_RE.match(p.name)
+        if m and int(m.group(1)) not in found and (p / CHECKPOINT_STATE_FILE).is_file():
+            found[int(m.group(1))] = p
+    return [found[step] for step in sorted(found)]
 
 
 def save_checkpoint(
@@ -118,16 +124,14 @@ def save_checkpoint(
             if path.is_file():
                 with open(path, "rb") as f:
                     os.fsync(f.fileno())
+        aside = root / f".checkpoint-{step}.aside"
         if final.exists():
             # re-saving a step (a run resumed from an older checkpoint): move the old one aside first,
-            # so that a crash in between leaves the old checkpoint, not none
-            old = root / f".checkpoint-{step}.old.tmp"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+            # so that a crash in between leaves the old one, which list_checkpoints still finds
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(final, aside)
+        os.replace(tmp, final)
+        shutil.rmtree(aside, ignore_errors=True)
         _fsync_dir(root)
         if total_limit is not None and total_limit > 0:
             for old in list_checkpoints(root)[:-total_limit]:

@@ -403,14 +403,22 @@ def train_gan(
         global_step, epoch, skip_batches = state["step"], state.get("epoch", 0), state.get("step_in_epoch", 0)
         last_checkpoint = str(resume_path)
         logger.info(f"Resumed from {resume_path} at step {global_step} (epoch {epoch}, batch {skip_batches}).")
-        # the optimizers' learning rates as built now win over the checkpoint's (a diverged run is
-        # resumed with lower ones); everything else (Adam's moments) is the checkpoint's
+        # learning rates asked for now that differ from the run's initial ones win over the
+        # checkpoint's (a diverged run is resumed with lower ones); a registered LR scheduler owns
+        # the rates, so they are left to it; everything else (Adam's moments) is the checkpoint's
         for name, opt in optimizers.items():
-            saved = [group["lr"] for group in opt.param_groups]
-            if saved != requested[name]:
-                for group, lr in zip(opt.param_groups, requested[name]):
-                    group["lr"] = lr
-                logger.warning(f"{name} learning rate {requested[name]} replaces the checkpoint's {saved}.")
+            initial = [group.get("initial_lr", group["lr"]) for group in opt.param_groups]
+            if initial == requested[name]:
+                continue
+            if accelerator._schedulers:
+                logger.warning(
+                    f"{name} learning rate {requested[name]} differs from the checkpoint's {initial}, but an LR scheduler "
+                    "is registered and keeps the checkpoint's rates."
+                )
+                continue
+            for group, lr in zip(opt.param_groups, requested[name]):
+                group["lr"] = lr
+            logger.warning(f"{name} learning rate {requested[name]} replaces the checkpoint's {initial}.")
     elif resume_from_checkpoint:
         logger.info(f"No checkpoint in {output_dir} yet; starting from scratch.")
 

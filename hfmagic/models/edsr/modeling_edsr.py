@@ -42,6 +42,8 @@ class EDSR(SuperResolutionPreTrainedModel):
         self.conv_last = nn.Conv2d(mid, config.out_channels, 3, 1, 1, bias=True)
         self.post_init()
 
+    _init_weights_sets_buffers = True  # mean/std below: from_pretrained need not rebuild them
+
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
         if module is self:
