@@ -575,6 +575,14 @@ def test_checkpoint_is_saved_before_validation_and_knows_the_new_best(image_dir,
     # the validation at step 2 is known to checkpoint-2 (a resumed run compares later validations with it)
     best = json.loads((out / "best" / "best_step.json").read_text())
     assert read_checkpoint_state(out / "checkpoint-2")["best_score"] == pytest.approx(best["metrics"]["val"]["psnr"])
+    # also when it is the final validation of the run (validation every 5 steps, the run ends at 3)
+    short = tmp_path / "short"
+    train_sr(MSRResNet(MSRResNetConfig(upscale_factor=2, mid_channels=8, num_blocks=1)), _PairDataset(),
+             SRTrainingArguments(output_dir=str(short), train_batch_size=2, max_train_steps=3, validation_steps=5,
+                                 checkpointing_steps=3), eval_sets)
+    best = json.loads((short / "best" / "best_step.json").read_text())
+    assert best["step"] == 3
+    assert read_checkpoint_state(short / "checkpoint-3")["best_score"] == pytest.approx(best["metrics"]["val"]["psnr"])
 
     def broken(*args, **kwargs):
         raise RuntimeError("validation failed")

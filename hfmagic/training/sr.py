@@ -668,7 +668,11 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
 
         # Final validation (unless it just ran) and the final model
         if last_validated != global_step:
+            previous_best = best_score
             final_metrics = validate(global_step)
+            at_last_step = last_checkpoint is not None and Path(last_checkpoint).name == f"checkpoint-{global_step}"
+            if at_last_step and best_score != previous_best and accelerator.is_main_process:
+                update_checkpoint_state(last_checkpoint, best_score=best_score)  # a longer resumed run knows it
         result = SRTrainingResult(global_step=global_step, final_dir=output_dir / FINAL_DIR, samples_per_second=samples_per_second)
         if accelerator.is_main_process:
             _save_model(eval_model(), result.final_dir, args, final_metrics, global_step, crop_border)
