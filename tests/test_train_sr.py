@@ -299,11 +299,9 @@ def test_resume_after_sigkill_gives_the_same_weights(image_dir, tmp_path):
     _assert_same(_weights(tmp_path / "straight" / "final"), _weights(tmp_path / "killed" / "final"))
 
 
-@pytest.mark.slow
-def test_two_ddp_processes_match_one_process_with_the_same_global_batch(image_dir, val_dir, tmp_path):
-    # validation (main process only, the others wait) and checkpoints (every rank) along the way
-    common = ["--max_train_steps", "6", "--checkpointing_steps", "3", "--use_ema", "--learning_rate", "1e-3",
-              "--validation_dataset", str(val_dir), "--validation_steps", "3"]
+def _two_ddp_processes_then_one(image_dir, tmp_path, common):
+    """Train with 2 DDP processes (batch 2 each) on CPU, one process with batch 4, and one with batch 2:
+    asserts that the first two end with the same weights and the third does not (half the data)."""
     launch = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()), str(SCRIPT),
@@ -315,34 +313,27 @@ def test_two_ddp_processes_match_one_process_with_the_same_global_batch(image_di
     single[single.index("--train_batch_size") + 1] = "4"
     script.main(script.parse_args(single))
     _assert_same(_weights(tmp_path / "ddp" / "final"), _weights(tmp_path / "single" / "final"), atol=1e-6)
-    assert [p.name for p in list_checkpoints(tmp_path / "ddp")] == ["checkpoint-3", "checkpoint-6"]
-    assert (tmp_path / "ddp" / "best" / "model.safetensors").is_file()
     # and not trivially: a run with only half of the data per step ends elsewhere
-    half = _argv(image_dir, tmp_path / "half", *common)
-    script.main(script.parse_args(half))
+    script.main(script.parse_args(_argv(image_dir, tmp_path / "half", *common)))
     a, b = _weights(tmp_path / "half" / "final"), _weights(tmp_path / "single" / "final")
     assert any(not torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+@pytest.mark.slow
+def test_two_ddp_processes_match_one_process_with_the_same_global_batch(image_dir, val_dir, tmp_path):
+    # validation (main process only, the others wait) and checkpoints (every rank) along the way
+    common = ["--max_train_steps", "6", "--checkpointing_steps", "3", "--use_ema", "--learning_rate", "1e-3",
+              "--validation_dataset", str(val_dir), "--validation_steps", "3"]
+    _two_ddp_processes_then_one(image_dir, tmp_path, common)
+    assert [p.name for p in list_checkpoints(tmp_path / "ddp")] == ["checkpoint-3", "checkpoint-6"]
+    assert (tmp_path / "ddp" / "best" / "model.safetensors").is_file()
 
 
 @pytest.mark.slow
 def test_two_ddp_processes_with_data_on_device_match_one_process(image_dir, tmp_path):
     # each rank cuts its share of micro-batch j's plan (DeviceSRData.batch_at): together one process's batch
     common = ["--max_train_steps", "4", "--checkpointing_steps", "0", "--learning_rate", "1e-3", "--data_on_device"]
-    launch = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()), str(SCRIPT),
-    ]
-    ddp = _run_subprocess(launch + _argv(image_dir, tmp_path / "ddp", *common), env_extra={"ACCELERATE_USE_CPU": "1"})
-    assert ddp.returncode == 0, ddp.stderr[-3000:]
-    assert "Num processes: 2" in ddp.stdout + ddp.stderr
-    single = _argv(image_dir, tmp_path / "single", *common)
-    single[single.index("--train_batch_size") + 1] = "4"
-    script.main(script.parse_args(single))
-    _assert_same(_weights(tmp_path / "ddp" / "final"), _weights(tmp_path / "single" / "final"), atol=1e-6)
-    half = _argv(image_dir, tmp_path / "half", *common)  # batch 2 in one process: other data, other weights
-    script.main(script.parse_args(half))
-    a, b = _weights(tmp_path / "half" / "final"), _weights(tmp_path / "single" / "final")
-    assert any(not torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    _two_ddp_processes_then_one(image_dir, tmp_path, common)
 
 
 class TinySRConfig(SuperResolutionConfig):
