@@ -113,7 +113,7 @@ def test_hand_computed_pixel_half_scale():
 
 
 @pytest.mark.parametrize("scale", [1 / 2, 1 / 3, 1 / 4, 2])
-def test_uint8_within_one_level(scale):
+def test_uint8_rounding_is_matlab_exact_away_from_ties(scale):
     img = np.random.default_rng(3).integers(0, 256, size=(17, 22, 3), dtype=np.uint8)
     ref = _reference(img, scale)
     out = imresize(img, scale)
@@ -122,6 +122,10 @@ def test_uint8_within_one_level(scale):
     rounded = imresize(img, scale, round_uint8=True)
     assert rounded.dtype == np.uint8
     expected = np.clip(np.floor(ref + 0.5), 0, 255)
+    # MATLAB's rule (half away from zero, saturated) exactly, except within float noise of a .5 tie
+    clear = np.abs(ref - np.floor(ref) - 0.5) > 1e-3
+    assert clear.mean() > 0.99
+    np.testing.assert_array_equal(rounded[clear], expected[clear])
     assert np.abs(rounded.astype(int) - expected).max() <= 1
 
 

@@ -100,6 +100,44 @@ def test_msrresnet_keys_and_init():
         assert torch.all(conv.bias == 0), name
 
 
+def _assert_torch_default_init(conv, name):
+    """PyTorch's default Conv2d init: weight and bias uniform in +-1/sqrt(fan_in)."""
+    bound = 1.0 / math.sqrt(conv.weight[0].numel())
+    assert conv.weight.abs().max().item() <= bound, name
+    assert conv.weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.15), name
+    assert conv.bias.abs().max().item() <= bound and conv.bias.abs().max().item() > 0, name
+
+
+def _assert_kaiming_init(conv, scale, name):
+    """MMagic's default_init_weights: kaiming normal (fan_in, relu) times ``scale``, bias 0."""
+    std = math.sqrt(2.0 / conv.weight[0].numel()) * scale
+    assert conv.weight.std().item() == pytest.approx(std, rel=0.15), name
+    assert conv.weight.mean().abs().item() < 0.2 * std, name
+    assert torch.all(conv.bias == 0), name
+
+
+def test_edsr_init_follows_res_scale():
+    torch.manual_seed(0)
+    model = EDSR(EDSRConfig(mid_channels=64, num_blocks=2, upscale_factor=4))
+    for name in ("conv_first", "conv_after_body", "conv_last"):
+        _assert_torch_default_init(model.get_submodule(name), name)
+    for name in ("body.0.conv1", "body.1.conv2"):  # ResidualBlockNoBN at res_scale 1: kaiming x 0.1
+        _assert_kaiming_init(model.get_submodule(name), 0.1, name)
+    for name in ("upsample.0.upsample_conv", "upsample.1.upsample_conv"):  # PixelShufflePack: kaiming x 1
+        _assert_kaiming_init(model.get_submodule(name), 1.0, name)
+    # res_scale != 1: the residual blocks keep PyTorch's default init (MMagic's rule)
+    scaled = EDSR(EDSRConfig(mid_channels=64, num_blocks=2, upscale_factor=2, res_scale=0.1))
+    for name in ("body.0.conv1", "body.1.conv2"):
+        _assert_torch_default_init(scaled.get_submodule(name), name)
+
+
+def test_srcnn_keeps_pytorch_default_init():
+    torch.manual_seed(0)
+    model = SRCNN(SRCNNConfig(upscale_factor=4))
+    for name in ("conv1", "conv2", "conv3"):
+        _assert_torch_default_init(model.get_submodule(name), name)
+
+
 def _msrresnet_reference(sd, x, scale, upsample_lrelu=False):
     """MSRResNet written with functional ops straight from REFERENCE.md, for comparison."""
     lrelu = lambda t: F.leaky_relu(t, 0.1)
@@ -217,16 +255,58 @@ def test_dcgan_shapes_keys_and_range():
 
 
 def test_dcgan_init_and_reproducible_noise():
-    g = DCGANGenerator(DCGANConfig())
-    assert g.upsampling[0].conv.weight.std().item() == pytest.approx(0.02, rel=0.05)
-    assert g.upsampling[0].bn.weight.std().item() == pytest.approx(1.0, rel=0.1)
-    assert torch.all(g.output_layer.conv.bias == 0)
+    g, d = DCGANGenerator(DCGANConfig()), DCGANDiscriminator(DCGANConfig())
+    convs = [m for m in [*g.modules(), *d.modules()] if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    norms = [m for m in [*g.modules(), *d.modules()] if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(convs) == 5 + 5 and len(norms) == 4 + 3
+    for conv in convs:  # N(0, 0.02), bias 0 where there is one
+        assert conv.weight.std().item() == pytest.approx(0.02, rel=0.05)
+        assert conv.weight.mean().abs().item() < 0.002
+        assert conv.bias is None or torch.all(conv.bias == 0)
+    for norm in norms:  # weight N(0, 1) (sic, MMagic), bias 0, fresh running statistics
+        assert norm.weight.std().item() == pytest.approx(1.0, rel=0.25)
+        assert torch.all(norm.bias == 0) and torch.all(norm.running_mean == 0) and torch.all(norm.running_var == 1)
+    assert d.downsamples[0].conv.bias is not None and d.output_layer.conv.bias is not None
     small = DCGANGenerator(tiny_gan_config()).eval()
     a = small(num_batches=3, generator=torch.Generator().manual_seed(1))
     b = small(num_batches=3, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
     noise = torch.randn(3, 100)
     assert torch.equal(small(noise), small(noise[:, :, None, None]))
+
+
+def test_dcgan_matches_functional_reference():
+    """Generator and discriminator written with functional ops from REFERENCE.md: ConvT/Conv -> BN ->
+    activation, Tanh at the end of G, LeakyReLU 0.01 in D, no activation on D's output."""
+    torch.manual_seed(0)
+    cfg = tiny_gan_config()
+    g, d = DCGANGenerator(cfg).train(), DCGANDiscriminator(cfg).train()
+    for p in [*g.parameters(), *d.parameters()]:  # non-trivial BN affine terms and biases
+        p.data.normal_(0, 0.3)
+    bn = lambda t, sd, n: F.batch_norm(t, None, None, sd[n + ".bn.weight"], sd[n + ".bn.bias"], training=True)
+    gsd, dsd = g.state_dict(), d.state_dict()
+    noise = torch.randn(4, cfg.noise_size)
+    h = F.relu(bn(F.conv_transpose2d(noise[:, :, None, None], gsd["noise2feat.conv.weight"]), gsd, "noise2feat"))
+    for i in range(len(g.upsampling)):
+        name = f"upsampling.{i}"
+        h = F.relu(bn(F.conv_transpose2d(h, gsd[name + ".conv.weight"], stride=2, padding=1), gsd, name))
+    fake_ref = torch.tanh(
+        F.conv_transpose2d(h, gsd["output_layer.conv.weight"], gsd["output_layer.conv.bias"], stride=2, padding=1)
+    )
+    with torch.no_grad():
+        fake = g(noise)
+    assert fake.shape == (4, 3, cfg.image_size, cfg.image_size)
+    assert (fake - fake_ref).abs().max() < 1e-5
+
+    h = F.leaky_relu(F.conv2d(fake_ref, dsd["downsamples.0.conv.weight"], dsd["downsamples.0.conv.bias"], stride=2, padding=1), 0.01)
+    for i in range(1, len(d.downsamples)):
+        name = f"downsamples.{i}"
+        h = F.leaky_relu(bn(F.conv2d(h, dsd[name + ".conv.weight"], stride=2, padding=1), dsd, name), 0.01)
+    logits_ref = F.conv2d(h, dsd["output_layer.conv.weight"], dsd["output_layer.conv.bias"]).view(4, -1)
+    with torch.no_grad():
+        logits = d(fake_ref)
+    assert logits.shape == (4, 1) and (logits < 0).any()  # raw logits: no sigmoid, no activation
+    assert (logits - logits_ref).abs().max() < 1e-4
 
 
 def test_dcgan_bad_inputs():

@@ -536,6 +536,31 @@ def test_recipes_and_argument_errors():
         assert script.training_arguments(edsr_cosine, *script.load_recipe(edsr_cosine)).lr_milestones is None
 
 
+def test_recipe_patch_sizes_and_schedule_defaults(image_dir, tmp_path):
+    """REFERENCE.md's recipes: gt 128 for MSRResNet/SRCNN x4, 96/144/196 for EDSR x2/x3/x4; EDSR's
+    step decay x0.5; the cosine restart in 4 equal periods over the run (4 x 250k at 1M)."""
+    for model in ("msrresnet", "srcnn"):
+        assert script.RECIPES[model]["gt_patch_size"][4] == 128
+    assert [script.RECIPES["edsr"]["gt_patch_size"][s] for s in (2, 3, 4)] == [96, 144, 196]
+    assert script.parse_args(["--model", "edsr"]).lr_gamma == 0.5 and SRTrainingArguments().lr_gamma == 0.5
+    # train_sr's default cosine restart periods: the learning rate seen at every step equals the
+    # schedule with 4 equal periods of ceil(8 / 4) = 2 steps (restarts at steps 2, 4, 6)
+    from hfmagic.training.schedulers import get_sr_scheduler
+
+    seen = []
+    _library_run(image_dir, tmp_path / "run", 8, callbacks=[lambda step, logs: seen.append(logs["lr"])],
+                 lr_periods=None, gradient_accumulation_steps=1, use_ema=False, checkpointing_steps=0)
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    expected_schedule = get_sr_scheduler("cosine_restart", optimizer, num_training_steps=8, periods=[2, 2, 2, 2], eta_min=1e-5)
+    expected = []
+    for _ in range(8):
+        optimizer.step()
+        expected_schedule.step()
+        expected.append(expected_schedule.get_last_lr()[0])
+    assert seen == pytest.approx(expected, rel=1e-9)
+    assert seen[1] == pytest.approx(1e-3) and seen[3] == pytest.approx(1e-3)  # restarts at steps 2 and 4
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
