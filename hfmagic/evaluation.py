@@ -23,6 +23,7 @@ from .metrics.fid import (
     inception_features,
     load_inception,
 )
+from .metrics.inception_score import inception_probabilities, inception_score_from_probabilities
 from .metrics.ms_ssim import ms_ssim
 
 __all__ = ["evaluate_sr", "evaluate_gan", "upscale_image", "metrics_for_card", "gan_metrics_for_card", "EvalTriple"]
@@ -245,6 +246,8 @@ def evaluate_gan(
     seed: int = 0,
     inception_path: str | Path | None = None,
     progress: bool = False,
+    ms_ssim_images: int | None = None,
+    inception_score_splits: int = 10,
 ) -> dict:
     """MMagic's GAN metrics of a generator against real images.
 
@@ -254,22 +257,37 @@ def evaluate_gan(
         real_images: a dataset of ``{"pixel_values": (C, H, W) in [-1, 1]}`` (as
             ``hfmagic.data.build_gan_dataset`` makes), an iterable of such tensors, or an (N, C, H, W)
             tensor. They are rounded to uint8 levels, as MMagic's real images are uint8 files.
-        num_images: real and generated images used (MMagic: 16384 for SWD, 10000 for MS-SSIM).
+        num_images: real and generated images for SWD (and FID/IS) (MMagic: 16384 for SWD).
         batch_size: images per forward pass (rounded down to even: MS-SSIM pairs stay in a batch).
         seed: seeds the noise, the choice of real images and SWD's random patches/directions.
-        inception_path: local TorchScript Inception for FID (skipped when ``None``).
+        inception_path: local TorchScript Inception for FID and the Inception Score (skipped when
+            ``None``); IS is computed on the generated images in ``inception_score_splits`` parts.
+        ms_ssim_images: MS-SSIM on the first this many generated images (even, <= num_images;
+            MMagic: 10000); default: all ``num_images``.
     Returns:
-        ``{"swd": {"<res>": ..., "avg": ...}, "ms_ssim": float, "fid": float | None, "num_images": N}``.
+        ``{"swd": {"<res>": ..., "avg": ...}, "ms_ssim": float, "fid": float | None,
+        "inception_score": (mean, std) | None, "num_images": N, "ms_ssim_images": M}``.
     """
     if num_images < 2 or num_images % 2:
         raise ValueError(f"num_images must be an even number >= 2 (MS-SSIM compares pairs), got {num_images}.")
+    ms_ssim_images = num_images if ms_ssim_images is None else ms_ssim_images
+    if ms_ssim_images < 2 or ms_ssim_images % 2 or ms_ssim_images > num_images:
+        raise ValueError(
+            f"ms_ssim_images must be an even number in [2, num_images={num_images}] (MS-SSIM compares pairs of the "
+            f"generated images), got {ms_ssim_images}."
+        )
+    if inception_path is not None and num_images < inception_score_splits:
+        raise ValueError(
+            f"The Inception Score splits {num_images} images into {inception_score_splits} parts: use at least "
+            f"{inception_score_splits} images."
+        )
     batch_size = max(2, batch_size - batch_size % 2)
     device, dtype = _model_device_dtype(generator)
     inception = load_inception(inception_path, device) if inception_path is not None else None
     noise = generator.sample_noise(num_images, generator=torch.Generator().manual_seed(seed))
     image_size = int(getattr(getattr(generator, "config", None), "image_size", 0)) or None
     metric = None
-    pair_scores, real_feats, fake_feats = [], [], []
+    pair_scores, real_feats, fake_feats, fake_probs = [], [], [], []
     was_training = generator.training
     generator.eval()
     try:
@@ -287,31 +305,37 @@ def evaluate_gan(
             if metric is None:
                 metric = SlicedWassersteinDistance(image_size or fake.shape[-2], seed=seed)
             metric.update(real=real, fake=fake)
-            pair_scores.append(ms_ssim(fake, reduction="none"))
+            if done < ms_ssim_images:  # even counts: pairs never straddle the limit
+                pair_scores.append(ms_ssim(fake[: ms_ssim_images - done], reduction="none"))
             if inception is not None:
                 real_feats.append(inception_features(inception, real))
                 fake_feats.append(inception_features(inception, fake))
+                fake_probs.append(inception_probabilities(inception, fake))
             done += len(real)
             bar.update(len(real))
         bar.close()
     finally:
         generator.train(was_training)
-    fid_value = None
+    fid_value = is_value = None
     if inception is not None:
         mu_f, sigma_f = feature_statistics(np.concatenate(fake_feats))
         mu_r, sigma_r = feature_statistics(np.concatenate(real_feats))
         fid_value = frechet_distance(mu_f, sigma_f, mu_r, sigma_r)
+        is_value = inception_score_from_probabilities(np.concatenate(fake_probs), inception_score_splits)
     return {
         "swd": metric.compute(),
         "ms_ssim": float(torch.cat(pair_scores).mean()),
         "fid": fid_value,
+        "inception_score": is_value,
         "num_images": done,
+        "ms_ssim_images": ms_ssim_images,
     }
 
 
 def gan_metrics_for_card(results: Mapping, dataset: str, split: str = "train") -> list[dict]:
     """``evaluate_gan`` results as metric dicts for ``hfmagic.hub.add_metrics_to_card``."""
     config = f"{results['num_images']} images"
+    ms_ssim_config = f"{results.get('ms_ssim_images', results['num_images'])} images"
     metrics = []
     for level, value in results["swd"].items():
         name = "SWD (avg)" if level == "avg" else f"SWD ({level}px)"
@@ -333,7 +357,7 @@ def gan_metrics_for_card(results: Mapping, dataset: str, split: str = "train") -
             "value": round(results["ms_ssim"], 4),
             "type": "ms_ssim",
             "split": split,
-            "config": config,
+            "config": ms_ssim_config,
         }
     )
     if results.get("fid") is not None:
@@ -343,6 +367,17 @@ def gan_metrics_for_card(results: Mapping, dataset: str, split: str = "train") -
                 "name": "FID",
                 "value": round(results["fid"], 4),
                 "type": "fid",
+                "split": split,
+                "config": config,
+            }
+        )
+    if results.get("inception_score") is not None:
+        metrics.append(
+            {
+                "dataset": dataset,
+                "name": "IS",
+                "value": round(float(results["inception_score"][0]), 4),
+                "type": "inception_score",
                 "split": split,
                 "config": config,
             }

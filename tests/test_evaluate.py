@@ -1,6 +1,8 @@
 """SR evaluation loop and the ``hfmagic evaluate`` / ``hfmagic evaluate-gan`` commands, with tiny
 models saved to tmp_path and tiny image folders generated here."""
 
+import copy
+import re
 import numpy as np
 import pytest
 import torch
@@ -175,9 +177,11 @@ def test_evaluate_command_errors(tmp_path, capsys):
 
 # ------------------------------------------------------------------ GAN evaluation
 class TinyInception(torch.nn.Module):
-    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+    """StyleGAN-detector-like: features with return_features, class probabilities otherwise."""
+
+    def forward(self, x: torch.Tensor, return_features: bool = False, no_output_bias: bool = False) -> torch.Tensor:
         feats = torch.nn.functional.adaptive_avg_pool2d(x.to(torch.float32) / 255.0, 2).flatten(1)
-        return feats if return_features else feats.sum(1, keepdim=True)
+        return feats if return_features else torch.softmax(8.0 * feats, dim=1)
 
 
 @pytest.fixture(scope="module")
@@ -191,23 +195,38 @@ def tiny_gan(tmp_path_factory):
 
 
 def test_evaluate_gan_matches_direct_metric_calls(tiny_gan, tmp_path):
-    from hfmagic.evaluation import evaluate_gan
-    from hfmagic.metrics import fid, swd
+    from hfmagic.evaluation import evaluate_gan, gan_metrics_for_card
+    from hfmagic.metrics import fid, inception_score, swd
 
-    generator, _ = tiny_gan
+    generator = copy.deepcopy(tiny_gan[0])
+    with torch.no_grad():  # fresh init makes near-gray images; spread them so the metrics see differences
+        generator.output_layer.conv.weight.mul_(100.0)
     inception = tmp_path / "inception.pt"
     torch.jit.script(TinyInception()).save(str(inception))
     real = torch.rand(8, 3, 16, 16) * 2 - 1
-    results = evaluate_gan(generator, real, num_images=8, batch_size=3, seed=4, inception_path=inception)
-    assert results["num_images"] == 8 and list(results["swd"]) == ["16", "avg"]
+    results = evaluate_gan(
+        generator, real, num_images=8, batch_size=3, seed=4, inception_path=inception, ms_ssim_images=4,
+        inception_score_splits=2,
+    )
+    assert results["num_images"] == 8 and results["ms_ssim_images"] == 4 and list(results["swd"]) == ["16", "avg"]
     # by hand: the same noise, MMagic's conversions, the metric functions
     generator.eval()
     with torch.no_grad():
         fake = (generator(noise=generator.sample_noise(8, generator=torch.Generator().manual_seed(4))) + 1) * 127.5
     real255 = ((real + 1) * 127.5).round()
     assert results["swd"] == pytest.approx(swd(real255, fake, seed=4), rel=1e-5)
-    assert results["ms_ssim"] == pytest.approx(ms_ssim(fake), rel=1e-6)
+    assert results["ms_ssim"] == pytest.approx(ms_ssim(fake[:4]), rel=1e-6)  # the first 4 generated images
+    assert results["ms_ssim"] != pytest.approx(ms_ssim(fake), rel=1e-6)
     assert results["fid"] == pytest.approx(fid(real255, fake, inception), rel=1e-6)
+    assert results["inception_score"] == pytest.approx(inception_score(fake, inception, splits=2), rel=1e-6)
+    assert results["inception_score"][0] > 1.0
+    card = {m["name"]: (m["value"], m["config"]) for m in gan_metrics_for_card(results, "toy")}
+    assert card["IS"] == (round(results["inception_score"][0], 4), "8 images") and card["MS-SSIM"][1] == "4 images"
+    assert evaluate_gan(generator, real, num_images=8, batch_size=3, seed=4)["inception_score"] is None
+    with pytest.raises(ValueError, match="ms_ssim_images must be an even number"):
+        evaluate_gan(generator, real, num_images=8, ms_ssim_images=10)
+    with pytest.raises(ValueError, match="at least 10 images"):
+        evaluate_gan(generator, real, num_images=8, inception_path=inception)
     with pytest.raises(ValueError, match="even number"):
         evaluate_gan(generator, real, num_images=7)
     with pytest.raises(ValueError, match="fewer than the 10"):
@@ -238,3 +257,15 @@ def test_evaluate_gan_command(tiny_gan, tmp_path, capsys):
     assert "fewer than the 12" in capsys.readouterr().err
     assert main(argv + ["--num-images", "4", "--inception", str(tmp_path / "none.pt")]) == 1
     assert "inception-2015-12-05.pt" in capsys.readouterr().err
+    assert main(argv + ["--num-images", "8", "--ms-ssim-images", "6", "--batch-size", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "8 real and generated images (MS-SSIM on 6)" in out
+    assert main(argv + ["--num-images", "8", "--ms-ssim-images", "5"]) == 1
+    assert "--ms-ssim-images must be an even number" in capsys.readouterr().err
+    inception = tmp_path / "inception.pt"
+    torch.jit.script(TinyInception()).save(str(inception))
+    assert main(argv + ["--num-images", "8", "--inception", str(inception)]) == 1
+    assert "--num-images >= 10" in capsys.readouterr().err
+    assert main(argv + ["--num-images", "10", "--inception", str(inception)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^FID +[0-9.]+$", out, re.M) and re.search(r"^IS +[0-9.]+ \+- [0-9.]+$", out, re.M)

@@ -1,5 +1,5 @@
 """GAN metrics: MS-SSIM and SWD against straightforward numpy/scipy loop implementations of
-MMagic's computation, their properties, and FID with a tiny scripted feature extractor."""
+MMagic's computation, their properties, and FID and IS with tiny scripted Inception stand-ins."""
 
 import itertools
 import math
@@ -16,6 +16,8 @@ from hfmagic.metrics import (
     feature_statistics,
     fid,
     frechet_distance,
+    inception_score,
+    inception_score_from_probabilities,
     ms_ssim,
     swd,
 )
@@ -275,3 +277,106 @@ def test_fid_missing_or_wrong_file(tmp_path):
     torch.save({"w": torch.zeros(2)}, bad)
     with pytest.raises(ValueError, match="not a TorchScript file"):
         fid(images, images, bad)
+
+
+# --------------------------------------------------------------------------- Inception Score
+
+
+def scipy_inception_score(probs, splits):
+    """MMagic's loop: scipy's entropy(p(y|x), p(y)) per image, exp of the mean per part."""
+    from scipy.stats import entropy
+
+    size = len(probs) // splits
+    scores = []
+    for k in range(splits):
+        part = probs[k * size : (k + 1) * size]
+        py = part.mean(axis=0)
+        scores.append(np.exp(np.mean([entropy(row, py) for row in part])))
+    return np.mean(scores), np.std(scores)
+
+
+def test_inception_score_hand_computed_values():
+    one_hot = np.array([[1.0, 0.0], [0.0, 1.0]] * 2)
+    assert inception_score_from_probabilities(one_hot, splits=1) == pytest.approx((2.0, 0.0))  # exp(log 2)
+    assert inception_score_from_probabilities(np.full((6, 3), 1 / 3), splits=3) == pytest.approx((1.0, 0.0))
+    # two parts of 2 (the 5th image dropped): part 1 distinct one-hot -> 2, part 2 identical -> 1
+    probs = np.array([[1.0, 0.0], [0.0, 1.0], [0.3, 0.7], [0.3, 0.7], [0.9, 0.1]])
+    assert inception_score_from_probabilities(probs, splits=2) == pytest.approx((1.5, 0.5))
+    # against scipy on random softmax outputs, with unnormalised rows (scipy normalises them)
+    logits = np.random.RandomState(0).normal(0, 2, (103, 7))
+    soft = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    for splits in (1, 4, 10):
+        ours = inception_score_from_probabilities(torch.from_numpy(soft * 1.01), splits)
+        assert ours == pytest.approx(scipy_inception_score(soft, splits), rel=1e-10)
+
+
+def test_inception_score_errors():
+    with pytest.raises(ValueError, match="splits=10"):
+        inception_score_from_probabilities(np.full((4, 2), 0.5))
+    with pytest.raises(ValueError, match="not logits"):
+        inception_score_from_probabilities(np.array([[-1.0, 2.0], [0.5, 0.5]]), splits=1)
+    with pytest.raises(ValueError, match=r"\(N, K\)"):
+        inception_score_from_probabilities(np.ones(4), splits=1)
+
+
+class TinyClassifier(torch.nn.Module):
+    """StyleGAN-detector-like: uint8 NCHW -> probabilities of 5 classes with no_output_bias=True;
+    records the size of the last input."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("weight", torch.linspace(-3, 3, 5 * 12).reshape(5, 12))
+        self.register_buffer("last_size", torch.zeros(2, dtype=torch.long))
+
+    def forward(self, x: torch.Tensor, return_features: bool = False, no_output_bias: bool = False) -> torch.Tensor:
+        self.last_size.copy_(torch.tensor(x.shape[2:]))
+        pooled = torch.nn.functional.adaptive_avg_pool2d(x.to(torch.float32) / 255.0, 2).flatten(1)
+        logits = pooled @ self.weight.t()
+        if not no_output_bias:
+            logits = logits + 1.0
+        return torch.softmax(logits, dim=1)
+
+
+def _pil_bicubic_299(images):
+    from PIL import Image
+
+    return torch.stack(
+        [torch.from_numpy(np.array(Image.fromarray(im.permute(1, 2, 0).numpy()).resize((299, 299), Image.BICUBIC))) for im in images]
+    ).permute(0, 3, 1, 2)
+
+
+def test_inception_score_with_a_scripted_network(tmp_path):
+    from hfmagic.metrics import inception_probabilities, load_inception
+
+    path = tmp_path / "tiny_classifier.pt"
+    torch.jit.script(TinyClassifier()).save(str(path))
+    rng = np.random.RandomState(0)
+    fake = torch.from_numpy(rng.uniform(-1, 1, (30, 3, 16, 16)).astype(np.float32))
+    # by hand: truncate to uint8, Pillow bicubic to 299, the network without its output bias
+    as_uint8 = ((fake + 1) * 127.5).to(torch.uint8)
+    expected = TinyClassifier()(_pil_bicubic_299(as_uint8), no_output_bias=True).double().numpy()
+    model = load_inception(path)
+    probs = inception_probabilities(model, fake, value_range=(-1, 1), batch_size=7)
+    assert tuple(model.last_size.tolist()) == (299, 299)
+    np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-7)
+    score = inception_score(fake, path, value_range=(-1, 1), splits=3)
+    assert score == pytest.approx(scipy_inception_score(expected, 3), rel=1e-5)
+    assert score[0] > 1.0
+    # resize=False feeds the images as they are
+    inception_probabilities(model, as_uint8, resize=False)
+    assert tuple(model.last_size.tolist()) == (16, 16)
+
+
+def test_inception_score_softmax_for_a_plain_classifier():
+    """A module without ``no_output_bias`` returns logits: softmax is applied."""
+    from hfmagic.metrics import inception_probabilities
+
+    class Logits(torch.nn.Module):
+        def forward(self, x):
+            return x.float().mean(dim=(2, 3))  # (N, 3) "logits"
+
+    images = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    probs = inception_probabilities(Logits(), images, resize=False)
+    np.testing.assert_allclose(probs, torch.softmax(images.float().mean(dim=(2, 3)), dim=1).double().numpy(), rtol=1e-6)
+    gray = inception_probabilities(Logits(), images[:, :1], resize=False)  # grayscale repeated to RGB
+    assert np.allclose(gray, 1 / 3)

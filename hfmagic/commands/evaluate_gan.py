@@ -1,4 +1,4 @@
-"""``hfmagic evaluate-gan``: SWD, MS-SSIM (and FID) of a GAN generator against an image dataset."""
+"""``hfmagic evaluate-gan``: SWD, MS-SSIM (and FID, IS) of a GAN generator against an image dataset."""
 
 from __future__ import annotations
 
@@ -31,6 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="Real and generated images compared (even; default 2048; MMagic: 16384 for SWD, 10000 for MS-SSIM).",
     )
+    parser.add_argument(
+        "--ms-ssim-images",
+        type=int,
+        default=None,
+        metavar="M",
+        help="MS-SSIM on the first M generated images only (even, <= N; default N). MMagic's protocol in one run: "
+        "--num-images 16384 --ms-ssim-images 10000.",
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="Images per batch (default 64).")
     parser.add_argument(
         "--seed",
@@ -42,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--inception",
         default=None,
         metavar="PATH",
-        help="Local TorchScript Inception (e.g. inception-2015-12-05.pt) to also compute FID.",
+        help="Local TorchScript Inception (e.g. inception-2015-12-05.pt) to also compute FID and the Inception "
+        "Score (10 splits of the generated images, Pillow bicubic resize to 299, as MMagic).",
     )
     parser.add_argument("--device", default=None, help="Torch device, e.g. cuda, cpu (default: cuda when available).")
     parser.add_argument(
@@ -61,6 +70,9 @@ def format_results(results: dict) -> str:
     ]
     if results.get("fid") is not None:
         lines.append(f"FID        {results['fid']:.4f}")
+    if results.get("inception_score") is not None:
+        mean, std = results["inception_score"]
+        lines.append(f"IS         {mean:.4f} +- {std:.4f}")
     return "\n".join(lines)
 
 
@@ -71,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.num_images < 2 or args.num_images % 2:
         return error(f"--num-images must be an even number >= 2 (MS-SSIM compares pairs), got {args.num_images}")
+    if args.ms_ssim_images is not None and not (2 <= args.ms_ssim_images <= args.num_images and args.ms_ssim_images % 2 == 0):
+        return error(f"--ms-ssim-images must be an even number between 2 and --num-images ({args.num_images}), got {args.ms_ssim_images}")
     if args.batch_size < 2:
         return error(f"--batch-size must be >= 2, got {args.batch_size}")
     if args.write_card and not Path(args.model).is_dir():
@@ -81,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         return error(
             f"--inception {args.inception} does not exist; download inception-2015-12-05.pt ({INCEPTION_URL}) and pass its path"
         )
+    if args.inception is not None and args.num_images < 10:
+        return error(f"the Inception Score splits the images into 10 parts: use --num-images >= 10 with --inception, got {args.num_images}")
 
     from ..data import build_gan_dataset
     from ..evaluation import evaluate_gan, gan_metrics_for_card
@@ -108,13 +124,15 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             inception_path=args.inception,
             progress=True,
+            ms_ssim_images=args.ms_ssim_images,
         )
     except (OSError, ValueError) as err:
         return error(str(err))
 
     size = config.image_size
+    ms_note = "" if results["ms_ssim_images"] == results["num_images"] else f" (MS-SSIM on {results['ms_ssim_images']})"
     print(
-        f"{type(generator).__name__} {size}x{size}, {results['num_images']} real and generated images, seed {args.seed}"
+        f"{type(generator).__name__} {size}x{size}, {results['num_images']} real and generated images{ms_note}, seed {args.seed}"
     )
     print(format_results(results))
     if args.write_card:

@@ -2,7 +2,8 @@
 
 - :func:`psnr`, :func:`ssim`: super-resolution (numpy HWC in [0, 255] or torch NCHW in [0, 1]).
 - :func:`ms_ssim`, :func:`swd` (:class:`SlicedWassersteinDistance` for streaming): GAN samples.
-- :func:`fid`, :func:`frechet_distance`: with a user-supplied Inception TorchScript file.
+- :func:`fid`, :func:`frechet_distance`, :func:`inception_score`: with a user-supplied Inception
+  TorchScript file.
 """
 
 from .fid import (
@@ -12,6 +13,7 @@ from .fid import (
     inception_features,
     load_inception,
 )
+from .inception_score import inception_probabilities, inception_score, inception_score_from_probabilities
 from .ms_ssim import MS_SSIM_WEIGHTS, ms_ssim
 from .psnr import psnr, rgb_to_y
 from .ssim import ssim
@@ -30,4 +32,7 @@ __all__ = [
     "feature_statistics",
     "inception_features",
     "load_inception",
+    "inception_score",
+    "inception_score_from_probabilities",
+    "inception_probabilities",
 ]

@@ -10,6 +10,7 @@ a ``return_features`` argument is called with the images only).
 from __future__ import annotations
 
 import inspect
+import itertools
 import os
 from pathlib import Path
 
@@ -70,8 +71,8 @@ def load_inception(path: str | os.PathLike, device: str | torch.device = "cpu") 
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(
-            f"Inception weights not found at {str(path)!r}. FID needs a local TorchScript Inception feature "
-            f"extractor: download StyleGAN2-ADA's inception-2015-12-05.pt ({INCEPTION_URL}) on a machine with "
+            f"Inception weights not found at {str(path)!r}. FID and IS need a local TorchScript Inception "
+            f"network: download StyleGAN2-ADA's inception-2015-12-05.pt ({INCEPTION_URL}) on a machine with "
             "internet access and pass its path."
         )
     try:
@@ -85,14 +86,29 @@ def load_inception(path: str | os.PathLike, device: str | torch.device = "cpu") 
     return model.eval()
 
 
-def _accepts_return_features(model: torch.nn.Module) -> bool:
+def _accepts_argument(model: torch.nn.Module, name: str) -> bool:
+    """Whether ``model.forward`` (TorchScript or Python) takes an argument ``name``."""
     schema = getattr(getattr(model, "forward", None), "schema", None)
     if schema is not None:  # TorchScript method
-        return any(arg.name == "return_features" for arg in schema.arguments)
+        return any(arg.name == name for arg in schema.arguments)
     try:
-        return "return_features" in inspect.signature(model.forward).parameters
+        return name in inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
         return False
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    return next(itertools.chain(model.parameters(), model.buffers()), torch.empty(0)).device
+
+
+def _uint8_batches(images: np.ndarray | torch.Tensor, value_range: tuple[float, float], batch_size: int):
+    """uint8 (B, 3, H, W) CPU batches of the images: truncated to uint8 as MMagic does before the
+    StyleGAN Inception, grayscale repeated to RGB."""
+    images = to_unit_255(images, value_range)
+    if images.shape[1] == 1:
+        images = images.repeat(1, 3, 1, 1)
+    for start in range(0, images.shape[0], batch_size):
+        yield images[start : start + batch_size].clamp(0, 255).to(torch.uint8)
 
 
 @torch.no_grad()
@@ -111,15 +127,11 @@ def inception_features(
     Returns:
         (N, D) float64 array.
     """
-    images = to_unit_255(images, value_range)
-    if images.shape[1] == 1:
-        images = images.repeat(1, 3, 1, 1)
-    device = next(iter(model.parameters()), torch.empty(0)).device
-    kwargs = {"return_features": True} if _accepts_return_features(model) else {}
+    device = _model_device(model)
+    kwargs = {"return_features": True} if _accepts_argument(model, "return_features") else {}
     chunks = []
-    for start in range(0, images.shape[0], batch_size):
-        batch = images[start : start + batch_size].clamp(0, 255).to(torch.uint8).to(device)
-        feats = model(batch, **kwargs)
+    for batch in _uint8_batches(images, value_range, batch_size):
+        feats = model(batch.to(device), **kwargs)
         if isinstance(feats, (tuple, list)):
             feats = feats[0]
         chunks.append(feats.reshape(feats.shape[0], -1).to(torch.float64).cpu())
