@@ -13,7 +13,9 @@ hfmagic, so it runs offline (a smoke run, not a useful model).
 Outputs in ``--output_dir``: ``checkpoint-<step>/`` (resumable), ``samples/step-<step>.png``
 (grids of a fixed noise batch), ``logs/`` (trackers) and ``final/``: the generator (EMA weights
 with ``--use_ema``) at its root, the discriminator under ``discriminator/``, the card
-``README.md`` and ``samples.png``. ``--push_to_hub`` uploads exactly ``final/``.
+``README.md`` and ``samples.png``. ``--push_to_hub`` uploads exactly ``final/``. With
+``--evaluation_images N --evaluation_steps K``, SWD and MS-SSIM are computed every K iterations
+and ``best/`` holds the generator with the lowest SWD average (MMagic's ``save_best="swd/avg"``).
 
 BatchNorm and several processes: each rank normalises with its own batch statistics and keeps
 its own running statistics (DDP with ``broadcast_buffers=False``, MMagic's default wrapper);
@@ -78,6 +80,7 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--save_images_steps", type=int, default=500, help="Save and log a grid of fixed-noise samples every this many iterations; 0 = only at the end.")
     parser.add_argument("--num_sample_images", type=int, default=64, help="Images in each sample grid.")
     parser.add_argument("--evaluation_images", type=int, default=0, help="At the end, compute SWD and MS-SSIM on this many real and generated images and put them in the card (MMagic: 16384 / 10000); 0 = skip.")
+    parser.add_argument("--evaluation_steps", type=int, default=0, help="With --evaluation_images: also evaluate every this many iterations and keep the generator with the lowest SWD average in best/ (MMagic's save_best='swd/avg'); 0 = only at the end.")
     parser.add_argument("--logging_dir", default="logs", help="Tracker folder inside --output_dir.")
     parser.add_argument("--report_to", default="tensorboard", help='Tracker: "tensorboard", "wandb", ... or "none".')
     parser.add_argument("--seed", type=int, default=0, help="Seed of the initialisation, the data order and the noise.")
@@ -113,6 +116,8 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
         parser.error("--checkpointing_steps must be a multiple of --discriminator_accumulation_steps (no pending gradients in a checkpoint).")
     if args.evaluation_images and (args.evaluation_images < 2 or args.evaluation_images % 2 or args.resolution % 16):
         parser.error("--evaluation_images must be an even number >= 2 (MS-SSIM compares pairs), with --resolution a multiple of 16.")
+    if args.evaluation_steps and not args.evaluation_images:
+        parser.error("--evaluation_steps needs --evaluation_images (how many images each evaluation compares, e.g. 2048).")
     if args.model_config_overrides:
         from hfmagic import DCGANConfig
         from hfmagic.models import check_config_overrides
@@ -128,7 +133,7 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     for name in ("learning_rate", "generator_learning_rate", "discriminator_learning_rate"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error(f"--{name} must be > 0, got {getattr(args, name)}.")
-    for name in ("checkpointing_steps", "save_images_steps", "dataloader_num_workers"):
+    for name in ("checkpointing_steps", "save_images_steps", "dataloader_num_workers", "evaluation_steps"):
         if getattr(args, name) < 0:
             parser.error(f"--{name} must be >= 0 (0: off), got {getattr(args, name)}.")
     if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
@@ -208,6 +213,7 @@ def _train(args: argparse.Namespace, accelerator) -> Path:
 
     from hfmagic import DCGANConfig, DCGANDiscriminator, DCGANGenerator
     from hfmagic.data.gan_dataset import collate_gan_batch
+    from hfmagic.training import write_folder_atomically
     from hfmagic.training.gan import GAN, image_grid, train_gan
 
     output_dir = Path(args.output_dir)
@@ -286,6 +292,17 @@ def _train(args: argparse.Namespace, accelerator) -> Path:
         f"{accelerator.num_processes} processes; generator updates every "
         f"{args.discriminator_steps * args.discriminator_accumulation_steps} iterations."
     )
+    data_name = args.dataset_name or args.train_data_dir or "hfmagic embedded photos"
+    last_evaluation = {}
+
+    def evaluate(generator, step):
+        """SWD / MS-SSIM of the inference generator (EMA when on) against the training images (the same
+        seeded subset every time; the raw dataset, not the prepared DataLoader, which syncs ranks)."""
+        from hfmagic.evaluation import evaluate_gan
+
+        last_evaluation.update(step=step, results=evaluate_gan(generator, dataset, args.evaluation_images, args.train_batch_size, seed=args.seed))
+        return last_evaluation["results"]
+
     logs = train_gan(
         gan,
         train_dataloader,
@@ -296,23 +313,24 @@ def _train(args: argparse.Namespace, accelerator) -> Path:
         resume_from_checkpoint=args.resume_from_checkpoint,
         save_images_steps=args.save_images_steps or None,
         fixed_noise=fixed_noise,
+        evaluate=evaluate if args.evaluation_images else None,
+        evaluation_steps=args.evaluation_steps or None,
+        evaluation_dataset=data_name,
     )
 
     # final model: generator (EMA when on) at the root, discriminator/, card with samples and metrics
     accelerator.wait_for_everyone()
     final_dir = output_dir / "final"
-    data_name = args.dataset_name or args.train_data_dir or "hfmagic embedded photos"
     metrics = None
-    if args.evaluation_images and accelerator.is_main_process:
-        from hfmagic.evaluation import evaluate_gan, gan_metrics_for_card
+    if args.evaluation_images and accelerator.is_main_process and last_evaluation.get("step") != logs["step"]:
+        evaluate(gan.inference_generator, logs["step"])  # a resumed run that had no iteration left
+    if last_evaluation.get("step") == logs["step"]:  # the final generator's evaluation (main process)
+        from hfmagic.evaluation import gan_metrics_for_card
 
-        # the EMA generator when on; a fresh pass over the data (the prepared DataLoader syncs ranks)
-        results = evaluate_gan(gan.inference_generator, dataset, args.evaluation_images, args.train_batch_size, seed=args.seed)
+        results = last_evaluation["results"]
         metrics = gan_metrics_for_card(results, dataset=data_name)
         logger.info(f"SWD {results['swd']}, MS-SSIM {results['ms_ssim']:.4f} on {results['num_images']} images")
     if accelerator.is_main_process:
-        final_dir.mkdir(parents=True, exist_ok=True)
-        image_grid(gan.sample(fixed_noise)).save(final_dir / "samples.png")
         recipe = (
             f"## Training\n\nTrained with `examples/train_dcgan.py` (hfmagic, MMagic's BaseGAN schedule) on {data_name} "
             f"at {args.resolution}x{args.resolution} for {logs['step']} iterations: batch {args.train_batch_size} x "
@@ -323,14 +341,19 @@ def _train(args: argparse.Namespace, accelerator) -> Path:
             + f". Final losses: D {logs.get('loss_d', math.nan):.4f}, G {logs.get('loss_g', math.nan):.4f}."
         )
         hub_dataset = [args.dataset_name] if args.dataset_name and not os.path.exists(args.dataset_name) else None
-        gan.save_pretrained(
-            final_dir,
-            metrics=metrics,
-            datasets=hub_dataset,
-            sample_image=str(final_dir / "samples.png"),
-            extra_text=recipe,
-            repo_id=args.hub_model_id,
-        )
+
+        def write_final(folder: Path) -> None:
+            image_grid(gan.sample(fixed_noise)).save(folder / "samples.png")
+            gan.save_pretrained(
+                folder,
+                metrics=metrics,
+                datasets=hub_dataset,
+                sample_image=str(folder / "samples.png"),
+                extra_text=recipe,
+                repo_id=args.hub_model_id,
+            )
+
+        write_folder_atomically(final_dir, write_final)  # a kill while saving keeps the previous final/
         logger.info(f"Saved the generator and discriminator/ to {final_dir}")
         if args.push_to_hub:
             from hfmagic.hub import explain_network_errors, push_folder_to_hub

@@ -225,6 +225,80 @@ def test_resume_with_other_learning_rates_uses_them(tmp_path, caplog):
     assert saved["param_groups"][0]["lr"] == 0.001
 
 
+def test_periodic_evaluation_keeps_the_best_generator_across_resume(tmp_path):
+    """MMagic's save_best="swd/avg" (lower is better): best/ holds the generator of the lowest SWD
+    average; the checkpoints carry that score, so a resumed run does not replace it with a worse one."""
+    scores = {2: 5.0, 4: 3.0, 6: 4.0, 8: 3.5}
+    calls = []
+
+    def evaluate(generator, step):
+        calls.append((step, generator))
+        return {"swd": {"8": scores[step], "avg": scores[step]}, "ms_ssim": 0.25, "fid": None, "inception_score": None,
+                "num_images": 4, "ms_ssim_images": 4}
+
+    gan = _tiny_gan()
+    _prepare(gan)
+    with pytest.raises(ValueError, match="evaluation_steps=2 needs an evaluate function"):
+        train_gan(gan, _loader(gan.accelerator), max_train_steps=6, output_dir=tmp_path, evaluation_steps=2, show_progress=False)
+    logs = train_gan(gan, _loader(gan.accelerator), max_train_steps=6, output_dir=tmp_path, checkpointing_steps=2,
+                     evaluate=evaluate, evaluation_steps=2, evaluation_dataset="toy", show_progress=False)
+    assert [step for step, _ in calls] == [2, 4, 6]
+    assert (logs["swd_avg"], logs["best_swd_avg"], logs["best_step"]) == (4.0, 3.0, 4)
+    best = tmp_path / "best"
+    assert json.loads((best / "best_step.json").read_text())["step"] == 4
+    # best/ is the generator of step 4 (no EMA here: the trained generator, saved in checkpoint-4)
+    for key, value in _tensors(tmp_path / "checkpoint-4" / "model.safetensors").items():
+        assert torch.equal(value, _tensors(best / "model.safetensors")[key]), key
+    assert (best / "discriminator" / "model.safetensors").is_file()
+    card = (best / "README.md").read_text()
+    assert "SWD (avg)" in card and "toy" in card and "iteration 4" in card
+    # the checkpoint saved at step 4 (before that evaluation) was told of the new best; later ones carry it
+    for step in (4, 6):
+        state = json.loads((tmp_path / f"checkpoint-{step}" / "hfmagic_state.json").read_text())
+        assert (state["best_swd_avg"], state["best_step"]) == (3.0, 4), step
+    state = json.loads((tmp_path / "checkpoint-2" / "hfmagic_state.json").read_text())
+    assert (state["best_swd_avg"], state["best_step"]) == (5.0, 2)
+
+    # resumed to step 8: 3.5 is worse than the checkpoint's best 3.0, so best/ stays at step 4
+    calls.clear()
+    gan = _tiny_gan()
+    _prepare(gan)
+    logs = train_gan(gan, _loader(gan.accelerator), max_train_steps=8, output_dir=tmp_path, checkpointing_steps=2,
+                     resume_from_checkpoint="latest", evaluate=evaluate, evaluation_steps=2, show_progress=False)
+    assert [step for step, _ in calls] == [8]
+    assert (logs["swd_avg"], logs["best_swd_avg"], logs["best_step"]) == (3.5, 3.0, 4)
+    assert json.loads((best / "best_step.json").read_text())["step"] == 4
+    # without evaluation_steps: only the final generator is evaluated, and no best/ is kept
+    calls.clear()
+    gan = _tiny_gan()
+    _prepare(gan)
+    logs = train_gan(gan, _loader(gan.accelerator), max_train_steps=2, output_dir=tmp_path / "final_only",
+                     evaluate=evaluate, show_progress=False)
+    assert [step for step, _ in calls] == [2] and logs["swd_avg"] == 5.0 and "best_step" not in logs
+    assert not (tmp_path / "final_only" / "best").exists()
+
+
+def test_write_folder_atomically_never_loses_the_old_folder(tmp_path):
+    from hfmagic.training import write_folder_atomically
+
+    folder = tmp_path / "best"
+    write_folder_atomically(folder, lambda f: (f / "weights").write_text("v1"))
+    assert (folder / "weights").read_text() == "v1"
+
+    def crash(f):
+        (f / "weights").write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_folder_atomically(folder, crash)
+    assert (folder / "weights").read_text() == "v1"
+    # a kill between the two renames left the old folder aside and none in place: put back first
+    os.replace(folder, tmp_path / ".best.aside")
+    write_folder_atomically(folder, lambda f: (f / "weights").write_text("v2"))
+    assert (folder / "weights").read_text() == "v2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+
+
 def test_image_grid_layout():
     images = torch.full((5, 1, 4, 4), -1.0)
     images[4] = 1.0
@@ -322,7 +396,7 @@ def test_script_trains_offline_saves_card_and_pushes(tmp_path, hub_server):
 
     out = tmp_path / "run"
     args = [*TINY, "--train_batch_size", "16", "--max_train_steps", "4", "--checkpointing_steps", "0",
-            "--save_images_steps", "2", "--num_sample_images", "4", "--evaluation_images", "16",
+            "--save_images_steps", "2", "--num_sample_images", "4", "--evaluation_images", "16", "--evaluation_steps", "2",
             "--report_to", "tensorboard", "--output_dir", str(out), "--push_to_hub", "--hub_model_id", "me/tiny-dcgan"]
     script = _import_script()
     final = script.main(script.parse_args(args))  # no dataset flag: the embedded photos
@@ -336,6 +410,11 @@ def test_script_trains_offline_saves_card_and_pushes(tmp_path, hub_server):
     events = EventAccumulator(str(out / "logs" / "train_dcgan"), size_guidance={"images": 0, "scalars": 0}).Reload()
     assert {"loss_d", "loss_g"} <= set(events.Tags()["scalars"]), events.Tags()
     assert [event.step for event in events.Scalars("loss_d")] == [1, 2, 3, 4]
+    assert [event.step for event in events.Scalars("eval/swd_avg")] == [2, 4]  # --evaluation_steps 2
+    swd_by_step = {event.step: event.value for event in events.Scalars("eval/swd_avg")}
+    best = json.loads((out / "best" / "best_step.json").read_text())
+    assert best["swd"]["avg"] == pytest.approx(min(swd_by_step.values())) and best["step"] == min(swd_by_step, key=swd_by_step.get)
+    assert DCGANGenerator.from_pretrained(out / "best").config.image_size == 16
     grids = events.Images("samples")
     assert [event.step for event in grids] == [2, 4]
     files = set(HfApi().list_repo_files("me/tiny-dcgan")) - {".gitattributes"}  # made by create_repo
@@ -450,6 +529,8 @@ def test_script_argument_checks():
         (["--checkpoints_total_limit", "0"], "--checkpoints_total_limit must be >= 1"),
         (["--gradient_accumulation_steps", "0"], "--gradient_accumulation_steps must be >= 1"),
         (["--gradient_accumulation_steps", "2", "--checkpointing_steps", "3"], "multiple of --discriminator_accumulation_steps"),
+        (["--evaluation_steps", "5"], "--evaluation_steps needs --evaluation_images"),
+        (["--evaluation_images", "8", "--evaluation_steps", "-1"], "--evaluation_steps must be >= 0"),
     ],
 )
 def test_script_rejects_bad_flags_with_the_reason(flags, message, capsys):

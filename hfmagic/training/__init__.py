@@ -9,6 +9,7 @@ from .checkpointing import (
     resolve_resume_checkpoint,
     save_checkpoint,
     update_checkpoint_state,
+    write_folder_atomically,
 )
 from .ema import ExponentialMovingAverage
 from .gan import GAN, image_grid, train_gan
@@ -38,4 +39,5 @@ __all__ = [
     "train_gan",
     "train_sr",
     "update_checkpoint_state",
+    "write_folder_atomically",
 ]

@@ -13,6 +13,7 @@ import math
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -27,6 +28,7 @@ __all__ = [
     "resolve_resume_checkpoint",
     "save_checkpoint",
     "update_checkpoint_state",
+    "write_folder_atomically",
 ]
 
 CHECKPOINT_STATE_FILE = "hfmagic_state.json"
@@ -197,3 +199,34 @@ def read_checkpoint_state(path: str | os.PathLike) -> dict:
     """The ``hfmagic_state.json`` of a checkpoint (at least ``{"step": N}``)."""
     return json.loads((Path(path) / CHECKPOINT_STATE_FILE).read_text())
 
+
+
+def write_folder_atomically(folder: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Replace a model folder (``best/``, ``final/``) so that a kill at any moment leaves a complete one.
+
+    ``write(tmp)`` fills the sibling ``.<name>.tmp``; its files are fsynced, then the old folder is
+    renamed to ``.<name>.aside``, the new one into place, and the old one removed. A kill between
+    those two renames leaves the old folder complete under ``.<name>.aside``: the next call puts it
+    back first. Main process only.
+    """
+    folder = Path(folder)
+    tmp, aside = folder.with_name(f".{folder.name}.tmp"), folder.with_name(f".{folder.name}.aside")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if aside.exists():
+        if folder.exists():
+            shutil.rmtree(aside)
+        else:  # killed between the renames of the last call: the old folder is the complete one
+            os.replace(aside, folder)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    write(tmp)
+    for path in tmp.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+    if folder.exists():
+        os.replace(folder, aside)
+    os.replace(tmp, folder)
+    shutil.rmtree(aside, ignore_errors=True)
+    _fsync_dir(folder.parent)
+    return folder

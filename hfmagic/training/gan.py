@@ -8,7 +8,8 @@ Two pieces:
   ``generator_loss``. The defaults are DCGAN's (BCE with logits, as MMagic); LSGAN or WGAN-GP is
   a subclass overriding the losses (and, for a gradient penalty, ``train_discriminator``).
 - :func:`train_gan` is the loop: resume, epochs over a seedable, skippable DataLoader, logging,
-  sample grids, divergence checks and atomic checkpoints.
+  sample grids, periodic evaluation with the best generator kept (MMagic's ``save_best="swd/avg"``),
+  divergence checks and atomic checkpoints.
 
 The schedule (MMagic ``BaseGAN.train_step``), with ``it`` the 0-based iteration and one batch per
 iteration:
@@ -33,7 +34,9 @@ rank keeps its own BatchNorm statistics; the main process's are the ones saved.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +52,8 @@ from .checkpointing import (
     read_checkpoint_state,
     resolve_resume_checkpoint,
     save_checkpoint,
+    update_checkpoint_state,
+    write_folder_atomically,
 )
 from .ema import ExponentialMovingAverage
 
@@ -342,6 +347,47 @@ def _reduce_over_processes(accelerator, step_logs: dict[str, torch.Tensor], batc
     return {k: v / accelerator.num_processes for k, v in zip(names, values)}, num_skipped
 
 
+def _evaluate_and_keep_best(
+    gan: GAN, evaluate, step: int, output_dir: Path, best: dict, keep_best: int | None, dataset: str
+) -> dict[str, float]:
+    """Run ``evaluate`` on the main process, log ``eval/...``, and save a new best to ``output_dir/best``."""
+    accelerator = gan.accelerator
+    if not accelerator.is_main_process:
+        return {}
+    from accelerate.logging import get_logger
+
+    from ..evaluation import gan_metrics_for_card
+
+    results = evaluate(gan.inference_generator, step)
+    swd_avg = float(results["swd"]["avg"])
+    scalars = {f"eval/swd_{level}": float(value) for level, value in results["swd"].items()}
+    scalars["eval/ms_ssim"] = float(results["ms_ssim"])
+    if results.get("fid") is not None:
+        scalars["eval/fid"] = float(results["fid"])
+    if results.get("inception_score") is not None:
+        scalars["eval/inception_score"] = float(results["inception_score"][0])
+    accelerator.log(scalars, step=step)
+    get_logger(__name__).info(f"Evaluation at step {step}: SWD avg {swd_avg:.4f}, MS-SSIM {results['ms_ssim']:.4f}")
+    out = {"swd_avg": swd_avg, "ms_ssim": float(results["ms_ssim"])}
+    if keep_best:
+        if swd_avg < best["swd_avg"]:
+            best.update(swd_avg=swd_avg, step=step)
+
+            def write_best(folder: Path) -> None:
+                gan.save_pretrained(
+                    folder,
+                    metrics=gan_metrics_for_card(results, dataset),
+                    extra_text=f"## Training\n\nThe generator with the lowest SWD average ({swd_avg:.4f}) of the run, at iteration {step}.",
+                )
+                summary = {"step": step, "swd": {k: float(v) for k, v in results["swd"].items()}, "ms_ssim": float(results["ms_ssim"])}
+                (folder / "best_step.json").write_text(json.dumps(summary, indent=2))
+
+            write_folder_atomically(output_dir / "best", write_best)
+        if best["step"] is not None:
+            out.update(best_swd_avg=best["swd_avg"], best_step=best["step"])
+    return out
+
+
 def train_gan(
     gan: GAN,
     train_dataloader,
@@ -354,6 +400,9 @@ def train_gan(
     save_images_steps: int | None = None,
     fixed_noise: torch.Tensor | None = None,
     show_progress: bool = True,
+    evaluate: Callable[[nn.Module, int], Mapping] | None = None,
+    evaluation_steps: int | None = None,
+    evaluation_dataset: str = "training images",
 ) -> dict[str, float]:
     """Train ``gan`` (already ``prepare``-d) for ``max_train_steps`` iterations (one batch each).
 
@@ -371,9 +420,18 @@ def train_gan(
         save_images_steps: save (and log to trackers) a grid of ``fixed_noise`` samples this often.
         fixed_noise: the noise of the sample grids.
         show_progress: tqdm bar with both losses on the main process.
+        evaluate: ``evaluate(generator, step)`` -> ``hfmagic.evaluation.evaluate_gan``'s results, run
+            on the main process with the inference generator (EMA when on) after the last iteration
+            and every ``evaluation_steps`` iterations; logged as ``eval/...``.
+        evaluation_steps: also evaluate every this many iterations and keep the generator with the
+            lowest SWD average in ``output_dir/best`` (MMagic's ``save_best="swd/avg"``), with its
+            metrics in the card and ``best_step.json``; written atomically, its score is kept in the
+            checkpoints, so a resumed run knows the best so far.
+        evaluation_dataset: the name the card gives the evaluation images.
     Returns:
         The last logged values (``step``, ``epoch``, the loss terms, their sums ``loss_d`` and
-        ``loss_g``, ``num_skipped_images``).
+        ``loss_g``, ``num_skipped_images``; with ``evaluate``: ``swd_avg`` and ``ms_ssim`` of the
+        last evaluation, and with ``evaluation_steps`` ``best_swd_avg`` and ``best_step``).
     Raises:
         TrainingDivergedError: a loss or a weight became NaN/inf; the last good checkpoint is kept
             and named in the message.
@@ -391,9 +449,12 @@ def train_gan(
             f"checkpointing_steps={checkpointing_steps} must be a multiple of discriminator_accumulation_steps={accum}: "
             "a checkpoint in the middle of an accumulation would lose the pending gradients."
         )
+    if evaluation_steps is not None and (evaluation_steps < 1 or evaluate is None):
+        raise ValueError(f"evaluation_steps={evaluation_steps} needs an evaluate function and must be >= 1 (None: only at the end).")
     output_dir = Path(output_dir)
 
     global_step, epoch, skip_batches, last_checkpoint = 0, 0, 0, None
+    best = {"swd_avg": math.inf, "step": None}  # the lowest SWD average so far (main process)
     resume_path = resolve_resume_checkpoint(resume_from_checkpoint, output_dir)
     if resume_path is not None:
         optimizers = {"generator": gan.generator_optimizer, "discriminator": gan.discriminator_optimizer}
@@ -401,6 +462,8 @@ def train_gan(
         accelerator.load_state(str(resume_path))
         state = read_checkpoint_state(resume_path)
         global_step, epoch, skip_batches = state["step"], state.get("epoch", 0), state.get("step_in_epoch", 0)
+        if state.get("best_swd_avg") is not None:
+            best.update(swd_avg=float(state["best_swd_avg"]), step=state.get("best_step"))
         last_checkpoint = str(resume_path)
         logger.info(f"Resumed from {resume_path} at step {global_step} (epoch {epoch}, batch {skip_batches}).")
         # learning rates asked for now that differ from the run's initial ones win over the
@@ -458,11 +521,21 @@ def train_gan(
                             f"{last_checkpoint or 'none'}; resume from it with a lower --learning_rate."
                         )
                     extra = {"epoch": epoch, "step_in_epoch": step_in_epoch}
+                    if math.isfinite(best["swd_avg"]):
+                        extra.update(best_swd_avg=best["swd_avg"], best_step=best["step"])
                     last_checkpoint = str(
                         save_checkpoint(accelerator, output_dir, global_step, checkpoints_total_limit, extra_state=extra)
                     )
                     logger.info(f"Saved {last_checkpoint}")
-                if global_step >= max_train_steps:
+                # evaluation after the checkpoint: a failing evaluation does not cost the steps since the last one
+                at_end = global_step >= max_train_steps
+                if evaluate is not None and (at_end or (evaluation_steps and global_step % evaluation_steps == 0)):
+                    logs.update(_evaluate_and_keep_best(gan, evaluate, global_step, output_dir, best, evaluation_steps, evaluation_dataset))
+                    if last_checkpoint and Path(last_checkpoint).name == f"checkpoint-{global_step}" and best["step"] == global_step:
+                        if accelerator.is_main_process:  # the checkpoint of this step knows its new best
+                            update_checkpoint_state(last_checkpoint, best_swd_avg=best["swd_avg"], best_step=global_step)
+                    accelerator.wait_for_everyone()
+                if at_end:
                     break
             if step_in_epoch == 0:
                 raise ValueError("The training DataLoader is empty: the dataset has fewer images than one batch.")

@@ -48,6 +48,7 @@ from .checkpointing import (
     resolve_resume_checkpoint,
     save_checkpoint,
     update_checkpoint_state,
+    write_folder_atomically,
 )
 from .ema import ExponentialMovingAverage
 from .schedulers import get_sr_scheduler, set_base_learning_rate
@@ -590,8 +591,12 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
             logger.info("Validation at step %d: %s", step, metrics)
             if _score(metrics) > best_score:
                 best_score = _score(metrics)
-                _save_model(eval_model(), output_dir / BEST_DIR, args, metrics, step, crop_border)
-                (output_dir / BEST_DIR / "best_step.json").write_text(json.dumps({"step": step, "metrics": metrics}, indent=2))
+
+                def write_best(folder: Path) -> None:
+                    _save_model(eval_model(), folder, args, metrics, step, crop_border)
+                    (folder / "best_step.json").write_text(json.dumps({"step": step, "metrics": metrics}, indent=2))
+
+                write_folder_atomically(output_dir / BEST_DIR, write_best)  # a kill never loses the old best
         accelerator.wait_for_everyone()
         return metrics
 
@@ -675,7 +680,9 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
                 update_checkpoint_state(last_checkpoint, best_score=best_score)  # a longer resumed run knows it
         result = SRTrainingResult(global_step=global_step, final_dir=output_dir / FINAL_DIR, samples_per_second=samples_per_second)
         if accelerator.is_main_process:
-            _save_model(eval_model(), result.final_dir, args, final_metrics, global_step, crop_border)
+            write_folder_atomically(
+                result.final_dir, lambda folder: _save_model(eval_model(), folder, args, final_metrics, global_step, crop_border)
+            )
             result.final_metrics = final_metrics
             if (output_dir / BEST_DIR).is_dir():
                 result.best_dir = output_dir / BEST_DIR
