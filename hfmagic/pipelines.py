@@ -443,7 +443,9 @@ class SuperResolutionPipeline:
         self.split_tiling = split_tiling
         self._split_fields: tuple[int, int] | None = None
         self._split_fields_known = False
-        self._model_format = torch.contiguous_format  # the layout the model's weights are in now
+        # the layout the model's weights are in; unknown at first (another pipeline may have made
+        # this model channels_last), so the first call sets it
+        self._model_format: torch.memory_format | None = None
         self.scale: int = model.config.upscale_factor
         self._receptive_field: int | None = None
         self._receptive_field_known = False
@@ -468,6 +470,12 @@ class SuperResolutionPipeline:
         try:
             model = AutoModelForImageToImage.from_pretrained(str(model_id_or_path), dtype=torch_dtype, **kwargs)
         except ValueError as err:
+            if "does not recognize this architecture" in str(err):  # a model_type nobody registered
+                raise ValueError(
+                    f"{model_id_or_path!s} holds a model type that is not registered ({str(err).splitlines()[0]}). "
+                    "A custom SR model needs hfmagic.register_model(YourConfig, YourModel) before loading "
+                    "(on the command line: hfmagic --import your_module upscale ...)."
+                ) from err
             if "Unrecognized configuration class" not in str(err):
                 raise
             raise ValueError(

@@ -136,6 +136,12 @@ def test_user_model_loads_by_auto_class_and_tiles_exactly(tmp_path):
     assert receptive_field(pipe.model) == 9
 
 
+def test_unregistered_model_type_says_to_register_or_import(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "my_unregistered_sr", "upscale_factor": 2}')
+    with pytest.raises(ValueError, match=r"not registered.*register_model\(YourConfig, YourModel\).*--import"):
+        SuperResolutionPipeline.from_pretrained(tmp_path)
+
+
 def test_unknown_receptive_field_warns_and_uses_default_overlap():
     model = GlobalMeanSR(BlurSRConfig(upscale_factor=2, kernel_size=3))
     assert probe_receptive_field(model) is None
@@ -164,6 +170,20 @@ def test_exact_tiled_float_output_is_bitwise_the_whole_image(kind, scale):
     # Exact mode is another arithmetic for the same function: close to the default mode's output.
     fast = SuperResolutionPipeline(pipe.model, device="cpu").upscale_tensor(x)
     torch.testing.assert_close(whole, fast, rtol=0, atol=1e-5)
+
+
+def test_exact_mode_after_a_default_pipeline_used_the_same_model():
+    """A default pipeline leaves the model's weights channels_last; an exact pipeline built on the
+    same model afterwards must put them back (its tiles equal the whole image only in NCHW)."""
+    model = tiny_sr("edsr", 3)
+    x = to_tensor(random_image(13, 12, seed=3))
+    SuperResolutionPipeline(model, device="cpu").upscale_tensor(x)
+    assert model.conv_first.weight.is_contiguous(memory_format=torch.channels_last)
+    exact = SuperResolutionPipeline(model, device="cpu", exact=True)
+    whole = exact.upscale_tensor(x)
+    assert model.conv_first.weight.is_contiguous()
+    for tile_size in (5, 7):
+        assert torch.equal(exact.upscale_tensor(x, tile_size=tile_size), whole), tile_size
 
 
 @pytest.mark.parametrize("kind,scale", TILE_CASES)
