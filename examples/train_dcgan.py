@@ -94,6 +94,10 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     # cross-flag checks
     if args.dataset_name and args.train_data_dir:
         parser.error("Give --dataset_name or --train_data_dir, not both.")
+    if args.train_data_dir and not os.path.isdir(args.train_data_dir):
+        parser.error(f"--train_data_dir {args.train_data_dir} is not a folder (a Hub dataset id goes to --dataset_name).")
+    if args.output_dir and os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+        parser.error(f"--output_dir {args.output_dir} is a file, not a folder: pick another path.")
     if args.ema_decay is not None and args.ema_momentum is not None:
         parser.error("Give --ema_decay or --ema_momentum (= 1 - decay), not both.")
     if args.ema_decay is not None and not 0.5 <= args.ema_decay < 1.0:

@@ -121,6 +121,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     if args.dataset_name and args.train_data_dir:
         parser.error("give either --dataset_name or --train_data_dir, not both.")
+    if args.train_data_dir and not os.path.isdir(args.train_data_dir):
+        parser.error(f"--train_data_dir {args.train_data_dir} is not a folder (a Hub dataset id goes to --dataset_name).")
+    if args.output_dir and os.path.exists(args.output_dir) and not os.path.isdir(args.output_dir):
+        parser.error(f"--output_dir {args.output_dir} is a file, not a folder: pick another path.")
     if args.data_on_device and args.lr_column:
         parser.error("--data_on_device makes the LR images itself (MATLAB bicubic on the device); drop --lr_column or --data_on_device.")
     if args.model_config_overrides and args.model_name_or_path:

@@ -208,3 +208,11 @@ def test_bad_sources(tmp_path):
     (tmp_path / "file.txt").write_text("x")
     with pytest.raises(ValueError, match="neither a folder nor a zip"):
         prepare_div2k(tmp_path / "file.txt", tmp_path / "o")
+
+
+def test_images_all_smaller_than_the_crop_size(div2k_folder, tmp_path, capsys):
+    with pytest.warns(UserWarning, match="smaller than crop_size=480"):
+        with pytest.raises(ValueError, match="No sub-images: every image in .* is smaller than crop_size=480"):
+            prepare_div2k(div2k_folder, tmp_path / "o", crop_size=480, step=240, num_proc=1)
+    assert cli_main(["prepare-div2k", str(div2k_folder), str(tmp_path / "o2"), "--crop-size", "480"]) == 1
+    assert "No sub-images" in capsys.readouterr().err

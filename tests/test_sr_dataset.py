@@ -269,3 +269,9 @@ def test_bad_arguments():
         PairedSRTransform(4, 30)
     with pytest.raises(ValueError, match="positive int"):
         PairedSRTransform(0, 8)
+
+
+def test_folder_without_images_is_named(tmp_path):
+    (tmp_path / "notes.txt").write_text("no images here")
+    with pytest.raises(ValueError, match=r"holds no image files"):
+        build_sr_dataset(str(tmp_path), scale=2, gt_patch_size=8)

@@ -530,6 +530,8 @@ def test_script_argument_checks():
         (["--gradient_accumulation_steps", "0"], "--gradient_accumulation_steps must be >= 1"),
         (["--gradient_accumulation_steps", "2", "--checkpointing_steps", "3"], "multiple of --discriminator_accumulation_steps"),
         (["--evaluation_steps", "5"], "--evaluation_steps needs --evaluation_images"),
+        (["--train_data_dir", "my_photos_that_do_not_exist"], "is not a folder (a Hub dataset id goes to --dataset_name)"),
+        (["--output_dir", __file__], "is a file, not a folder"),
         (["--evaluation_images", "8", "--evaluation_steps", "-1"], "--evaluation_steps must be >= 0"),
     ],
 )

@@ -571,6 +571,8 @@ def test_recipe_patch_sizes_and_schedule_defaults(image_dir, tmp_path):
         (["--model_config_overrides", '{"upscale_factor": 2}'], "'upscale_factor' is set by --scale"),
         (["--model_config_overrides", "[1]"], "must be a JSON object"),
         (["--data_on_device", "--lr_column", "lr"], "--data_on_device makes the LR images itself"),
+        (["--train_data_dir", "my_photos_that_do_not_exist"], "is not a folder (a Hub dataset id goes to --dataset_name)"),
+        (["--output_dir", __file__], "is a file, not a folder"),
     ],
 )
 def test_script_rejects_bad_flags_with_the_reason(flags, message, capsys):

@@ -220,25 +220,31 @@ def prepare_div2k(
     # A private cache next to the output: no stale cache hit from an earlier run, removed at the end.
     cache_dir = tempfile.mkdtemp(prefix=".hfmagic-prepare-", dir=parent)
     try:
-        dataset = datasets.Dataset.from_generator(
-            _generate_subimages,
-            features=features,
-            gen_kwargs={
-                "names": names,  # a list: datasets splits it between the processes
-                "source": source,
-                "crop_size": crop_size,
-                "step": step,
-                "thresh_size": thresh_size,
-                "scales": scales,
-                "compress_level": compress_level,
-                "one_thread": num_proc > 1,
-            },
-            num_proc=num_proc if num_proc > 1 else None,
-            cache_dir=cache_dir,
-            writer_batch_size=64,  # rows of ~0.5 MB PNGs: keep each worker's buffer small
-        )
+        no_subimages = ValueError(f"No sub-images: every image in {source!r} is smaller than crop_size={crop_size}.")
+        try:
+            dataset = datasets.Dataset.from_generator(
+                _generate_subimages,
+                features=features,
+                gen_kwargs={
+                    "names": names,  # a list: datasets splits it between the processes
+                    "source": source,
+                    "crop_size": crop_size,
+                    "step": step,
+                    "thresh_size": thresh_size,
+                    "scales": scales,
+                    "compress_level": compress_level,
+                    "one_thread": num_proc > 1,
+                },
+                num_proc=num_proc if num_proc > 1 else None,
+                cache_dir=cache_dir,
+                writer_batch_size=64,  # rows of ~0.5 MB PNGs: keep each worker's buffer small
+            )
+        except ValueError as err:  # datasets' word for a generator that yielded nothing
+            if "corresponds to no data" not in str(err):
+                raise
+            raise no_subimages from err
         if len(dataset) == 0:
-            raise ValueError(f"No sub-images: every image in {source!r} is smaller than crop_size={crop_size}.")
+            raise no_subimages
         # A new or empty output is written in place; an output being replaced (--overwrite) is written
         # next to it and swapped in at the end, so that a failure half-way never loses the old one.
         staging = os.path.join(cache_dir, "output") if replace else target

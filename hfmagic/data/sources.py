@@ -49,9 +49,18 @@ def _load(source: Any, split: str, data_files: Any, streaming: bool):
         if data_files is None and glob.glob(os.path.join(source, "**", "*.parquet"), recursive=True):
             loaded = datasets.load_dataset(source, streaming=streaming)
         else:
-            loaded = datasets.load_dataset(
-                "imagefolder", data_dir=source, data_files=data_files, drop_labels=True, streaming=streaming
-            )
+            try:
+                loaded = datasets.load_dataset(
+                    "imagefolder", data_dir=source, data_files=data_files, drop_labels=True, streaming=streaming
+                )
+            except Exception as err:  # datasets' ways of saying that there is no image file in it
+                empty = type(err).__name__ in ("EmptyDatasetError", "DataFilesNotFoundError")
+                if not (empty or "corresponds to no data" in str(err)):
+                    raise
+                raise ValueError(
+                    f"The folder {source!r} holds no image files (.png, .jpg, ... anywhere below it): put the images "
+                    "there, or pass a parquet file, a save_to_disk folder or a Hub dataset id."
+                ) from err
         return _pick_split(loaded, split, source, lenient=True)
     if os.path.isfile(source) or glob.has_magic(source):
         if not source.endswith(".parquet"):
