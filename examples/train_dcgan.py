@@ -296,7 +296,9 @@ def _train(args: argparse.Namespace, accelerator) -> Path:
         f"{accelerator.num_processes} processes; generator updates every "
         f"{args.discriminator_steps * args.discriminator_accumulation_steps} iterations."
     )
-    data_name = args.dataset_name or args.train_data_dir or "hfmagic embedded photos"
+    source = args.dataset_name or args.train_data_dir
+    # the card names a local folder or file by its name, not by a path of this machine
+    data_name = (Path(source).name if os.path.exists(source) else source) if source else "hfmagic embedded photos"
     last_evaluation = {}
 
     def evaluate(generator, step):

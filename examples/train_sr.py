@@ -242,11 +242,15 @@ def main(args: argparse.Namespace):
 
     source = args.dataset_name or args.train_data_dir
     validation = {item: Path(item).name if os.path.exists(item) else item for item in args.validation_dataset or []}
-    training_args.dataset_names = [Path(source).name if source and os.path.exists(source) else source]
+    # the card's YAML/links name Hub datasets only; local data is named in its text
+    if source and os.path.exists(source):
+        training_args.training_data = f"the local images `{Path(source).name}`"
+    elif source:
+        training_args.dataset_names = [source]
     if source is None:
         source = str(embedded_sr_train_dir())
         validation = validation or {str(embedded_sr_validation_dir()): "hfmagic-embedded-validation"}
-        training_args.dataset_names = ["hfmagic-embedded-photos"]
+        training_args.training_data = "the photographs embedded in hfmagic (a smoke run)"
         logger.info("No --dataset_name/--train_data_dir: training on hfmagic's embedded photos (%s).", source)
     gt_patch_size = args.gt_patch_size or recipe["gt_patch_size"].get(scale, 32 * scale)
     common = dict(scale=scale, gt_patch_size=gt_patch_size, image_column=args.image_column, skip_small=args.skip_small_images)

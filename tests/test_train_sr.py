@@ -171,6 +171,7 @@ def test_script_trains_validates_and_saves_best_and_final(image_dir, val_dir, tm
         assert model(torch.rand(1, 3, 6, 6)).reconstruction.shape == (1, 3, 12, 12)
         card = (folder / "README.md").read_text()
         assert "model-index" in card and "PSNR" in card and val_dir.name in card
+        assert f"on the local images `{image_dir.name}`" in card and "huggingface.co/datasets" not in card
     best_step = json.loads((out / "best" / "best_step.json").read_text())
     assert best_step["step"] in (6, 12)
     assert result.final_metrics[val_dir.name]["psnr"] > 10
@@ -496,7 +497,8 @@ def test_embedded_photos_train_offline_with_defaults(tmp_path, capsys):
     metrics = result.final_metrics["hfmagic-embedded-validation"]
     assert metrics["num_images"] == 1 and 5 < metrics["psnr"] < 60 and "bicubic_psnr" in metrics
     card = (out / "final" / "README.md").read_text()
-    assert "hfmagic-embedded-validation" in card and "hfmagic-embedded-photos" in card
+    assert "hfmagic-embedded-validation" in card and "on the photographs embedded in hfmagic" in card
+    assert "datasets:" not in card and "huggingface.co/datasets" not in card  # local data: no Hub links
 
 
 def test_recipes_and_argument_errors():

@@ -113,7 +113,9 @@ class SRTrainingArguments:
         hub_model_id: the repo to push to (default: the name of ``output_dir``).
         hub_token: token for the push (default: the logged-in one).
         hub_private: create the repo private.
-        dataset_names: dataset names listed in the model card.
+        dataset_names: Hub ids of the training data (the card's YAML ``datasets``, with links).
+        training_data: how the card names training data that is not on the Hub (e.g. a local
+            folder's name).
     """
 
     output_dir: str = "sr-model"
@@ -153,6 +155,7 @@ class SRTrainingArguments:
     hub_token: str | None = field(default=None, repr=False)
     hub_private: bool | None = None
     dataset_names: list[str] | None = None
+    training_data: str | None = None
 
     def __post_init__(self):
         positive = ("train_batch_size", "max_train_steps", "gradient_accumulation_steps")
@@ -396,8 +399,10 @@ def _save_model(
     from ..evaluation import metrics_for_card
 
     model.save_pretrained(folder)
+    data = args.training_data or ", ".join(args.dataset_names or [])
     extra = (
-        f"Trained with `hfmagic.training.train_sr` for {step} steps (batch {args.train_batch_size} per process, "
+        f"Trained with `hfmagic.training.train_sr`{f' on {data}' if data else ''} for {step} steps "
+        f"(batch {args.train_batch_size} per process, "
         f"lr {args.learning_rate:g}, schedule `{args.lr_scheduler}`{', EMA weights' if args.use_ema else ''})."
     )
     hub.write_model_card(
