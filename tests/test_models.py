@@ -385,3 +385,26 @@ def test_config_checks_leave_user_fields_alone_and_take_numpy_ints():
     assert type(config.upscale_factor) is int and config.to_dict()["upscale_factor"] == 2
     with pytest.raises(ValueError, match="UserConfig.upscale_factor must be an int"):
         UserConfig(upscale_factor=2.0)  # hfmagic's own field, in a subclass too
+
+
+def test_from_pretrained_refuses_a_folder_saved_by_another_class(tmp_path):
+    """transformers would load these with random (or mismatched) weights and a long report."""
+    from hfmagic.hub import save_gan_pretrained
+
+    EDSR(EDSRConfig(num_blocks=1, mid_channels=8)).save_pretrained(tmp_path / "edsr")
+    with pytest.raises(ValueError, match=r"was saved as EDSR .*not MSRResNet: load it with EDSR.from_pretrained"):
+        MSRResNet.from_pretrained(tmp_path / "edsr")
+    assert type(EDSR.from_pretrained(tmp_path / "edsr")) is EDSR
+    cfg = tiny_gan_config()
+    save_gan_pretrained(DCGANGenerator(cfg), DCGANDiscriminator(cfg), tmp_path / "gan")
+    with pytest.raises(ValueError, match=r"saved as DCGANDiscriminator.*subfolder='discriminator'"):
+        DCGANGenerator.from_pretrained(tmp_path / "gan" / "discriminator")
+    with pytest.raises(ValueError, match=r"saved as DCGANGenerator.*DCGANDiscriminator.from_pretrained\(path, subfolder='discriminator'\)"):
+        DCGANDiscriminator.from_pretrained(tmp_path / "gan")
+    assert type(DCGANDiscriminator.from_pretrained(tmp_path / "gan", subfolder="discriminator")) is DCGANDiscriminator
+
+    class MyMSRResNet(MSRResNet):  # a user's subclass still loads the base class's folder
+        pass
+
+    MSRResNet(MSRResNetConfig(num_blocks=1, mid_channels=8)).save_pretrained(tmp_path / "msr")
+    assert type(MyMSRResNet.from_pretrained(tmp_path / "msr")) is MyMSRResNet

@@ -18,6 +18,8 @@ class ModelCardMixin:
         """transformers' ``from_pretrained``, plus the model's non-persistent buffers (not in the
         weights file; transformers builds the model on the meta device, which loses the values
         ``__init__`` gave them) set again from a fresh instance (see ``restore_non_persistent_buffers``)."""
+        if args and kwargs.get("config") is None:
+            _check_saved_architecture(cls, args[0], kwargs)
         loaded = super().from_pretrained(*args, **kwargs)
         restore_non_persistent_buffers(loaded[0] if isinstance(loaded, tuple) else loaded, *args[1:])
         return loaded
@@ -35,6 +37,38 @@ class ModelCardMixin:
         from ..hub import push_model_to_hub
 
         return push_model_to_hub(self, repo_id, **kwargs)
+
+
+_CONFIG_KWARGS = ("cache_dir", "force_download", "proxies", "token", "revision", "subfolder", "local_files_only")
+
+
+def _check_saved_architecture(cls, pretrained_model_name_or_path, kwargs: dict) -> None:
+    """Refuse a folder saved by another hfmagic class (an EDSR folder into MSRResNet, a GAN's
+    discriminator into DCGANGenerator): transformers would load it with random or mismatched weights.
+    Classes related by inheritance, and names hfmagic does not know, are left to transformers."""
+    from transformers import PretrainedConfig
+
+    import hfmagic
+
+    try:
+        config, _ = PretrainedConfig.get_config_dict(
+            pretrained_model_name_or_path, **{k: kwargs[k] for k in _CONFIG_KWARGS if k in kwargs}
+        )
+    except Exception:  # no config here: transformers' own loading reports it
+        return
+    for name in config.get("architectures") or []:
+        saved = getattr(hfmagic, name, None)
+        if not isinstance(saved, type) or issubclass(cls, saved) or issubclass(saved, cls):
+            continue
+        hint = ""
+        if name == "DCGANDiscriminator":
+            hint = " A GAN repo holds the generator at its root and the discriminator under subfolder='discriminator'."
+        elif cls.__name__ == "DCGANDiscriminator" and name == "DCGANGenerator":
+            hint = " A GAN repo's discriminator loads with DCGANDiscriminator.from_pretrained(path, subfolder='discriminator')."
+        raise ValueError(
+            f"{pretrained_model_name_or_path!s} was saved as {name} (config.json 'architectures'), not {cls.__name__}: "
+            f"load it with {name}.from_pretrained(...), or with transformers' AutoModel.{hint}"
+        )
 
 
 def restore_non_persistent_buffers(model, *model_args) -> None:
