@@ -525,7 +525,8 @@ class SuperResolutionPipeline:
             batch_size: tiles of equal shape run through the model together (float results may
                 then differ from single tiles by ~1e-7, as the backend's kernels change);
                 ignored (one tile per forward) when the pipeline is ``exact``.
-            alpha_mode: how the alpha channel of RGBA/LA images is upscaled: ``"model"`` (alpha
+            alpha_mode: how a non-constant alpha channel of RGBA/LA images is upscaled (a constant
+                one, e.g. fully opaque, is kept as it is): ``"model"`` (alpha
                 replicated to the model's input channels, output channels averaged) or
                 ``"bicubic"`` (PIL bicubic resize, cheaper, softer edges).
             progress: show a progress bar over tiles.
@@ -544,7 +545,9 @@ class SuperResolutionPipeline:
         colour, alpha = _split_channels(image)
         out = self.upscale_array(colour, tile_size, tile_overlap, batch_size, progress)
         if alpha is not None:
-            if alpha_mode == "model":
+            if (alpha == alpha.flat[0]).all():  # constant (e.g. fully opaque): stays exactly that value
+                alpha_out = np.full((*out.shape[:2], 1), alpha.flat[0], dtype=alpha.dtype)
+            elif alpha_mode == "model":
                 alpha_out = self.upscale_array(alpha, tile_size, tile_overlap, batch_size, progress)
             else:
                 h, w = alpha.shape[:2]

@@ -516,6 +516,14 @@ def test_rgba_alpha_by_model_and_by_bicubic(pipe):
     assert out.mode == "LA"
     assert np.array_equal(np.asarray(out)[:, :, 1], np.asarray(pipe(rgba[:, :, 1], tile_size=4)))
 
+    # a constant alpha (a fully opaque RGBA photo) stays exactly constant, whatever the model does
+    for value in (255, 128, 0):
+        opaque = rgba.copy()
+        opaque[:, :, 3] = value
+        for mode in ("model", "bicubic"):
+            out = np.asarray(pipe(opaque, alpha_mode=mode))
+            assert (out[:, :, 3] == value).all() and np.array_equal(out[:, :, :3], rgb_out), (value, mode)
+
 
 def test_palette_and_cmyk_are_converted(pipe):
     palette = Image.fromarray(random_image(9, 7)).convert("P")
