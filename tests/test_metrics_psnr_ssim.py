@@ -195,3 +195,19 @@ def test_bad_inputs_raise_clear_errors():
         psnr(a, a, y_channel=True, channel_order="gbr")
     with pytest.raises(ValueError, match="input_order"):
         psnr(a, a, input_order="NHWC")
+
+
+def test_numpy_floats_in_unit_range_warn_about_the_scale():
+    rng = np.random.default_rng(0)
+    hr = rng.uniform(0, 1, (16, 16, 3))
+    sr = np.clip(hr + rng.normal(0, 0.01, hr.shape), 0, 1)
+    with pytest.warns(UserWarning, match=r"float arrays in \[0, 1\].*multiply them by 255"):
+        wrong = psnr(hr, sr)
+    assert psnr(hr * 255, sr * 255) == pytest.approx(wrong - 20 * np.log10(255), abs=1e-3)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # [0, 255] data, uint8 and all-black images do not warn
+        psnr(hr * 255, sr * 255)
+        psnr((hr * 255).astype(np.uint8), (sr * 255).astype(np.uint8))
+        psnr(np.zeros((16, 16, 3)), np.zeros((16, 16, 3)))

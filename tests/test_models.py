@@ -79,6 +79,14 @@ def test_bad_input_and_label_shapes():
         model(torch.rand(3, 8, 8))
     with pytest.raises(ValueError, match="upscale_factor=4"):
         model(torch.rand(1, 3, 8, 8), labels=torch.rand(1, 3, 16, 16))
+    for cls, cfg_cls in ((MSRResNet, MSRResNetConfig), (EDSR, EDSRConfig), (SRCNN, SRCNNConfig)):
+        sr = tiny(cls, cfg_cls, 2)
+        with pytest.raises(TypeError, match=r"float pixel_values in \[0, 1\], got torch.uint8.*float\(\) / 255"):
+            sr(torch.randint(0, 256, (1, 3, 8, 8), dtype=torch.uint8))  # EDSR would silently take 0..255
+        with pytest.raises(TypeError, match="got list.*SuperResolutionPipeline"):
+            sr([torch.rand(3, 8, 8), torch.rand(3, 6, 6)])
+    with pytest.raises(TypeError, match=r"float tensor of images in \[-1, 1\], got torch.uint8"):
+        DCGANDiscriminator(tiny_gan_config())(torch.zeros(1, 3, 16, 16, dtype=torch.uint8))
 
 
 def test_default_sizes_match_mmagic():

@@ -14,6 +14,8 @@ with R, G, B in [0, 1]), then crop ``crop_border`` pixels from every side.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -95,6 +97,12 @@ def prepare_pair(
         raise ValueError(f"channel_order must be one of {_CHANNEL_ORDERS}, got {channel_order!r}.")
     if isinstance(img1, np.ndarray) and isinstance(img2, np.ndarray):
         a, b, batched = _numpy_to_nchw(img1, input_order, "img1"), _numpy_to_nchw(img2, input_order, "img2"), False
+        if img1.dtype.kind == img2.dtype.kind == "f" and 0 < max(float(a.max()), float(b.max())) <= 1.0:
+            warnings.warn(
+                "img1 and img2 are float arrays in [0, 1], but numpy images are read on the [0, 255] scale "
+                "(MMagic's convention): multiply them by 255, or pass torch tensors (NCHW in [0, 1]).",
+                stacklevel=3,
+            )
     elif isinstance(img1, torch.Tensor) and isinstance(img2, torch.Tensor):
         a, b, batched = _torch_to_nchw(img1, "img1"), _torch_to_nchw(img2, "img2"), img1.dim() == 4
     else:

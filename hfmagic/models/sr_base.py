@@ -143,6 +143,17 @@ class SuperResolutionPreTrainedModel(ModelCardMixin, PreTrainedModel):
             ``ImageSuperResolutionOutput`` with ``reconstruction`` (N, out_channels, H*s, W*s)
             and ``loss`` when labels are given.
         """
+        if not isinstance(pixel_values, torch.Tensor):
+            raise TypeError(
+                f"{type(self).__name__} expects pixel_values as a torch.Tensor (N, {self.config.in_channels}, H, W), got "
+                f"{type(pixel_values).__name__}: for PIL images, numpy arrays or images of different sizes use "
+                "hfmagic.SuperResolutionPipeline (or call the model once per image)."
+            )
+        if not pixel_values.is_floating_point():
+            raise TypeError(
+                f"{type(self).__name__} expects float pixel_values in [0, 1], got {pixel_values.dtype}: "
+                "convert uint8 images with images.float() / 255."
+            )
         if pixel_values.dim() != 4 or pixel_values.shape[1] != self.config.in_channels:
             raise ValueError(
                 f"{type(self).__name__} expects pixel_values of shape (N, {self.config.in_channels}, H, W), "

@@ -145,6 +145,12 @@ class DCGANDiscriminator(DCGANPreTrainedModel):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Score images (N, C, S, S) in [-1, 1]; returns logits (N, 1)."""
         size = self.config.image_size
+        if not isinstance(pixel_values, torch.Tensor) or not pixel_values.is_floating_point():
+            got = pixel_values.dtype if isinstance(pixel_values, torch.Tensor) else type(pixel_values).__name__
+            raise TypeError(
+                f"DCGANDiscriminator expects a float tensor of images in [-1, 1], got {got}: convert uint8 "
+                "images with images.float() / 127.5 - 1."
+            )
         if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != (self.config.num_channels, size, size):
             raise ValueError(
                 f"DCGANDiscriminator expects images of shape (N, {self.config.num_channels}, {size}, {size}), "
