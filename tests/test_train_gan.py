@@ -385,6 +385,8 @@ def test_script_resume_after_sigkill_is_exact(tmp_path):
             assert torch.equal(a[key], b[key]), f"{name}: {key} differs after resume"
     # the saved generator is the EMA one, and it differs from the trained generator
     trained = _tensors(full / "checkpoint-8" / "model.safetensors")
+    in_progress = DCGANGenerator.from_pretrained(full / "checkpoint-8")  # a checkpoint loads its generator
+    assert all(torch.equal(in_progress.state_dict()[k], trained[k]) for k in trained)
     ema = DCGANGenerator.from_pretrained(full / "final")
     assert not torch.equal(ema.output_layer.conv.weight, trained["output_layer.conv.weight"])
     assert sorted(p.name for p in (full / "samples").iterdir()) == ["step-10.png", "step-5.png"]

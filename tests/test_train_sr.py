@@ -179,6 +179,12 @@ def test_script_trains_validates_and_saves_best_and_final(image_dir, val_dir, tm
     raw = _weights(out / "checkpoint-12")
     final = _weights(out / "final")
     assert any(not torch.equal(raw[k], final[k]) for k in raw)
+    # a checkpoint also loads as a model (its raw weights), e.g. to look at a run in progress
+    from hfmagic.pipelines import SuperResolutionPipeline
+
+    in_progress = MSRResNet.from_pretrained(out / "checkpoint-12")
+    assert all(torch.equal(in_progress.state_dict()[k], raw[k]) for k in raw)
+    assert SuperResolutionPipeline.from_pretrained(out / "checkpoint-12", device="cpu").scale == 2
     assert result.samples_per_second and result.samples_per_second > 0
     assert json.loads((out / "training_args.json").read_text())["max_train_steps"] == 12
 

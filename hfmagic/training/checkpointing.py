@@ -98,6 +98,7 @@ def save_checkpoint(
     step: int,
     total_limit: int | None = None,
     extra_state: dict | None = None,
+    model_config=None,
 ) -> Path:
     """Save the accelerator state atomically as ``output_dir/checkpoint-<step>``; call on EVERY rank.
 
@@ -107,6 +108,9 @@ def save_checkpoint(
         step: global optimisation step (also recorded in ``hfmagic_state.json``).
         total_limit: keep at most this many checkpoints (oldest removed first).
         extra_state: JSON-serialisable values stored next to the state (e.g. the epoch).
+        model_config: the ``PretrainedConfig`` of the first prepared model, written as
+            ``config.json`` so that ``<Model>.from_pretrained(checkpoint)`` (and the pipelines) load
+            that model's weights (``model.safetensors``) for a look at a run in progress.
     Returns:
         The final checkpoint path.
     """
@@ -122,6 +126,8 @@ def save_checkpoint(
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         _write_state(tmp, {"step": step, **(extra_state or {})})
+        if model_config is not None:
+            model_config.save_pretrained(tmp)
         for path in tmp.rglob("*"):  # the weights on disk before the name says "complete"
             if path.is_file():
                 with open(path, "rb") as f:

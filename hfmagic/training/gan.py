@@ -524,7 +524,10 @@ def train_gan(
                     if math.isfinite(best["swd_avg"]):
                         extra.update(best_swd_avg=best["swd_avg"], best_step=best["step"])
                     last_checkpoint = str(
-                        save_checkpoint(accelerator, output_dir, global_step, checkpoints_total_limit, extra_state=extra)
+                        save_checkpoint(
+                            accelerator, output_dir, global_step, checkpoints_total_limit, extra_state=extra,
+                            model_config=getattr(gan.unwrapped_generator, "config", None),
+                        )
                     )
                     logger.info(f"Saved {last_checkpoint}")
                 # evaluation after the checkpoint: a failing evaluation does not cost the steps since the last one
