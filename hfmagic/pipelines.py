@@ -340,7 +340,11 @@ def _split_channels(image: ImageInput) -> tuple[np.ndarray, np.ndarray | None]:
             raise ValueError(
                 f"{image.mode!r} images ({'16' if image.mode.startswith('I;16') else '32'}-bit) are not supported: "
                 "the pipeline reads and writes 8-bit images. Convert first, e.g. "
-                "Image.fromarray((np.asarray(img) >> 8).astype(np.uint8)) for 16-bit grayscale."
+                + (
+                    "Image.fromarray(np.clip(np.asarray(img), 0, 255).round().astype(np.uint8)) for a float image in 0..255."
+                    if image.mode == "F"
+                    else "Image.fromarray((np.asarray(img) >> 8).astype(np.uint8)) for 16-bit grayscale."
+                )
             )
         if image.mode == "P":
             image = image.convert("RGBA" if "transparency" in image.info else "RGB")

@@ -540,6 +540,8 @@ def test_unsupported_inputs_raise_clear_errors(pipe, tmp_path):
         pipe(sixteen)
     with pytest.raises(ValueError, match="16-bit"):
         pipe(np.zeros((6, 6, 3), np.uint16))
+    with pytest.raises(ValueError, match=r"'F' images \(32-bit\).*np.clip.*for a float image in 0..255"):
+        pipe(Image.new("F", (6, 6)))
     with pytest.raises(ValueError, match="uint8"):
         pipe(np.zeros((6, 6, 3), np.float32))
     with pytest.raises(ValueError, match=r"\(H, W\)"):
