@@ -447,9 +447,6 @@ class SuperResolutionPipeline:
         self.split_tiling = split_tiling
         self._split_fields: tuple[int, int] | None = None
         self._split_fields_known = False
-        # the layout the model's weights are in; unknown at first (another pipeline may have made
-        # this model channels_last), so the first call sets it
-        self._model_format: torch.memory_format | None = None
         self.scale: int = model.config.upscale_factor
         self._receptive_field: int | None = None
         self._receptive_field_known = False
@@ -754,11 +751,11 @@ class SuperResolutionPipeline:
         bar.close()
 
     def _prepare_model(self) -> torch.memory_format:
-        """Put the model's weights in the memory format the inputs will have; return it."""
+        """Put the model's weights in the memory format the inputs will have; return it. The weights'
+        real layout is checked on every call: another pipeline on the same model may have changed it."""
         memory_format = self._memory_format()
-        if memory_format != self._model_format:
+        if any(p.dim() == 4 and not p.is_contiguous(memory_format=memory_format) for p in self.model.parameters()):
             self.model.to(memory_format=memory_format)
-            self._model_format = memory_format
         return memory_format
 
     def _kernels(self):

@@ -184,6 +184,9 @@ def test_exact_mode_after_a_default_pipeline_used_the_same_model():
     assert model.conv_first.weight.is_contiguous()
     for tile_size in (5, 7):
         assert torch.equal(exact.upscale_tensor(x, tile_size=tile_size), whole), tile_size
+    # and again after the default pipeline ran in between (the exact one had already run once)
+    SuperResolutionPipeline(model, device="cpu").upscale_tensor(x)
+    assert torch.equal(exact.upscale_tensor(x, tile_size=5), whole) and torch.equal(exact.upscale_tensor(x), whole)
 
 
 @pytest.mark.parametrize("kind,scale", TILE_CASES)
