@@ -259,7 +259,11 @@ def test_periodic_evaluation_keeps_the_best_generator_across_resume(tmp_path):
     state = json.loads((tmp_path / "checkpoint-2" / "hfmagic_state.json").read_text())
     assert (state["best_swd_avg"], state["best_step"]) == (5.0, 2)
 
-    # resumed to step 8: 3.5 is worse than the checkpoint's best 3.0, so best/ stays at step 4
+    # resumed to step 8: 3.5 is worse than the best 3.0, so best/ stays at step 4. Made harder: the run
+    # was killed between best/'s two renames (best/ sits aside) and before checkpoint-6 learnt the best
+    os.replace(best, tmp_path / ".best.aside")
+    state6 = tmp_path / "checkpoint-6" / "hfmagic_state.json"
+    state6.write_text(json.dumps({k: v for k, v in json.loads(state6.read_text()).items() if not k.startswith("best")}))
     calls.clear()
     gan = _tiny_gan()
     _prepare(gan)
@@ -267,7 +271,21 @@ def test_periodic_evaluation_keeps_the_best_generator_across_resume(tmp_path):
                      resume_from_checkpoint="latest", evaluate=evaluate, evaluation_steps=2, show_progress=False)
     assert [step for step, _ in calls] == [8]
     assert (logs["swd_avg"], logs["best_swd_avg"], logs["best_step"]) == (3.5, 3.0, 4)
-    assert json.loads((best / "best_step.json").read_text())["step"] == 4
+    assert json.loads((best / "best_step.json").read_text())["step"] == 4  # put back, and kept
+    assert not (tmp_path / ".best.aside").exists()
+    # an evaluation of another size does not compare with the best: best/ starts again
+    scores[10] = 3.9
+    sizes = {10: 8}
+    gan = _tiny_gan()
+    _prepare(gan)
+
+    def evaluate_8(generator, step):
+        return {**evaluate(generator, step), "num_images": sizes.get(step, 4)}
+
+    logs = train_gan(gan, _loader(gan.accelerator), max_train_steps=10, output_dir=tmp_path, checkpointing_steps=2,
+                     resume_from_checkpoint="latest", evaluate=evaluate_8, evaluation_steps=2, show_progress=False)
+    assert (logs["best_swd_avg"], logs["best_step"]) == (3.9, 10)
+    assert json.loads((best / "best_step.json").read_text())["num_images"] == 8
     # without evaluation_steps: only the final generator is evaluated, and no best/ is kept
     calls.clear()
     gan = _tiny_gan()
@@ -279,7 +297,7 @@ def test_periodic_evaluation_keeps_the_best_generator_across_resume(tmp_path):
 
 
 def test_write_folder_atomically_never_loses_the_old_folder(tmp_path):
-    from hfmagic.training import write_folder_atomically
+    from hfmagic.training import recover_folder, write_folder_atomically
 
     folder = tmp_path / "best"
     write_folder_atomically(folder, lambda f: (f / "weights").write_text("v1"))
@@ -292,8 +310,17 @@ def test_write_folder_atomically_never_loses_the_old_folder(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         write_folder_atomically(folder, crash)
     assert (folder / "weights").read_text() == "v1"
-    # a kill between the two renames left the old folder aside and none in place: put back first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]  # the half-written copy is gone
+    # a kill between the two renames left the old folder aside and none in place (and a stale tmp):
+    # recover_folder puts it back, and so does the next write before anything else
     os.replace(folder, tmp_path / ".best.aside")
+    (tmp_path / ".best.tmp").mkdir()
+    recover_folder(folder)
+    assert (folder / "weights").read_text() == "v1" and sorted(p.name for p in tmp_path.iterdir()) == ["best"]
+    os.replace(folder, tmp_path / ".best.aside")
+    with pytest.raises(KeyboardInterrupt):
+        write_folder_atomically(folder, crash)
+    assert (folder / "weights").read_text() == "v1"
     write_folder_atomically(folder, lambda f: (f / "weights").write_text("v2"))
     assert (folder / "weights").read_text() == "v2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best"]

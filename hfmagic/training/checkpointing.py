@@ -28,6 +28,7 @@ __all__ = [
     "resolve_resume_checkpoint",
     "save_checkpoint",
     "update_checkpoint_state",
+    "recover_folder",
     "write_folder_atomically",
 ]
 
@@ -207,29 +208,43 @@ def read_checkpoint_state(path: str | os.PathLike) -> dict:
 
 
 
+def recover_folder(folder: str | os.PathLike) -> None:
+    """Finish what a kill left of :func:`write_folder_atomically`: put the old folder back from
+    ``.<name>.aside`` when the new one never got its name, and remove a half-written ``.<name>.tmp``.
+    The training loops call it on start for ``best/`` and ``final/``. Main process only."""
+    folder = Path(folder)
+    tmp, aside = folder.with_name(f".{folder.name}.tmp"), folder.with_name(f".{folder.name}.aside")
+    if aside.exists():
+        if folder.exists():  # the new folder is complete: the old one was about to be removed
+            shutil.rmtree(aside)
+        else:  # killed between the two renames: the old folder is the complete one
+            os.replace(aside, folder)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_folder_atomically(folder: str | os.PathLike, write: Callable[[Path], None]) -> Path:
     """Replace a model folder (``best/``, ``final/``) so that a kill at any moment leaves a complete one.
 
     ``write(tmp)`` fills the sibling ``.<name>.tmp``; its files are fsynced, then the old folder is
     renamed to ``.<name>.aside``, the new one into place, and the old one removed. A kill between
-    those two renames leaves the old folder complete under ``.<name>.aside``: the next call puts it
-    back first. Main process only.
+    those two renames leaves the old folder complete under ``.<name>.aside``, which
+    :func:`recover_folder` (run first here, and when training starts) puts back. The folder is
+    rewritten whole, its model card included. Main process only.
     """
     folder = Path(folder)
     tmp, aside = folder.with_name(f".{folder.name}.tmp"), folder.with_name(f".{folder.name}.aside")
     folder.parent.mkdir(parents=True, exist_ok=True)
-    if aside.exists():
-        if folder.exists():
-            shutil.rmtree(aside)
-        else:  # killed between the renames of the last call: the old folder is the complete one
-            os.replace(aside, folder)
-    shutil.rmtree(tmp, ignore_errors=True)
+    recover_folder(folder)
     tmp.mkdir()
-    write(tmp)
-    for path in tmp.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
+    try:
+        write(tmp)
+        for path in tmp.rglob("*"):
+            if path.is_file():
+                with open(path, "rb") as f:
+                    os.fsync(f.fileno())
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if folder.exists():
         os.replace(folder, aside)
     os.replace(tmp, folder)

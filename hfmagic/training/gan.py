@@ -50,6 +50,7 @@ from .checkpointing import (
     TrainingDivergedError,
     check_finite,
     read_checkpoint_state,
+    recover_folder,
     resolve_resume_checkpoint,
     save_checkpoint,
     update_checkpoint_state,
@@ -370,8 +371,16 @@ def _evaluate_and_keep_best(
     get_logger(__name__).info(f"Evaluation at step {step}: SWD avg {swd_avg:.4f}, MS-SSIM {results['ms_ssim']:.4f}")
     out = {"swd_avg": swd_avg, "ms_ssim": float(results["ms_ssim"])}
     if keep_best:
+        num_images = results.get("num_images")
+        if best["step"] is not None and best.get("num_images") not in (None, num_images):
+            # SWD grows as the sample shrinks: scores of another evaluation size do not compare
+            get_logger(__name__).warning(
+                f"The evaluation now uses {num_images} images, the best so far (step {best['step']}) {best['num_images']}: "
+                "best/ starts again from this evaluation."
+            )
+            best.update(swd_avg=math.inf, step=None)
         if swd_avg < best["swd_avg"]:
-            best.update(swd_avg=swd_avg, step=step)
+            best.update(swd_avg=swd_avg, step=step, num_images=num_images)
 
             def write_best(folder: Path) -> None:
                 gan.save_pretrained(
@@ -379,7 +388,12 @@ def _evaluate_and_keep_best(
                     metrics=gan_metrics_for_card(results, dataset),
                     extra_text=f"## Training\n\nThe generator with the lowest SWD average ({swd_avg:.4f}) of the run, at iteration {step}.",
                 )
-                summary = {"step": step, "swd": {k: float(v) for k, v in results["swd"].items()}, "ms_ssim": float(results["ms_ssim"])}
+                summary = {
+                    "step": step,
+                    "swd": {k: float(v) for k, v in results["swd"].items()},
+                    "ms_ssim": float(results["ms_ssim"]),
+                    "num_images": num_images,
+                }
                 (folder / "best_step.json").write_text(json.dumps(summary, indent=2))
 
             write_folder_atomically(output_dir / "best", write_best)
@@ -426,7 +440,8 @@ def train_gan(
         evaluation_steps: also evaluate every this many iterations and keep the generator with the
             lowest SWD average in ``output_dir/best`` (MMagic's ``save_best="swd/avg"``), with its
             metrics in the card and ``best_step.json``; written atomically, its score is kept in the
-            checkpoints, so a resumed run knows the best so far.
+            checkpoints, so a resumed run knows the best so far (an evaluation with another number
+            of images starts the best again: SWD values of different sample sizes do not compare).
         evaluation_dataset: the name the card gives the evaluation images.
     Returns:
         The last logged values (``step``, ``epoch``, the loss terms, their sums ``loss_d`` and
@@ -452,9 +467,12 @@ def train_gan(
     if evaluation_steps is not None and (evaluation_steps < 1 or evaluate is None):
         raise ValueError(f"evaluation_steps={evaluation_steps} needs an evaluate function and must be >= 1 (None: only at the end).")
     output_dir = Path(output_dir)
+    if accelerator.is_main_process:
+        for name in ("best", "final"):  # a kill while one of them was being replaced
+            recover_folder(output_dir / name)
 
     global_step, epoch, skip_batches, last_checkpoint = 0, 0, 0, None
-    best = {"swd_avg": math.inf, "step": None}  # the lowest SWD average so far (main process)
+    best = {"swd_avg": math.inf, "step": None, "num_images": None}  # the lowest SWD average so far (main process)
     resume_path = resolve_resume_checkpoint(resume_from_checkpoint, output_dir)
     if resume_path is not None:
         optimizers = {"generator": gan.generator_optimizer, "discriminator": gan.discriminator_optimizer}
@@ -463,7 +481,14 @@ def train_gan(
         state = read_checkpoint_state(resume_path)
         global_step, epoch, skip_batches = state["step"], state.get("epoch", 0), state.get("step_in_epoch", 0)
         if state.get("best_swd_avg") is not None:
-            best.update(swd_avg=float(state["best_swd_avg"]), step=state.get("best_step"))
+            best.update(swd_avg=float(state["best_swd_avg"]), step=state.get("best_step"), num_images=state.get("best_num_images"))
+        # best/ may know a better score than the checkpoint (a kill right after best/ was written):
+        # take it when it comes from a step this checkpoint has passed
+        saved = output_dir / "best" / "best_step.json"
+        if accelerator.is_main_process and saved.is_file():
+            summary = json.loads(saved.read_text())
+            if summary.get("step", math.inf) <= global_step and summary["swd"]["avg"] < best["swd_avg"]:
+                best.update(swd_avg=float(summary["swd"]["avg"]), step=summary["step"], num_images=summary.get("num_images"))
         last_checkpoint = str(resume_path)
         logger.info(f"Resumed from {resume_path} at step {global_step} (epoch {epoch}, batch {skip_batches}).")
         # learning rates asked for now that differ from the run's initial ones win over the
@@ -522,7 +547,7 @@ def train_gan(
                         )
                     extra = {"epoch": epoch, "step_in_epoch": step_in_epoch}
                     if math.isfinite(best["swd_avg"]):
-                        extra.update(best_swd_avg=best["swd_avg"], best_step=best["step"])
+                        extra.update(best_swd_avg=best["swd_avg"], best_step=best["step"], best_num_images=best.get("num_images"))
                     last_checkpoint = str(
                         save_checkpoint(
                             accelerator, output_dir, global_step, checkpoints_total_limit, extra_state=extra,
@@ -536,7 +561,9 @@ def train_gan(
                     logs.update(_evaluate_and_keep_best(gan, evaluate, global_step, output_dir, best, evaluation_steps, evaluation_dataset))
                     if last_checkpoint and Path(last_checkpoint).name == f"checkpoint-{global_step}" and best["step"] == global_step:
                         if accelerator.is_main_process:  # the checkpoint of this step knows its new best
-                            update_checkpoint_state(last_checkpoint, best_swd_avg=best["swd_avg"], best_step=global_step)
+                            update_checkpoint_state(
+                                last_checkpoint, best_swd_avg=best["swd_avg"], best_step=global_step, best_num_images=best.get("num_images")
+                            )
                     accelerator.wait_for_everyone()
                 if at_end:
                     break

@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from .checkpointing import (
     check_finite,
     read_checkpoint_state,
+    recover_folder,
     resolve_resume_checkpoint,
     save_checkpoint,
     update_checkpoint_state,
@@ -474,6 +475,8 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "training_args.json").write_text(json.dumps(args.to_json_dict(), indent=2))
+        for name in (BEST_DIR, FINAL_DIR):  # a kill while one of them was being replaced
+            recover_folder(output_dir / name)
     set_seed(args.seed)
     scale = int(model.config.upscale_factor)
     repo_id = args.hub_model_id or output_dir.resolve().name
