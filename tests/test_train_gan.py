@@ -414,6 +414,8 @@ def test_script_resume_after_sigkill_is_exact(tmp_path):
     trained = _tensors(full / "checkpoint-8" / "model.safetensors")
     in_progress = DCGANGenerator.from_pretrained(full / "checkpoint-8")  # a checkpoint loads its generator
     assert all(torch.equal(in_progress.state_dict()[k], trained[k]) for k in trained)
+    with pytest.raises(ValueError, match="saved as DCGANGenerator"):  # not the discriminator (model_1)
+        DCGANDiscriminator.from_pretrained(full / "checkpoint-8")
     ema = DCGANGenerator.from_pretrained(full / "final")
     assert not torch.equal(ema.output_layer.conv.weight, trained["output_layer.conv.weight"])
     assert sorted(p.name for p in (full / "samples").iterdir()) == ["step-10.png", "step-5.png"]

@@ -8,6 +8,7 @@ folders are removed on the next save.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -99,7 +100,7 @@ def save_checkpoint(
     step: int,
     total_limit: int | None = None,
     extra_state: dict | None = None,
-    model_config=None,
+    model: torch.nn.Module | None = None,
 ) -> Path:
     """Save the accelerator state atomically as ``output_dir/checkpoint-<step>``; call on EVERY rank.
 
@@ -109,9 +110,9 @@ def save_checkpoint(
         step: global optimisation step (also recorded in ``hfmagic_state.json``).
         total_limit: keep at most this many checkpoints (oldest removed first).
         extra_state: JSON-serialisable values stored next to the state (e.g. the epoch).
-        model_config: the ``PretrainedConfig`` of the first prepared model, written as
-            ``config.json`` so that ``<Model>.from_pretrained(checkpoint)`` (and the pipelines) load
-            that model's weights (``model.safetensors``) for a look at a run in progress.
+        model: the first prepared model (unwrapped); its config is written as ``config.json``
+            (``architectures`` naming its class) so that ``<Model>.from_pretrained(checkpoint)`` and
+            the pipelines load its weights (``model.safetensors``), e.g. to look at a run in progress.
     Returns:
         The final checkpoint path.
     """
@@ -127,8 +128,11 @@ def save_checkpoint(
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         _write_state(tmp, {"step": step, **(extra_state or {})})
-        if model_config is not None:
-            model_config.save_pretrained(tmp)
+        config = getattr(model, "config", None)
+        if config is not None and hasattr(config, "save_pretrained"):
+            config = copy.deepcopy(config)
+            config.architectures = [type(model).__name__]
+            config.save_pretrained(tmp)
         for path in tmp.rglob("*"):  # the weights on disk before the name says "complete"
             if path.is_file():
                 with open(path, "rb") as f:

@@ -551,7 +551,7 @@ def train_gan(
                     last_checkpoint = str(
                         save_checkpoint(
                             accelerator, output_dir, global_step, checkpoints_total_limit, extra_state=extra,
-                            model_config=getattr(gan.unwrapped_generator, "config", None),
+                            model=gan.unwrapped_generator,
                         )
                     )
                     logger.info(f"Saved {last_checkpoint}")

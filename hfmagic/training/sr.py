@@ -665,7 +665,7 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
                     save_checkpoint(
                         accelerator, output_dir, global_step, total_limit=args.checkpoints_total_limit,
                         extra_state={"best_score": best_score if math.isfinite(best_score) else None},
-                        model_config=getattr(accelerator.unwrap_model(model), "config", None),
+                        model=accelerator.unwrap_model(model),
                     )
                 )
             if args.validation_steps and global_step % args.validation_steps == 0:
