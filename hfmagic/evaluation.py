@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -247,7 +248,7 @@ def evaluate_gan(
     inception_path: str | Path | None = None,
     progress: bool = False,
     ms_ssim_images: int | None = None,
-    inception_score_splits: int = 10,
+    inception_score_splits: int | None = 10,
 ) -> dict:
     """MMagic's GAN metrics of a generator against real images.
 
@@ -261,7 +262,8 @@ def evaluate_gan(
         batch_size: images per forward pass (rounded down to even: MS-SSIM pairs stay in a batch).
         seed: seeds the noise, the choice of real images and SWD's random patches/directions.
         inception_path: local TorchScript Inception for FID and the Inception Score (skipped when
-            ``None``); IS is computed on the generated images in ``inception_score_splits`` parts.
+            ``None``); IS is computed on the generated images in ``inception_score_splits`` parts
+            (``None``: FID only; fewer images than parts: IS skipped with a warning).
         ms_ssim_images: MS-SSIM on the first this many generated images (even, <= num_images;
             MMagic: 10000); default: all ``num_images``.
     Returns:
@@ -276,11 +278,13 @@ def evaluate_gan(
             f"ms_ssim_images must be an even number in [2, num_images={num_images}] (MS-SSIM compares pairs of the "
             f"generated images), got {ms_ssim_images}."
         )
-    if inception_path is not None and num_images < inception_score_splits:
-        raise ValueError(
-            f"The Inception Score splits {num_images} images into {inception_score_splits} parts: use at least "
-            f"{inception_score_splits} images."
+    if inception_path is not None and inception_score_splits and num_images < inception_score_splits:
+        warnings.warn(
+            f"The Inception Score splits the images into {inception_score_splits} parts, more than the {num_images} "
+            "images: IS is skipped (FID is computed).",
+            stacklevel=2,
         )
+        inception_score_splits = None
     batch_size = max(2, batch_size - batch_size % 2)
     device, dtype = _model_device_dtype(generator)
     inception = load_inception(inception_path, device) if inception_path is not None else None
@@ -310,7 +314,8 @@ def evaluate_gan(
             if inception is not None:
                 real_feats.append(inception_features(inception, real))
                 fake_feats.append(inception_features(inception, fake))
-                fake_probs.append(inception_probabilities(inception, fake))
+                if inception_score_splits:
+                    fake_probs.append(inception_probabilities(inception, fake))
             done += len(real)
             bar.update(len(real))
         bar.close()
@@ -321,7 +326,8 @@ def evaluate_gan(
         mu_f, sigma_f = feature_statistics(np.concatenate(fake_feats))
         mu_r, sigma_r = feature_statistics(np.concatenate(real_feats))
         fid_value = frechet_distance(mu_f, sigma_f, mu_r, sigma_r)
-        is_value = inception_score_from_probabilities(np.concatenate(fake_probs), inception_score_splits)
+        if inception_score_splits:
+            is_value = inception_score_from_probabilities(np.concatenate(fake_probs), inception_score_splits)
     return {
         "swd": metric.compute(),
         "ms_ssim": float(torch.cat(pair_scores).mean()),

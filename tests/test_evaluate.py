@@ -225,8 +225,11 @@ def test_evaluate_gan_matches_direct_metric_calls(tiny_gan, tmp_path):
     assert evaluate_gan(generator, real, num_images=8, batch_size=3, seed=4)["inception_score"] is None
     with pytest.raises(ValueError, match="ms_ssim_images must be an even number"):
         evaluate_gan(generator, real, num_images=8, ms_ssim_images=10)
-    with pytest.raises(ValueError, match="at least 10 images"):
-        evaluate_gan(generator, real, num_images=8, inception_path=inception)
+    with pytest.warns(UserWarning, match="IS is skipped"):  # 8 images, 10 parts: FID only
+        fid_only = evaluate_gan(generator, real, num_images=8, batch_size=3, seed=4, inception_path=inception)
+    assert fid_only["inception_score"] is None and fid_only["fid"] == pytest.approx(results["fid"], rel=1e-9)
+    no_is = evaluate_gan(generator, real, num_images=8, seed=4, inception_path=inception, inception_score_splits=None)
+    assert no_is["inception_score"] is None and no_is["fid"] is not None
     with pytest.raises(ValueError, match="even number"):
         evaluate_gan(generator, real, num_images=7)
     with pytest.raises(ValueError, match="fewer than the 10"):
@@ -264,8 +267,11 @@ def test_evaluate_gan_command(tiny_gan, tmp_path, capsys):
     assert "--ms-ssim-images must be an even number" in capsys.readouterr().err
     inception = tmp_path / "inception.pt"
     torch.jit.script(TinyInception()).save(str(inception))
-    assert main(argv + ["--num-images", "8", "--inception", str(inception)]) == 1
-    assert "--num-images >= 10" in capsys.readouterr().err
+    assert main(argv + ["--num-images", "8", "--inception", str(inception), "--inception-score-splits", "0"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^FID +[0-9.]+$", out, re.M) and not re.search(r"^IS ", out, re.M)
     assert main(argv + ["--num-images", "10", "--inception", str(inception)]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^FID +[0-9.]+$", out, re.M) and re.search(r"^IS +[0-9.]+ \+- [0-9.]+$", out, re.M)
+    assert main(argv + ["--num-images", "10", "--inception-score-splits", "-1"]) == 1
+    assert "--inception-score-splits must be >= 0" in capsys.readouterr().err

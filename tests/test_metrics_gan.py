@@ -368,15 +368,18 @@ def test_inception_score_with_a_scripted_network(tmp_path):
 
 
 def test_inception_score_softmax_for_a_plain_classifier():
-    """A module without ``no_output_bias`` returns logits: softmax is applied."""
+    """A module without ``no_output_bias`` (a torchvision-style Inception) gets float images in
+    [-1, 1] and returns logits: softmax is applied (MMagic's non-StyleGAN path)."""
     from hfmagic.metrics import inception_probabilities
 
     class Logits(torch.nn.Module):
         def forward(self, x):
-            return x.float().mean(dim=(2, 3))  # (N, 3) "logits"
+            assert x.dtype == torch.float32 and x.min() >= -1 and x.max() <= 1
+            return 4 * x.mean(dim=(2, 3))  # (N, 3) "logits"
 
     images = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
     probs = inception_probabilities(Logits(), images, resize=False)
-    np.testing.assert_allclose(probs, torch.softmax(images.float().mean(dim=(2, 3)), dim=1).double().numpy(), rtol=1e-6)
+    expected = torch.softmax(4 * ((images.float() - 127.5) / 127.5).mean(dim=(2, 3)), dim=1)
+    np.testing.assert_allclose(probs, expected.double().numpy(), rtol=1e-6)
     gray = inception_probabilities(Logits(), images[:, :1], resize=False)  # grayscale repeated to RGB
     assert np.allclose(gray, 1 / 3)

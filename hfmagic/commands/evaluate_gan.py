@@ -51,7 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="PATH",
         help="Local TorchScript Inception (e.g. inception-2015-12-05.pt) to also compute FID and the Inception "
-        "Score (10 splits of the generated images, Pillow bicubic resize to 299, as MMagic).",
+        "Score (Pillow bicubic resize to 299, as MMagic).",
+    )
+    parser.add_argument(
+        "--inception-score-splits",
+        type=int,
+        default=10,
+        metavar="K",
+        help="With --inception: the Inception Score's number of parts (default 10, MMagic's; 0: FID only).",
     )
     parser.add_argument("--device", default=None, help="Torch device, e.g. cuda, cpu (default: cuda when available).")
     parser.add_argument(
@@ -95,8 +102,8 @@ def run(args: argparse.Namespace) -> int:
         return error(
             f"--inception {args.inception} does not exist; download inception-2015-12-05.pt ({INCEPTION_URL}) and pass its path"
         )
-    if args.inception is not None and args.num_images < 10:
-        return error(f"the Inception Score splits the images into 10 parts: use --num-images >= 10 with --inception, got {args.num_images}")
+    if args.inception_score_splits < 0:
+        return error(f"--inception-score-splits must be >= 0 (0: no Inception Score), got {args.inception_score_splits}")
 
     from ..data import build_gan_dataset
     from ..evaluation import evaluate_gan, gan_metrics_for_card
@@ -125,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
             inception_path=args.inception,
             progress=True,
             ms_ssim_images=args.ms_ssim_images,
+            inception_score_splits=args.inception_score_splits or None,
         )
     except (OSError, ValueError) as err:
         return error(str(err))

@@ -75,8 +75,9 @@ def inception_probabilities(
 
     Args:
         model: from :func:`hfmagic.metrics.load_inception`. A module taking ``no_output_bias``
-            (StyleGAN's detector) returns probabilities; any other module is called with the uint8
-            images alone and its output is read as logits (softmax applied).
+            (StyleGAN's detector) gets the uint8 images and returns probabilities; any other module
+            (e.g. a torchvision-style Inception) gets them as float in [-1, 1], ``(x - 127.5) / 127.5``,
+            and its output is read as logits (softmax applied), as MMagic does.
         images: (N, 3, H, W) tensor or (N, H, W, 3) array; uint8, or float in ``value_range``
             (truncated to uint8, as MMagic). Grayscale (1 channel) is repeated to RGB.
         resize: resize to 299x299 with Pillow's bicubic filter first (MMagic's default).
@@ -90,7 +91,10 @@ def inception_probabilities(
         if resize:
             batch = _resize_299(batch)
         batch = batch.to(device)
-        out = model(batch, no_output_bias=True) if styled else torch.softmax(model(batch).float(), dim=1)
+        if styled:
+            out = model(batch, no_output_bias=True)
+        else:
+            out = torch.softmax(model((batch.float() - 127.5) / 127.5).float(), dim=1)
         chunks.append(out.reshape(out.shape[0], -1).to(torch.float64).cpu())
     return torch.cat(chunks).numpy()
 
