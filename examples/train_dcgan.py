@@ -184,9 +184,12 @@ def build_dataset(args: argparse.Namespace):
 
 def main(args: argparse.Namespace) -> Path:
     from accelerate import Accelerator
+    from datetime import timedelta
+
     from accelerate.utils import (
         DataLoaderConfiguration,
         DistributedDataParallelKwargs,
+        InitProcessGroupKwargs,
         ProjectConfiguration,
     )
 
@@ -200,7 +203,10 @@ def main(args: argparse.Namespace) -> Path:
         log_with=None if args.report_to == "none" else args.report_to,
         project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir)),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
-        kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
+        kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)]
+        # the evaluation runs on the main process while the others wait: give it longer than the
+        # default collective timeout (minutes for 16384 images)
+        + ([InitProcessGroupKwargs(timeout=timedelta(hours=2))] if args.evaluation_images else []),
     )
     try:
         return _train(args, accelerator)

@@ -640,8 +640,11 @@ def test_two_ddp_processes_on_cpu(tmp_path):
         assert proc.returncode == 0, proc.stderr[-3000:]
         return proc
 
-    proc = run(out, 9)
+    # the first run also evaluates every 6 iterations on the main process while the other rank waits
+    proc = run(out, 9, "--evaluation_images", "8", "--evaluation_steps", "6")
     assert "MULTI_CPU" in proc.stderr and "Num processes: 2" in proc.stderr
+    assert json.loads((out / "best" / "best_step.json").read_text())["step"] in (6, 9)
+    assert "SWD (avg)" in (out / "final" / "README.md").read_text()
     reports = sorted(line.split() for line in proc.stdout.splitlines() if line.startswith("RANK "))
     assert [r[1] for r in reports] == ["0", "1"], proc.stdout
     assert reports[0][3] == reports[1][3]  # DDP kept the weights identical
