@@ -150,11 +150,14 @@ class _Network:
         return f"{self.prefix}{key}"
 
 
-def _split_checkpoint(obj: Mapping, source: str, ema: bool, arch: str) -> tuple[str, _Network, _Network | None]:
+def _split_checkpoint(
+    obj: Mapping, source: str, ema: bool | None, arch: str
+) -> tuple[str, _Network, _Network | None, bool]:
     """Pick the generator (and, for DCGAN, the discriminator) out of a checkpoint.
 
-    Returns the container kind ("mmagic", "basicsr" or "bare"), the generator and the
-    discriminator (None when absent or not wanted).
+    Returns the container kind ("mmagic", "basicsr" or "bare"), the generator, the
+    discriminator (None when absent or not wanted) and whether the generator is the EMA one
+    (``ema=None``: the EMA generator when the checkpoint holds one, as MMagic tests with it).
     """
     if "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         container, state, where = "mmagic", obj["state_dict"], "checkpoint['state_dict']"
@@ -180,15 +183,19 @@ def _split_checkpoint(obj: Mapping, source: str, ema: bool, arch: str) -> tuple[
     if container == "basicsr":
         if arch == "dcgan":
             raise ValueError("BasicSR has no DCGAN: a 'params' checkpoint cannot be converted with --arch dcgan.")
+        if ema is None:
+            ema = "params_ema" in obj
+            if ema:
+                logger.info("Converting 'params_ema' (the EMA weights); --no-ema (ema=False) converts 'params'.")
         key, other = ("params_ema", "params") if ema else ("params", "params_ema")
         if key not in obj:
-            hint = "leave out --ema" if ema else "pass --ema"
+            hint = "leave out --ema" if ema else "leave out --no-ema"
             raise ValueError(
                 f"The BasicSR checkpoint has no {key!r} (it holds {other!r}): {hint} to convert {other!r}."
             )
         if not _is_state_dict(obj[key]):
             raise ValueError(f"checkpoint[{key!r}] is not a state dict of tensors.")
-        return container, _Network(obj[key], f"checkpoint[{key!r}]"), None
+        return container, _Network(obj[key], f"checkpoint[{key!r}]"), None, ema
 
     groups: dict[str, StateDict] = {_EMA_PREFIX: {}, _GEN_PREFIX: {}, _DISC_PREFIX: {}}
     skipped: dict[str, int] = {}
@@ -208,25 +215,34 @@ def _split_checkpoint(obj: Mapping, source: str, ema: bool, arch: str) -> tuple[
                 f"{where} has no 'generator.' / 'generator_ema.module.' keys; keys found: {_preview(state)}."
             )
         # A bare state dict of the network itself.
-        return container, _Network(state, where), None
+        if ema:
+            raise ValueError(f"{where} is a bare state dict with no EMA generator: leave out --ema.")
+        return container, _Network(state, where), None, False
 
     if skipped:
         logger.info(
             "Skipped tensors outside the converted network(s): %s",
             ", ".join(f"{h}.* ({n})" for h, n in skipped.items()),
         )
+    if ema is None:
+        ema = bool(groups[_EMA_PREFIX])
+        if ema:
+            logger.info(
+                "Converting the EMA generator ('%s*'), which MMagic tests with; --no-ema (ema=False) converts the "
+                "raw generator.",
+                _EMA_PREFIX,
+            )
     chosen, other = (_EMA_PREFIX, _GEN_PREFIX) if ema else (_GEN_PREFIX, _EMA_PREFIX)
     if not groups[chosen]:
         if ema:
             raise ValueError(
                 f"{where} has no EMA generator ('{_EMA_PREFIX}*' keys; EMA was off in training): leave out --ema."
             )
-        hint = "pass --ema to convert the EMA generator" if groups[other] else "is this a generator checkpoint?"
+        hint = "leave out --no-ema to convert the EMA generator" if groups[other] else "is this a generator checkpoint?"
         raise ValueError(f"{where} has no '{_GEN_PREFIX}*' keys: {hint}.")
     if not ema and groups[_EMA_PREFIX]:
         logger.info(
-            "The checkpoint also holds an EMA generator ('%s*'), which MMagic tests with: pass --ema (ema=True) "
-            "to convert it instead of the raw generator.",
+            "Converting the raw generator as asked; the checkpoint's EMA generator ('%s*') is what MMagic tests with.",
             _EMA_PREFIX,
         )
     generator = _Network(groups[chosen], where, chosen)
@@ -239,7 +255,7 @@ def _split_checkpoint(obj: Mapping, source: str, ema: bool, arch: str) -> tuple[
                 "Skipped the discriminator (%d tensors): only the generator of an SR model is converted.",
                 len(groups[_DISC_PREFIX]),
             )
-    return container, generator, discriminator
+    return container, generator, discriminator, ema
 
 
 def _names_used(arch: str, keys) -> str | None:
@@ -572,7 +588,7 @@ def convert_checkpoint(
     arch: str,
     scale: int | None = None,
     source: str = "auto",
-    ema: bool = False,
+    ema: bool | None = None,
     bgr_to_rgb: bool = True,
     res_scale: float | None = None,
     push_to_hub: str | None = None,
@@ -591,7 +607,9 @@ def convert_checkpoint(
         scale: the upscale factor. Read from the weights (then this only checks it) except for
             SRCNN, whose scale is not in its weights and must be given.
         source: "mmagic", "basicsr" or "auto" (from the checkpoint's layout and key names).
-        ema: convert the EMA generator (``generator_ema.module.*`` / ``params_ema``).
+        ema: convert the EMA generator (``generator_ema.module.*`` / ``params_ema``); ``False``: the
+            raw generator; ``None`` (default): the EMA generator when the checkpoint holds one (what
+            MMagic tests with), else the raw one.
         bgr_to_rgb: DCGAN only: reverse the channels of MMagic's BGR-trained GAN (see module doc).
         res_scale: EDSR only: the residual scale, which the weights do not hold (default: 1.0,
             or 0.1 for the large EDSR with 256 features and 32 blocks).
@@ -615,7 +633,7 @@ def convert_checkpoint(
     label = None if isinstance(checkpoint, Mapping) else Path(checkpoint).name
     obj = checkpoint if isinstance(checkpoint, Mapping) else load_checkpoint(checkpoint)
 
-    container, generator, discriminator = _split_checkpoint(obj, source, ema, arch)
+    container, generator, discriminator, ema = _split_checkpoint(obj, source, ema, arch)
     found = _detect_arch(generator.tensors)
     if found is not None and found != arch:
         raise ValueError(

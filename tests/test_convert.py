@@ -161,22 +161,26 @@ def test_mmagic_ema_generator_and_skipped_modules(tmp_path):
     path = save(tmp_path, mmagic_checkpoint(plain, ema=ema, extra=extra))
     x = torch.rand(1, 3, 4, 4)
     with torch.no_grad():
-        for flags, reference in (([], plain), (["--ema"], ema)):
-            out = tmp_path / f"out{len(flags)}"
+        # default: the EMA generator, which MMagic tests with; --no-ema: the raw one
+        for i, (flags, reference) in enumerate((([], ema), (["--ema"], ema), (["--no-ema"], plain))):
+            out = tmp_path / f"out{i}"
             assert main(["convert", str(path), str(out), "--arch", "msrresnet", *flags]) == 0
             assert_close(MSRResNet.from_pretrained(out)(x).reconstruction, reference(x).reconstruction)
         # The function returns the converted model.
-        model = convert_checkpoint(path, arch="msrresnet", ema=True)
+        model = convert_checkpoint(path, arch="msrresnet")
         assert_close(model(x).reconstruction, ema(x).reconstruction)
+        assert_close(convert_checkpoint(path, arch="msrresnet", ema=False)(x).reconstruction, plain(x).reconstruction)
 
 
 def test_convert_notes_an_unused_ema_generator_and_refuses_a_file_as_output(tmp_path, capsys):
     config = MSRResNetConfig(upscale_factor=2, mid_channels=8, num_blocks=1)
     path = save(tmp_path, mmagic_checkpoint(randomize(MSRResNet(config), seed=1), ema=randomize(MSRResNet(config), seed=2)))
-    assert main(["convert", str(path), str(tmp_path / "raw"), "--arch", "msrresnet"]) == 0
-    assert "also holds an EMA generator ('generator_ema.module.*'), which MMagic tests with: pass --ema" in capsys.readouterr().err
-    assert main(["convert", str(path), str(tmp_path / "ema"), "--arch", "msrresnet", "--ema"]) == 0
-    assert "also holds an EMA generator" not in capsys.readouterr().err
+    assert main(["convert", str(path), str(tmp_path / "auto"), "--arch", "msrresnet"]) == 0
+    assert "Converting the EMA generator ('generator_ema.module.*'), which MMagic tests with; --no-ema" in capsys.readouterr().err
+    assert "(EMA generator)" in (tmp_path / "auto" / "README.md").read_text()
+    assert main(["convert", str(path), str(tmp_path / "raw"), "--arch", "msrresnet", "--no-ema"]) == 0
+    assert "the checkpoint's EMA generator ('generator_ema.module.*') is what MMagic tests with" in capsys.readouterr().err
+    assert "(EMA generator)" not in (tmp_path / "raw" / "README.md").read_text()
     (tmp_path / "taken").write_text("a file")
     assert main(["convert", str(path), str(tmp_path / "taken"), "--arch", "msrresnet"]) == 1
     assert "exists and is not a folder" in capsys.readouterr().err
@@ -189,7 +193,7 @@ def test_basicsr_msrresnet_matches_basicsr_forward(tmp_path, scale):
     params = to_basicsr_names("msrresnet", randomize(MSRResNet(config), seed=3, std=0.3).state_dict())
     params_ema = to_basicsr_names("msrresnet", randomize(MSRResNet(config), seed=4, std=0.3).state_dict())
     path = save(tmp_path, {"params": params, "params_ema": params_ema})
-    dirs = convert_both(path, tmp_path, "msrresnet")
+    dirs = convert_both(path, tmp_path, "msrresnet", "--no-ema", ema=False)
     x = torch.rand(2, 3, 5, 6)
     with torch.no_grad():
         expected = basicsr_msrresnet(params, x, scale)
@@ -201,8 +205,9 @@ def test_basicsr_msrresnet_matches_basicsr_forward(tmp_path, scale):
         # Without the LeakyReLU after the pixel shuffles (MMagic's forward) the output differs.
         model.config.upsample_lrelu = False
         assert (model(x).reconstruction - expected).abs().max() > 1e-3
-        ema_model = convert_checkpoint(path, arch="msrresnet", ema=True, source="basicsr")
-        assert_close(ema_model(x).reconstruction, basicsr_msrresnet(params_ema, x, scale))
+        for ema in (True, None):  # params_ema is also the default when present (BasicSR tests with it)
+            ema_model = convert_checkpoint(path, arch="msrresnet", ema=ema, source="basicsr")
+            assert_close(ema_model(x).reconstruction, basicsr_msrresnet(params_ema, x, scale))
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -218,8 +223,9 @@ def test_basicsr_edsr_matches_basicsr_forward(tmp_path, scale):
             model = EDSR.from_pretrained(folder)
             assert model.config.upscale_factor == scale
             assert_close(model(x).reconstruction, expected)
-    with pytest.raises(ValueError, match="has no 'params'.*pass --ema"):
-        convert_checkpoint(path, arch="edsr")
+    assert_close(convert_checkpoint(path, arch="edsr")(x).reconstruction, expected)  # params_ema by default
+    with pytest.raises(ValueError, match="has no 'params'.*leave out --no-ema"):
+        convert_checkpoint(path, arch="edsr", ema=False)
 
 
 def test_bare_state_dicts_are_accepted(tmp_path):
@@ -257,7 +263,7 @@ def test_dcgan_bgr_checkpoint_converts_to_rgb(tmp_path):
     noise = torch.randn(3, 8)
     rgb = torch.rand(3, 3, 32, 32) * 2 - 1
     with torch.no_grad():
-        for folder in convert_both(path, tmp_path, "dcgan"):
+        for folder in convert_both(path, tmp_path, "dcgan", "--no-ema", ema=False):
             g, d = load_gan(folder)
             assert (g.config.image_size, g.config.noise_size, g.config.generator_base_channels) == (32, 8, 16)
             assert (d.config.discriminator_base_channels, d.config.discriminator_output_scale) == (4, 4)
@@ -267,7 +273,7 @@ def test_dcgan_bgr_checkpoint_converts_to_rgb(tmp_path):
             assert_close(d(rgb), discriminator(rgb.flip(1)))
             assert (folder / "README.md").is_file()
 
-        g, d = convert_checkpoint(path, arch="dcgan", ema=True)
+        g, d = convert_checkpoint(path, arch="dcgan")  # the EMA generator by default
         assert_close(g(noise), ema(noise).flip(1))
         assert_close(d(rgb), discriminator(rgb.flip(1)))
 
@@ -280,7 +286,7 @@ def test_dcgan_bgr_checkpoint_converts_to_rgb(tmp_path):
         out = tmp_path / "rgb"
         assert main(["convert", str(path), str(out), "--arch", "dcgan", "--no-bgr-to-rgb"]) == 0
         g, d = load_gan(out)
-        assert_close(g(noise), generator(noise))
+        assert_close(g(noise), ema(noise))
         assert_close(d(rgb), discriminator(rgb))
 
 

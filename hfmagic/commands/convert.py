@@ -38,7 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Which codebase wrote the checkpoint (default: from its layout and key names).",
     )
     parser.add_argument(
-        "--ema", action="store_true", help="Convert the EMA generator (MMagic generator_ema, BasicSR params_ema)."
+        "--ema",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="--ema: convert the EMA generator (MMagic generator_ema, BasicSR params_ema); --no-ema: the raw one. "
+        "Default: the EMA generator when the checkpoint holds one (what MMagic tests with).",
     )
     parser.add_argument(
         "--no-bgr-to-rgb",
