@@ -252,6 +252,11 @@ def main(args: argparse.Namespace):
         validation = validation or {str(embedded_sr_validation_dir()): "hfmagic-embedded-validation"}
         training_args.training_data = "the photographs embedded in hfmagic (a smoke run)"
         logger.info("No --dataset_name/--train_data_dir: training on hfmagic's embedded photos (%s).", source)
+    elif not validation:
+        logger.warning(
+            "No --validation_dataset: the run is not validated and keeps no best/ model (MMagic's recipe validates "
+            "on Set5 and Set14: --validation_dataset Set5 Set14)."
+        )
     gt_patch_size = args.gt_patch_size or recipe["gt_patch_size"].get(scale, 32 * scale)
     common = dict(scale=scale, gt_patch_size=gt_patch_size, image_column=args.image_column, skip_small=args.skip_small_images)
     with accelerator.main_process_first():

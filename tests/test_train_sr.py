@@ -270,10 +270,12 @@ def test_device_data_trains_and_resumes_exactly(image_dir, tmp_path):
                  SRTrainingArguments(output_dir=str(tmp_path / "x4"), max_train_steps=1))
 
 
-def test_script_with_data_on_device(image_dir, tmp_path):
+def test_script_with_data_on_device(image_dir, tmp_path, caplog):
     out = tmp_path / "run"
-    result = script.main(script.parse_args(_argv(image_dir, out, "--max_train_steps", "2", "--data_on_device", "--checkpointing_steps", "0")))
+    with caplog.at_level("WARNING", logger="train_sr"):
+        result = script.main(script.parse_args(_argv(image_dir, out, "--max_train_steps", "2", "--data_on_device", "--checkpointing_steps", "0")))
     assert result.global_step == 2
+    assert "No --validation_dataset: the run is not validated" in caplog.text  # said, since MMagic's recipe validates
     assert MSRResNet.from_pretrained(out / "final").config.upscale_factor == 2
     with pytest.raises(SystemExit):
         script.parse_args(_argv(image_dir, out, "--data_on_device", "--lr_column", "lr"))
