@@ -79,7 +79,7 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume_from_checkpoint", default=None, help='Resume from "latest" (a fresh start if none) or a checkpoint folder/name.')
     parser.add_argument("--save_images_steps", type=int, default=500, help="Save and log a grid of fixed-noise samples every this many iterations; 0 = only at the end.")
     parser.add_argument("--num_sample_images", type=int, default=64, help="Images in each sample grid.")
-    parser.add_argument("--evaluation_images", type=int, default=0, help="At the end, compute SWD and MS-SSIM on this many real and generated images and put them in the card (MMagic: 16384 / 10000); 0 = skip.")
+    parser.add_argument("--evaluation_images", type=int, default=0, help="At the end, compute SWD on this many real and generated images and MS-SSIM on at most 10000 of the generated ones (MMagic: --evaluation_images 16384), and put them in the card; 0 = skip.")
     parser.add_argument("--evaluation_steps", type=int, default=0, help="With --evaluation_images: also evaluate every this many iterations and keep the generator with the lowest SWD average in best/ (MMagic's save_best='swd/avg'); 0 = only at the end.")
     parser.add_argument("--logging_dir", default="logs", help="Tracker folder inside --output_dir.")
     parser.add_argument("--report_to", default="tensorboard", help='Tracker: "tensorboard", "wandb", ... or "none".')
@@ -312,7 +312,12 @@ def _train(args: argparse.Namespace, accelerator) -> Path:
         seeded subset every time; the raw dataset, not the prepared DataLoader, which syncs ranks)."""
         from hfmagic.evaluation import evaluate_gan
 
-        last_evaluation.update(step=step, results=evaluate_gan(generator, dataset, args.evaluation_images, args.train_batch_size, seed=args.seed))
+        # MMagic's counts: SWD on all of them (16384), MS-SSIM on at most 10000
+        results = evaluate_gan(
+            generator, dataset, args.evaluation_images, args.train_batch_size, seed=args.seed,
+            ms_ssim_images=min(args.evaluation_images, 10000),
+        )
+        last_evaluation.update(step=step, results=results)
         return last_evaluation["results"]
 
     logs = train_gan(

@@ -660,3 +660,25 @@ def test_two_ddp_processes_on_cpu(tmp_path):
         a, b = _tensors(out / name), _tensors(resumed / name)
         assert all(torch.equal(a[key], b[key]) for key in a), name
     assert "x 2 processes" in (out / "final" / "README.md").read_text()
+
+
+def test_script_evaluates_with_mmagic_counts(tmp_path, monkeypatch):
+    """--evaluation_images 16384 reproduces MMagic's protocol: SWD on 16384, MS-SSIM on 10000."""
+    import hfmagic.evaluation
+
+    seen = []
+
+    def fake_evaluate_gan(generator, real, num_images, batch_size=64, seed=0, **kwargs):
+        seen.append((num_images, kwargs.get("ms_ssim_images")))
+        return {"swd": {"16": 1.0, "avg": 1.0}, "ms_ssim": 0.3, "fid": None, "inception_score": None,
+                "num_images": num_images, "ms_ssim_images": kwargs.get("ms_ssim_images")}
+
+    monkeypatch.setattr(hfmagic.evaluation, "evaluate_gan", fake_evaluate_gan)
+    script = _import_script()
+    args = [*TINY, "--train_batch_size", "4", "--max_train_steps", "2", "--checkpointing_steps", "0", "--save_images_steps", "0",
+            "--report_to", "none", "--output_dir", str(tmp_path / "run")]
+    script.main(script.parse_args(args + ["--evaluation_images", "16384"]))
+    script.main(script.parse_args(args + ["--evaluation_images", "64", "--output_dir", str(tmp_path / "small")]))
+    assert seen == [(16384, 10000), (64, 64)]
+    card = (tmp_path / "run" / "final" / "README.md").read_text()
+    assert "16384 images" in card and "10000 images" in card
