@@ -259,17 +259,20 @@ def test_periodic_evaluation_keeps_the_best_generator_across_resume(tmp_path):
     state = json.loads((tmp_path / "checkpoint-2" / "hfmagic_state.json").read_text())
     assert (state["best_swd_avg"], state["best_step"]) == (5.0, 2)
 
+    assert all(json.loads((tmp_path / f"checkpoint-{n}" / "hfmagic_state.json").read_text())["evaluated"] for n in (2, 4, 6))
     # resumed to step 8: 3.5 is worse than the best 3.0, so best/ stays at step 4. Made harder: the run
-    # was killed between best/'s two renames (best/ sits aside) and before checkpoint-6 learnt the best
+    # was killed while step 6 was being evaluated (checkpoint-6 saved, its evaluation not finished),
+    # and between best/'s two renames (best/ sits aside): step 6 is evaluated first, then step 8
     os.replace(best, tmp_path / ".best.aside")
     state6 = tmp_path / "checkpoint-6" / "hfmagic_state.json"
-    state6.write_text(json.dumps({k: v for k, v in json.loads(state6.read_text()).items() if not k.startswith("best")}))
+    state6.write_text(json.dumps({k: v for k, v in json.loads(state6.read_text()).items() if k.startswith(("step", "epoch"))}))
     calls.clear()
     gan = _tiny_gan()
     _prepare(gan)
     logs = train_gan(gan, _loader(gan.accelerator), max_train_steps=8, output_dir=tmp_path, checkpointing_steps=2,
                      resume_from_checkpoint="latest", evaluate=evaluate, evaluation_steps=2, show_progress=False)
-    assert [step for step, _ in calls] == [8]
+    assert [step for step, _ in calls] == [6, 8]
+    assert json.loads(state6.read_text())["evaluated"] is True
     assert (logs["swd_avg"], logs["best_swd_avg"], logs["best_step"]) == (3.5, 3.0, 4)
     assert json.loads((best / "best_step.json").read_text())["step"] == 4  # put back, and kept
     assert not (tmp_path / ".best.aside").exists()

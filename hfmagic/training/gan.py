@@ -510,10 +510,29 @@ def train_gan(
     elif resume_from_checkpoint:
         logger.info(f"No checkpoint in {output_dir} yet; starting from scratch.")
 
+    def evaluate_now() -> None:
+        """Evaluate at ``global_step`` (main process); the checkpoint of this step, if any, records that
+        it was evaluated and the best score, so a resumed run neither repeats nor skips it."""
+        logs.update(_evaluate_and_keep_best(gan, evaluate, global_step, output_dir, best, evaluation_steps, evaluation_dataset))
+        if accelerator.is_main_process and last_checkpoint and Path(last_checkpoint).name == f"checkpoint-{global_step}":
+            best_fields = {}
+            if best["step"] is not None:
+                best_fields = dict(best_swd_avg=best["swd_avg"], best_step=best["step"], best_num_images=best.get("num_images"))
+            update_checkpoint_state(last_checkpoint, evaluated=True, **best_fields)
+        accelerator.wait_for_everyone()
+
+    logs: dict[str, float] = {"step": global_step}
+    # a run killed while its last checkpoint's step was being evaluated: evaluate that step now
+    if (
+        resume_path is not None and evaluate is not None and evaluation_steps and 0 < global_step < max_train_steps
+        and global_step % evaluation_steps == 0 and not read_checkpoint_state(resume_path).get("evaluated")
+    ):
+        logger.info(f"The evaluation of step {global_step} did not finish before the run stopped: evaluating it now.")
+        evaluate_now()
+
     bar = tqdm(
         total=max_train_steps, initial=global_step, desc="Steps", disable=not (show_progress and accelerator.is_local_main_process)
     )
-    logs: dict[str, float] = {"step": global_step}
     num_skipped = 0
     with bar as progress:  # closed even when the run stops with an error
         while global_step < max_train_steps:
@@ -558,13 +577,7 @@ def train_gan(
                 # evaluation after the checkpoint: a failing evaluation does not cost the steps since the last one
                 at_end = global_step >= max_train_steps
                 if evaluate is not None and (at_end or (evaluation_steps and global_step % evaluation_steps == 0)):
-                    logs.update(_evaluate_and_keep_best(gan, evaluate, global_step, output_dir, best, evaluation_steps, evaluation_dataset))
-                    if last_checkpoint and Path(last_checkpoint).name == f"checkpoint-{global_step}" and best["step"] == global_step:
-                        if accelerator.is_main_process:  # the checkpoint of this step knows its new best
-                            update_checkpoint_state(
-                                last_checkpoint, best_swd_avg=best["swd_avg"], best_step=global_step, best_num_images=best.get("num_images")
-                            )
-                    accelerator.wait_for_everyone()
+                    evaluate_now()
                 if at_end:
                     break
             if step_in_epoch == 0:
