@@ -265,7 +265,8 @@ def test_periodic_evaluation_keeps_the_best_generator_across_resume(tmp_path):
     # and between best/'s two renames (best/ sits aside): step 6 is evaluated first, then step 8
     os.replace(best, tmp_path / ".best.aside")
     state6 = tmp_path / "checkpoint-6" / "hfmagic_state.json"
-    state6.write_text(json.dumps({k: v for k, v in json.loads(state6.read_text()).items() if k.startswith(("step", "epoch"))}))
+    killed = {k: v for k, v in json.loads(state6.read_text()).items() if k.startswith(("step", "epoch"))}
+    state6.write_text(json.dumps({**killed, "evaluated": False}))  # as saved before the evaluation began
     calls.clear()
     gan = _tiny_gan()
     _prepare(gan)
@@ -297,6 +298,35 @@ def test_periodic_evaluation_keeps_the_best_generator_across_resume(tmp_path):
                      evaluate=evaluate, show_progress=False)
     assert [step for step, _ in calls] == [2] and logs["swd_avg"] == 5.0 and "best_step" not in logs
     assert not (tmp_path / "final_only" / "best").exists()
+
+
+def test_a_killed_final_evaluation_is_redone_and_old_checkpoints_are_not_reevaluated(tmp_path):
+    calls = []
+
+    def evaluate(generator, step):
+        calls.append(step)
+        return {"swd": {"8": 1.0, "avg": 1.0}, "ms_ssim": 0.2, "num_images": 4}
+
+    def run(out, steps, **kwargs):
+        gan = _tiny_gan()
+        _prepare(gan)
+        return train_gan(gan, _loader(gan.accelerator), max_train_steps=steps, output_dir=out, checkpointing_steps=2,
+                         show_progress=False, **kwargs)
+
+    # final evaluation only; killed during it: the resume (same length, nothing left to train) redoes it
+    run(tmp_path / "a", 4, evaluate=evaluate)
+    state = tmp_path / "a" / "checkpoint-4" / "hfmagic_state.json"
+    assert json.loads(state.read_text())["evaluated"] is True and calls == [4]
+    state.write_text(json.dumps({**json.loads(state.read_text()), "evaluated": False}))
+    calls.clear()
+    logs = run(tmp_path / "a", 4, evaluate=evaluate, resume_from_checkpoint="latest")
+    assert calls == [4] and logs["swd_avg"] == 1.0 and json.loads(state.read_text())["evaluated"] is True
+    # a checkpoint saved without evaluation (no "evaluated" key) is not evaluated on resume
+    run(tmp_path / "b", 4)
+    assert "evaluated" not in json.loads((tmp_path / "b" / "checkpoint-4" / "hfmagic_state.json").read_text())
+    calls.clear()
+    run(tmp_path / "b", 6, evaluate=evaluate, evaluation_steps=2, resume_from_checkpoint="latest")
+    assert calls == [6]
 
 
 def test_write_folder_atomically_never_loses_the_old_folder(tmp_path):
@@ -646,7 +676,11 @@ def test_two_ddp_processes_on_cpu(tmp_path):
     # the first run also evaluates every 6 iterations on the main process while the other rank waits
     proc = run(out, 9, "--evaluation_images", "8", "--evaluation_steps", "6")
     assert "MULTI_CPU" in proc.stderr and "Num processes: 2" in proc.stderr
-    assert json.loads((out / "best" / "best_step.json").read_text())["step"] in (6, 9)
+    best_step = json.loads((out / "best" / "best_step.json").read_text())["step"]
+    assert best_step in (6, 9)
+    for step in (6, 9):  # rank 0's evaluations reached the checkpoints of their steps
+        state = json.loads((out / f"checkpoint-{step}" / "hfmagic_state.json").read_text())
+        assert state["evaluated"] is True and state["best_step"] == (6 if step == 6 else best_step), state
     assert "SWD (avg)" in (out / "final" / "README.md").read_text()
     reports = sorted(line.split() for line in proc.stdout.splitlines() if line.startswith("RANK "))
     assert [r[1] for r in reports] == ["0", "1"], proc.stdout

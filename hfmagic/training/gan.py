@@ -514,7 +514,8 @@ def train_gan(
         """Evaluate at ``global_step`` (main process); the checkpoint of this step, if any, records that
         it was evaluated and the best score, so a resumed run neither repeats nor skips it."""
         logs.update(_evaluate_and_keep_best(gan, evaluate, global_step, output_dir, best, evaluation_steps, evaluation_dataset))
-        if accelerator.is_main_process and last_checkpoint and Path(last_checkpoint).name == f"checkpoint-{global_step}":
+        this_run = last_checkpoint and Path(last_checkpoint).parent.resolve() == output_dir.resolve()
+        if accelerator.is_main_process and this_run and Path(last_checkpoint).name == f"checkpoint-{global_step}":
             best_fields = {}
             if best["step"] is not None:
                 best_fields = dict(best_swd_avg=best["swd_avg"], best_step=best["step"], best_num_images=best.get("num_images"))
@@ -522,11 +523,9 @@ def train_gan(
         accelerator.wait_for_everyone()
 
     logs: dict[str, float] = {"step": global_step}
-    # a run killed while its last checkpoint's step was being evaluated: evaluate that step now
-    if (
-        resume_path is not None and evaluate is not None and evaluation_steps and 0 < global_step < max_train_steps
-        and global_step % evaluation_steps == 0 and not read_checkpoint_state(resume_path).get("evaluated")
-    ):
+    # a run killed while its last checkpoint's step was being evaluated (the checkpoint says evaluated:
+    # false until the evaluation is done): evaluate that step now
+    if resume_path is not None and evaluate is not None and read_checkpoint_state(resume_path).get("evaluated") is False:
         logger.info(f"The evaluation of step {global_step} did not finish before the run stopped: evaluating it now.")
         evaluate_now()
 
@@ -565,6 +564,8 @@ def train_gan(
                             f"{last_checkpoint or 'none'}; resume from it with a lower --learning_rate."
                         )
                     extra = {"epoch": epoch, "step_in_epoch": step_in_epoch}
+                    if evaluate is not None and (global_step >= max_train_steps or (evaluation_steps and global_step % evaluation_steps == 0)):
+                        extra["evaluated"] = False  # an evaluation of this step follows: set true when it is done
                     if math.isfinite(best["swd_avg"]):
                         extra.update(best_swd_avg=best["swd_avg"], best_step=best["step"], best_num_images=best.get("num_images"))
                     last_checkpoint = str(
