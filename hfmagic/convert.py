@@ -189,7 +189,7 @@ def _split_checkpoint(
                 logger.info("Converting 'params_ema' (the EMA weights); --no-ema (ema=False) converts 'params'.")
         key, other = ("params_ema", "params") if ema else ("params", "params_ema")
         if key not in obj:
-            hint = "leave out --ema" if ema else "leave out --no-ema"
+            hint = "leave out --ema (ema=True)" if ema else "leave out --no-ema (ema=False)"
             raise ValueError(
                 f"The BasicSR checkpoint has no {key!r} (it holds {other!r}): {hint} to convert {other!r}."
             )
@@ -216,7 +216,7 @@ def _split_checkpoint(
             )
         # A bare state dict of the network itself.
         if ema:
-            raise ValueError(f"{where} is a bare state dict with no EMA generator: leave out --ema.")
+            raise ValueError(f"{where} is a bare state dict with no EMA generator: leave out --ema (ema=True).")
         return container, _Network(state, where), None, False
 
     if skipped:
@@ -236,9 +236,9 @@ def _split_checkpoint(
     if not groups[chosen]:
         if ema:
             raise ValueError(
-                f"{where} has no EMA generator ('{_EMA_PREFIX}*' keys; EMA was off in training): leave out --ema."
+                f"{where} has no EMA generator ('{_EMA_PREFIX}*' keys; EMA was off in training): leave out --ema (ema=True)."
             )
-        hint = "leave out --no-ema to convert the EMA generator" if groups[other] else "is this a generator checkpoint?"
+        hint = "leave out --no-ema (ema=False) to convert the EMA generator" if groups[other] else "is this a generator checkpoint?"
         raise ValueError(f"{where} has no '{_GEN_PREFIX}*' keys: {hint}.")
     if not ema and groups[_EMA_PREFIX]:
         logger.info(

@@ -242,6 +242,9 @@ def test_bare_state_dicts_are_accepted(tmp_path):
         converted = convert_checkpoint(save(tmp_path, params, "bsr.pth"), arch="msrresnet")
         assert converted.config.upsample_lrelu is True
         assert_close(converted(x).reconstruction, basicsr_msrresnet(params, x, 4))
+        # a bare state dict has no EMA generator to insist on
+        with pytest.raises(ValueError, match=r"bare state dict with no EMA generator: leave out --ema \(ema=True\)"):
+            convert_checkpoint(save(tmp_path, model.state_dict(), "mm.pth"), arch="msrresnet", ema=True)
 
 
 # ----------------------------------------------------------------------------- DCGAN
