@@ -42,15 +42,15 @@ def inception_score_from_probabilities(probabilities: np.ndarray | torch.Tensor,
         raise ValueError(f"Need at least splits={splits} >= 1 images, got {probs.shape[0]}: generate more or lower splits.")
     if (probs < 0).any() or not np.isfinite(probs).all():
         raise ValueError("probabilities must be finite and >= 0 (softmax outputs, not logits).")
-    probs = probs / probs.sum(axis=1, keepdims=True)
+    probs = torch.from_numpy(probs / probs.sum(axis=1, keepdims=True))
     size = probs.shape[0] // splits
     scores = []
     for k in range(splits):
         part = probs[k * size : (k + 1) * size]
-        marginal = part.mean(axis=0, keepdims=True)
-        # KL(p || q) with 0 log 0 = 0 (scipy's rel_entr); q > 0 wherever p > 0 since q is p's mean
-        terms = np.where(part > 0, part * np.log(np.where(part > 0, part, 1.0) / np.where(part > 0, marginal, 1.0)), 0.0)
-        scores.append(np.exp(terms.sum(axis=1).mean()))
+        marginal = part.mean(dim=0, keepdim=True)
+        # KL(p || q) = sum p log p - p log q, with 0 log 0 = 0 (xlogy), as scipy's entropy in MMagic
+        kl = (torch.special.xlogy(part, part) - torch.special.xlogy(part, marginal)).sum(dim=1)
+        scores.append(float(kl.mean().exp()))
     return float(np.mean(scores)), float(np.std(scores))
 
 

@@ -133,10 +133,7 @@ def save_checkpoint(
             config = copy.deepcopy(config)
             config.architectures = [type(model).__name__]
             config.save_pretrained(tmp)
-        for path in tmp.rglob("*"):  # the weights on disk before the name says "complete"
-            if path.is_file():
-                with open(path, "rb") as f:
-                    os.fsync(f.fileno())
+        _fsync_tree(tmp)  # the weights on disk before the name says "complete"
         aside = root / f".checkpoint-{step}.aside"
         if final.exists():
             # re-saving a step (a run resumed from an older checkpoint): move the old one aside first,
@@ -161,6 +158,19 @@ def _write_state(folder: Path, state: dict) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, folder / CHECKPOINT_STATE_FILE)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """fsync every file below ``folder``."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+
+
+def _siblings(folder: Path) -> tuple[Path, Path]:
+    """The ``.<name>.tmp`` and ``.<name>.aside`` folders of :func:`write_folder_atomically`."""
+    return folder.with_name(f".{folder.name}.tmp"), folder.with_name(f".{folder.name}.aside")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -211,13 +221,12 @@ def read_checkpoint_state(path: str | os.PathLike) -> dict:
     return json.loads((Path(path) / CHECKPOINT_STATE_FILE).read_text())
 
 
-
 def recover_folder(folder: str | os.PathLike) -> None:
     """Finish what a kill left of :func:`write_folder_atomically`: put the old folder back from
     ``.<name>.aside`` when the new one never got its name, and remove a half-written ``.<name>.tmp``.
     The training loops call it on start for ``best/`` and ``final/``. Main process only."""
     folder = Path(folder)
-    tmp, aside = folder.with_name(f".{folder.name}.tmp"), folder.with_name(f".{folder.name}.aside")
+    tmp, aside = _siblings(folder)
     if aside.exists():
         if folder.exists():  # the new folder is complete: the old one was about to be removed
             shutil.rmtree(aside)
@@ -236,16 +245,13 @@ def write_folder_atomically(folder: str | os.PathLike, write: Callable[[Path], N
     rewritten whole, its model card included. Main process only.
     """
     folder = Path(folder)
-    tmp, aside = folder.with_name(f".{folder.name}.tmp"), folder.with_name(f".{folder.name}.aside")
+    tmp, aside = _siblings(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     recover_folder(folder)
     tmp.mkdir()
     try:
         write(tmp)
-        for path in tmp.rglob("*"):
-            if path.is_file():
-                with open(path, "rb") as f:
-                    os.fsync(f.fileno())
+        _fsync_tree(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -348,6 +348,13 @@ def _reduce_over_processes(accelerator, step_logs: dict[str, torch.Tensor], batc
     return {k: v / accelerator.num_processes for k, v in zip(names, values)}, num_skipped
 
 
+def _best_state(best: dict) -> dict:
+    """The best-so-far fields a checkpoint carries (none before a first best)."""
+    if best["step"] is None:
+        return {}
+    return {"best_swd_avg": best["swd_avg"], "best_step": best["step"], "best_num_images": best.get("num_images")}
+
+
 def _evaluate_and_keep_best(
     gan: GAN, evaluate, step: int, output_dir: Path, best: dict, keep_best: int | None, dataset: str
 ) -> dict[str, float]:
@@ -471,7 +478,7 @@ def train_gan(
         for name in ("best", "final"):  # a kill while one of them was being replaced
             recover_folder(output_dir / name)
 
-    global_step, epoch, skip_batches, last_checkpoint = 0, 0, 0, None
+    global_step, epoch, skip_batches, last_checkpoint, state = 0, 0, 0, None, {}
     best = {"swd_avg": math.inf, "step": None, "num_images": None}  # the lowest SWD average so far (main process)
     resume_path = resolve_resume_checkpoint(resume_from_checkpoint, output_dir)
     if resume_path is not None:
@@ -516,16 +523,13 @@ def train_gan(
         logs.update(_evaluate_and_keep_best(gan, evaluate, global_step, output_dir, best, evaluation_steps, evaluation_dataset))
         this_run = last_checkpoint and Path(last_checkpoint).parent.resolve() == output_dir.resolve()
         if accelerator.is_main_process and this_run and Path(last_checkpoint).name == f"checkpoint-{global_step}":
-            best_fields = {}
-            if best["step"] is not None:
-                best_fields = dict(best_swd_avg=best["swd_avg"], best_step=best["step"], best_num_images=best.get("num_images"))
-            update_checkpoint_state(last_checkpoint, evaluated=True, **best_fields)
+            update_checkpoint_state(last_checkpoint, evaluated=True, **_best_state(best))
         accelerator.wait_for_everyone()
 
     logs: dict[str, float] = {"step": global_step}
     # a run killed while its last checkpoint's step was being evaluated (the checkpoint says evaluated:
     # false until the evaluation is done): evaluate that step now
-    if resume_path is not None and evaluate is not None and read_checkpoint_state(resume_path).get("evaluated") is False:
+    if evaluate is not None and state.get("evaluated") is False:
         logger.info(f"The evaluation of step {global_step} did not finish before the run stopped: evaluating it now.")
         evaluate_now()
 
@@ -557,6 +561,8 @@ def train_gan(
                         (output_dir / "samples").mkdir(parents=True, exist_ok=True)
                         grid.save(output_dir / "samples" / f"step-{global_step}.png")
                         _log_grid(accelerator, grid, global_step)
+                at_end = global_step >= max_train_steps
+                evaluation_due = evaluate is not None and (at_end or bool(evaluation_steps and global_step % evaluation_steps == 0))
                 if checkpointing_steps and global_step % checkpointing_steps == 0:
                     if not gan.parameters_are_finite():
                         raise TrainingDivergedError(
@@ -564,10 +570,9 @@ def train_gan(
                             f"{last_checkpoint or 'none'}; resume from it with a lower --learning_rate."
                         )
                     extra = {"epoch": epoch, "step_in_epoch": step_in_epoch}
-                    if evaluate is not None and (global_step >= max_train_steps or (evaluation_steps and global_step % evaluation_steps == 0)):
+                    if evaluation_due:
                         extra["evaluated"] = False  # an evaluation of this step follows: set true when it is done
-                    if math.isfinite(best["swd_avg"]):
-                        extra.update(best_swd_avg=best["swd_avg"], best_step=best["step"], best_num_images=best.get("num_images"))
+                    extra.update(_best_state(best))
                     last_checkpoint = str(
                         save_checkpoint(
                             accelerator, output_dir, global_step, checkpoints_total_limit, extra_state=extra,
@@ -576,8 +581,7 @@ def train_gan(
                     )
                     logger.info(f"Saved {last_checkpoint}")
                 # evaluation after the checkpoint: a failing evaluation does not cost the steps since the last one
-                at_end = global_step >= max_train_steps
-                if evaluate is not None and (at_end or (evaluation_steps and global_step % evaluation_steps == 0)):
+                if evaluation_due:
                     evaluate_now()
                 if at_end:
                     break
