@@ -7,8 +7,11 @@
 >>> faces = DCGANPipeline.from_pretrained("org/dcgan-celeba")(num_images=16, seed=0)
 ```
 
-Images go in and out as 8-bit PIL images; the conversion to uint8 follows MMagic's
-``tensor2img`` (clamp to the range, scale to 255, round half to even).
+8-bit images go in and out as PIL images; the conversion to uint8 follows MMagic's
+``tensor2img`` (clamp to the range, scale to 255, round half to even). 16-bit images (PIL "I;16",
+uint16 arrays, 16-bit PNG/TIFF files) are computed from ``x / 65535`` and come back as uint16 arrays
+(``round(clamp(y, 0, 1) * 65535)``), never through 8 bits; :func:`hfmagic.data.save_image` writes
+them as 16-bit PNG.
 
 Tiling. ``tile_size`` cuts the low-resolution image into cores of ``tile_size`` x ``tile_size``
 pixels; each core is fed to the model with ``tile_overlap`` extra pixels of context on every side
@@ -46,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from tqdm.auto import tqdm
 
 from .layers import exact_interpolation
@@ -83,8 +86,9 @@ _EXACT_ALIGN = 32
 # Exact mode runs convolutions to fewer output channels than this on one thread.
 _EXACT_SINGLE_THREAD_CHANNELS = 16
 
-# PIL modes with more than 8 bits per sample: refused with a hint instead of silently truncated.
-_HIGH_BIT_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+# PIL modes of 16-bit grayscale ("I" is a 32-bit container: Pillow opens 16-bit PGMs and signed
+# 16-bit TIFFs so); upscaled in 16 bits. "F" (32-bit float) is refused with a hint.
+_SIXTEEN_BIT_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,50 +322,60 @@ def _to_uint8(tensor: torch.Tensor, low: float = 0.0, high: float = 1.0) -> np.n
     return (tensor * 255.0).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
-def _open_image(path: str | Path) -> Image.Image:
+def _to_uint16(tensor: torch.Tensor) -> np.ndarray:
+    """(C, H, W) float in [0, 1] -> (H, W, C) uint16: clamp, times 65535, round (half to even)."""
+    # int32 on the device: torch's uint16 lacks most kernels; the values fit either way.
+    return (tensor.float().clamp(0.0, 1.0) * 65535.0).round().to(torch.int32).permute(1, 2, 0).cpu().numpy().astype(np.uint16)
+
+
+def _open_image(path: str | Path) -> Image.Image | np.ndarray:
+    """A file as a loaded PIL image, or as a uint16 array (H, W, C) for 16-bit colour files, which
+    Pillow would truncate to 8 bits (see :func:`hfmagic.data.image16.read_image`)."""
+    from .data.image16 import read_image
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No image file at {str(path)!r}.")
     try:
-        with Image.open(path) as image:
-            image.load()
-            # Cameras store the orientation in EXIF; PNG output has none, so apply it now.
-            return ImageOps.exif_transpose(image)
+        # Cameras store the orientation in EXIF; PNG output has none, so it is applied now.
+        return read_image(path)
     except (OSError, Image.DecompressionBombError, SyntaxError, ValueError) as err:
         raise ValueError(f"Cannot read image {str(path)!r}: {err}") from err
 
 
 def _split_channels(image: ImageInput) -> tuple[np.ndarray, np.ndarray | None]:
-    """Any accepted input -> (colour (H, W, 1 or 3) uint8, alpha (H, W, 1) uint8 or None)."""
+    """Any accepted input -> (colour (H, W, 1 or 3), alpha (H, W, 1) or None), both uint8 for 8-bit
+    images and uint16 for 16-bit ones."""
     if isinstance(image, (str, Path)):
         image = _open_image(image)
     if isinstance(image, Image.Image):
-        if image.mode in _HIGH_BIT_MODES:
+        if image.mode == "F":
             raise ValueError(
-                f"{image.mode!r} images ({'16' if image.mode.startswith('I;16') else '32'}-bit) are not supported: "
-                "the pipeline reads and writes 8-bit images. Convert first, e.g. "
-                + (
-                    "Image.fromarray(np.clip(np.asarray(img), 0, 255).round().astype(np.uint8)) for a float image in 0..255."
-                    if image.mode == "F"
-                    else "Image.fromarray((np.asarray(img) >> 8).astype(np.uint8)) for 16-bit grayscale."
-                )
+                "'F' images (32-bit float) are not supported: the pipeline reads 8- and 16-bit images. Convert "
+                "first, e.g. Image.fromarray(np.clip(np.asarray(img), 0, 255).round().astype(np.uint8)) for a "
+                "float image in 0..255."
             )
-        if image.mode == "P":
+        if image.mode in _SIXTEEN_BIT_MODES:
+            image = _gray16_array(image)
+        elif image.mode == "P":
             image = image.convert("RGBA" if "transparency" in image.info else "RGB")
         elif image.mode in ("1", "La", "RGBa"):
             image = image.convert({"1": "L", "La": "LA", "RGBa": "RGBA"}[image.mode])
         elif image.mode not in ("L", "LA", "RGB", "RGBA"):
             image = image.convert("RGB")  # CMYK, YCbCr, LAB, HSV
+    if isinstance(image, Image.Image):
         array = np.asarray(image)
     elif isinstance(image, np.ndarray):
-        array = image
-        if array.dtype != np.uint8:
-            hint = " (16-bit images are not supported: convert with (a >> 8).astype(np.uint8))" if array.dtype == np.uint16 else ""
-            raise ValueError(f"numpy images must be uint8 HWC (or HW) arrays, got dtype {array.dtype}{hint}.")
+        array = image.astype(np.uint16) if image.dtype.kind == "u" and image.dtype.itemsize == 2 else image  # e.g. >u2
+        if array.dtype not in (np.uint8, np.uint16):
+            raise ValueError(
+                f"numpy images must be uint8 or uint16 HWC (or HW) arrays, got dtype {array.dtype} (for floats in "
+                "0..1, pass np.round(a * 65535).astype(np.uint16) to keep their precision)."
+            )
     else:
         raise TypeError(
-            f"Cannot upscale a {type(image).__name__}: pass a PIL image, a uint8 numpy array (H, W, C) or (H, W), "
-            "a file path, or a list of these."
+            f"Cannot upscale a {type(image).__name__}: pass a PIL image, a uint8 or uint16 numpy array (H, W, C) "
+            "or (H, W), a file path, or a list of these."
         )
     if array.ndim == 2:
         array = array[:, :, None]
@@ -370,6 +384,28 @@ def _split_channels(image: ImageInput) -> tuple[np.ndarray, np.ndarray | None]:
     if array.shape[2] in (2, 4):  # LA, RGBA
         return array[:, :, :-1], array[:, :, -1:]
     return array, None
+
+
+def _bicubic_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
+    """PIL bicubic resize of an alpha plane (H, W) uint8/uint16 -> (sH, sW), same dtype. 16-bit
+    planes resize in PIL's float mode and are rounded and clipped as PIL does for "L"."""
+    h, w = alpha.shape
+    size = (w * scale, h * scale)
+    if alpha.dtype == np.uint8:
+        return np.asarray(Image.fromarray(alpha).resize(size, Image.Resampling.BICUBIC))
+    resized = np.asarray(Image.fromarray(alpha.astype(np.float32)).resize(size, Image.Resampling.BICUBIC))
+    return np.clip(np.rint(resized), 0, 65535).astype(np.uint16)
+
+
+def _gray16_array(image: Image.Image) -> np.ndarray:
+    """A 16-bit grayscale PIL image ("I;16*", or "I" holding 0..65535) -> uint16 (H, W)."""
+    array = np.asarray(image)
+    if image.mode == "I" and array.size and (array.min() < 0 or array.max() > 65535):
+        raise ValueError(
+            f"This 'I' (32-bit integer) image holds values from {array.min()} to {array.max()}; the pipeline "
+            "reads 16-bit grayscale (0..65535). Rescale it first, e.g. to np.uint16."
+        )
+    return array.astype(np.uint16)
 
 
 # --------------------------------------------------------------------------------------------
@@ -511,13 +547,14 @@ class SuperResolutionPipeline:
         batch_size: int = 1,
         alpha_mode: str = "model",
         progress: bool = False,
-    ) -> Image.Image | list[Image.Image]:
+    ) -> Image.Image | np.ndarray | list[Image.Image | np.ndarray]:
         """Upscale one image or a list of images.
 
         Args:
-            images: a PIL image, a uint8 numpy array (H, W, 3), (H, W, 4) or (H, W) grayscale,
-                a file path, or a list of these. Palette, 1-bit, CMYK and YCbCr images are
-                converted to RGB(A); 16/32-bit images raise ``ValueError``.
+            images: a PIL image, a uint8 or uint16 numpy array (H, W, 3), (H, W, 4), (H, W, 2) or
+                (H, W) grayscale, a file path, or a list of these. Palette, 1-bit, CMYK and YCbCr
+                images are converted to RGB(A); 16-bit images (uint16 arrays, PIL "I;16"/"I", 16-bit
+                PNG/TIFF/PPM files, RGB(A) included) are kept in 16 bits; "F" images raise ``ValueError``.
             tile_size: side of the tile cores in LR pixels; ``None`` processes each image whole.
             tile_overlap: LR pixels of context added around each core; defaults to the model's
                 :attr:`receptive_field` (the least for which tiling can be exact, see the class
@@ -534,7 +571,10 @@ class SuperResolutionPipeline:
         Returns:
             PIL images ``upscale_factor`` times larger: "RGB" for colour input, "L" for grayscale
             (the model sees the gray plane replicated to RGB; the output is the mean of its
-            channels), "RGBA"/"LA" when the input has alpha. One image for one input, a list for a list.
+            channels), "RGBA"/"LA" when the input has alpha. 16-bit inputs give uint16 arrays
+            instead (PIL has no 16-bit colour modes): (sH, sW) for grayscale, (sH, sW, C) with the
+            input's channels otherwise; save them with :func:`hfmagic.data.save_image` (16-bit PNG).
+            One image for one input, a list for a list.
         """
         if alpha_mode not in ("model", "bicubic"):
             raise ValueError(f"alpha_mode must be 'model' or 'bicubic', got {alpha_mode!r}.")
@@ -542,7 +582,7 @@ class SuperResolutionPipeline:
             return [self._upscale_one(im, tile_size, tile_overlap, batch_size, alpha_mode, progress) for im in images]
         return self._upscale_one(images, tile_size, tile_overlap, batch_size, alpha_mode, progress)
 
-    def _upscale_one(self, image, tile_size, tile_overlap, batch_size, alpha_mode, progress) -> Image.Image:
+    def _upscale_one(self, image, tile_size, tile_overlap, batch_size, alpha_mode, progress) -> Image.Image | np.ndarray:
         colour, alpha = _split_channels(image)
         out = self.upscale_array(colour, tile_size, tile_overlap, batch_size, progress)
         if alpha is not None:
@@ -551,10 +591,10 @@ class SuperResolutionPipeline:
             elif alpha_mode == "model":
                 alpha_out = self.upscale_array(alpha, tile_size, tile_overlap, batch_size, progress)
             else:
-                h, w = alpha.shape[:2]
-                resized = Image.fromarray(alpha[:, :, 0]).resize((w * self.scale, h * self.scale), Image.Resampling.BICUBIC)
-                alpha_out = np.asarray(resized)[:, :, None]
+                alpha_out = _bicubic_alpha(alpha[:, :, 0], self.scale)[:, :, None]
             out = np.concatenate([out, alpha_out], axis=2)
+        if out.dtype == np.uint16:  # PIL has no 16-bit colour modes: all 16-bit results stay arrays
+            return out[:, :, 0] if out.shape[2] == 1 else out
         if out.shape[2] == 1:
             return Image.fromarray(out[:, :, 0])
         return Image.fromarray(out)  # (H, W, 2/3/4) uint8 -> "LA"/"RGB"/"RGBA"
@@ -567,11 +607,13 @@ class SuperResolutionPipeline:
         batch_size: int = 1,
         progress: bool = False,
     ) -> np.ndarray:
-        """Upscale a uint8 array (H, W, C) or (H, W), with C = 1 or the model's input channels; returns uint8
-        (sH, sW, C') written tile by tile into one preallocated array. A one-channel image is
-        replicated to the model's input channels and the output channels are averaged (C' = 1)."""
-        if array.dtype != np.uint8 or array.ndim not in (2, 3):
-            raise ValueError(f"upscale_array takes a uint8 (H, W, C) or (H, W) array, got {array.dtype} {array.shape}.")
+        """Upscale a uint8 or uint16 array (H, W, C) or (H, W), with C = 1 or the model's input channels;
+        returns the same dtype (sH, sW, C') written tile by tile into one preallocated array. The
+        model sees ``x / 255`` or ``x / 65535``; its output is clamped to [0, 1], scaled back and
+        rounded. A one-channel image is replicated to the model's input channels and the output
+        channels are averaged (C' = 1)."""
+        if array.dtype not in (np.uint8, np.uint16) or array.ndim not in (2, 3):
+            raise ValueError(f"upscale_array takes a uint8 or uint16 (H, W, C) or (H, W) array, got {array.dtype} {array.shape}.")
         if array.ndim == 2:
             array = array[:, :, None]
         height, width, channels = array.shape
@@ -582,17 +624,26 @@ class SuperResolutionPipeline:
                 f"(convert the image to {'RGB' if in_channels == 3 else 'L'} first)."
             )
         to_gray = channels == 1 and out_channels != 1
-        out = np.empty((height * self.scale, width * self.scale, 1 if to_gray else out_channels), dtype=np.uint8)
+        out = np.empty((height * self.scale, width * self.scale, 1 if to_gray else out_channels), dtype=array.dtype)
+        deep = array.dtype == np.uint16
+        peak, convert = (65535.0, _to_uint16) if deep else (255.0, _to_uint8)
+        if deep and self.dtype in (torch.float16, torch.bfloat16):
+            warnings.warn(
+                f"Upscaling a 16-bit image in {str(self.dtype).removeprefix('torch.')}, which holds "
+                f"{11 if self.dtype == torch.float16 else 8} significant bits: the output keeps about that precision, "
+                "not 16 bits. Pass dtype='float32' (--dtype float32) for full 16-bit precision.",
+                stacklevel=2,
+            )
 
         def read(region: _Region) -> torch.Tensor:
             y0, y1, x0, x1 = region
             tile = torch.from_numpy(np.array(array[y0:y1, x0:x1])).permute(2, 0, 1)[None]  # a writable copy
-            return tile.float().div_(255.0).expand(-1, in_channels, -1, -1)
+            return tile.float().div_(peak).expand(-1, in_channels, -1, -1)
 
         for (y0, y1, x0, x1), tile in self._tiles(read, height, width, tile_size, tile_overlap, batch_size, progress):
             if to_gray:
                 tile = tile.float().mean(dim=1, keepdim=True)
-            out[y0:y1, x0:x1] = _to_uint8(tile[0])  # rounded on the device, then moved
+            out[y0:y1, x0:x1] = convert(tile[0])  # rounded on the device, then moved
         return out
 
     def upscale_tensor(

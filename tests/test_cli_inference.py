@@ -84,6 +84,37 @@ def test_upscale_with_tiles_exit_code_zero(sr_model, tmp_path, capsys):
     assert (tiled / "sub_x.png").exists()
 
 
+def test_upscale_writes_16bit_pngs_for_16bit_inputs(sr_model, tmp_path, capsys):
+    from test_image16 import write_tiff
+
+    from hfmagic.data import read_image, save_image
+
+    y, x = np.mgrid[0:9, 0:7]
+    rgba = np.stack([(y * 4099 + x * 2311 + k * 6007) * 7 % 65536 for k in range(4)], axis=2).astype(np.uint16)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.fromarray(rgba[:, :, 0]).save(inputs / "gray.png")  # Pillow: 16-bit grayscale "I;16"
+    save_image(rgba[:, :, :3], inputs / "rgb.png")
+    (inputs / "rgba.tif").write_bytes(write_tiff(rgba, compression=8, predictor=2))
+    common = ["--model", str(sr_model), "--device", "cpu", "--dtype", "float32"]
+    assert main(["upscale", str(inputs), "--output", str(tmp_path / "out"), *common]) == 0
+    assert "wrote 3 image(s)" in capsys.readouterr().err
+    pipe = SuperResolutionPipeline.from_pretrained(sr_model, device="cpu", dtype="float32")
+    for name, channels in (("gray", 0), ("rgb", 3), ("rgba", 4)):
+        data = (tmp_path / "out" / f"{name}.png").read_bytes()
+        assert data[24] == 16  # IHDR bit depth
+        result = np.asarray(read_image(data))
+        assert result.dtype == np.uint16 and result.shape == ((18, 14, channels) if channels else (18, 14))
+        source = next(inputs.glob(f"{name}.*"))
+        np.testing.assert_array_equal(result, pipe(source))
+        assert (result % 257 != 0).mean() > 0.9  # not 8-bit levels
+    # exact mode: tiled output equals the whole-image output bit for bit, in 16 bits too
+    for folder, extra in (("whole", []), ("tiled", ["--tile", "4"])):
+        assert main(["upscale", str(inputs / "rgba.tif"), "--output", str(tmp_path / folder), "--exact", *extra, *common]) == 0
+    whole, tiled = (read_image(tmp_path / folder / "rgba.png") for folder in ("whole", "tiled"))
+    assert whole.dtype == np.uint16 and np.array_equal(whole, tiled)
+
+
 def test_upscale_name_clashes_and_missing_inputs(sr_model, tmp_path, capsys):
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()

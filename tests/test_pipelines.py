@@ -536,17 +536,114 @@ def test_palette_and_cmyk_are_converted(pipe):
     assert pipe(Image.fromarray(random_image(9, 7)).convert("CMYK")).mode == "RGB"
 
 
+# ---- 16-bit images
+
+
+@pytest.fixture(scope="module")
+def pipe32(saved_sr):
+    return SuperResolutionPipeline.from_pretrained(saved_sr, device="cpu", dtype="float32")
+
+
+def gradient16(h, w, c=3):
+    """A smooth 16-bit image whose values are (almost) never multiples of 257, i.e. not 8-bit levels."""
+    y, x = np.mgrid[0:h, 0:w]
+    planes = [(y * 4099 + x * 2311 + k * 6007) * 7 % 65536 for k in range(c)]
+    return np.stack(planes, axis=2).astype(np.uint16)
+
+
+def to_uint16(floats):
+    """(C, H, W) float -> (H, W, C) uint16 as the pipeline rounds: round(clamp(x, 0, 1) * 65535)."""
+    return (floats.clamp(0, 1) * 65535).round().to(torch.int32).permute(1, 2, 0).numpy().astype(np.uint16)
+
+
+def test_16bit_rgb_is_computed_from_x_over_65535_and_returned_as_uint16(pipe32):
+    image = gradient16(9, 7)
+    out = pipe32(image)
+    assert isinstance(out, np.ndarray) and out.dtype == np.uint16 and out.shape == (18, 14, 3)
+    floats = pipe32.upscale_tensor(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 65535)[0]
+    np.testing.assert_array_equal(out, to_uint16(floats))
+    assert (out % 257 != 0).mean() > 0.9  # not 8-bit levels
+    # the 8-bit path of the same picture is 128x coarser: 16 bits keep what 8 bits round away
+    eight = np.asarray(pipe32(np.rint(image / 257).astype(np.uint8))).astype(np.float64) * 257
+    truth = floats.clamp(0, 1).permute(1, 2, 0).numpy() * 65535
+    assert np.abs(out - truth).max() <= 0.5 + 1e-3
+    assert np.abs(eight - truth).max() > 20 * np.abs(out - truth).max()
+    assert np.array_equal(pipe32.upscale_array(image), out)
+
+
+def test_16bit_grayscale_inputs_agree(pipe32):
+    gray = gradient16(9, 7, c=1)[:, :, 0]
+    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    floats = pipe32.upscale_tensor(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 65535)[0]
+    expected = to_uint16(floats.mean(dim=0, keepdim=True))[:, :, 0]
+    for image in (gray, gray[:, :, None], Image.fromarray(gray), Image.fromarray(gray.astype(np.int32)), gray.astype(">u2")):
+        out = pipe32(image)
+        assert out.dtype == np.uint16 and out.shape == (18, 14)
+        np.testing.assert_array_equal(out, expected)
+    assert Image.fromarray(gray).mode == "I;16" and Image.fromarray(gray.astype(np.int32)).mode == "I"
+
+
+def test_16bit_alpha_by_model_bicubic_and_constant(pipe32):
+    rgba = gradient16(9, 7, c=4)
+    out = pipe32(rgba)
+    assert out.dtype == np.uint16 and out.shape == (18, 14, 4)
+    np.testing.assert_array_equal(out[:, :, :3], pipe32(rgba[:, :, :3]))
+    np.testing.assert_array_equal(out[:, :, 3], pipe32(rgba[:, :, 3]))
+    out = pipe32(rgba, alpha_mode="bicubic")
+    bicubic = np.asarray(Image.fromarray(rgba[:, :, 3].astype(np.float32)).resize((14, 18), Image.Resampling.BICUBIC))
+    np.testing.assert_array_equal(out[:, :, 3], np.clip(np.rint(bicubic), 0, 65535).astype(np.uint16))
+    assert (out[:, :, 3] % 257 != 0).any()
+    la = pipe32(rgba[:, :, 1:3])  # gray + alpha
+    assert la.shape == (18, 14, 2)
+    np.testing.assert_array_equal(la[:, :, 0], pipe32(rgba[:, :, 1]))
+    opaque = rgba.copy()
+    opaque[:, :, 3] = 65535
+    assert (pipe32(opaque)[:, :, 3] == 65535).all()
+
+
+def test_16bit_files_equal_their_arrays(pipe32, tmp_path):
+    from hfmagic.data import save_image
+
+    rgb, rgba, gray = gradient16(9, 7), gradient16(9, 7, c=4), gradient16(9, 7, c=1)[:, :, 0]
+    save_image(rgb, tmp_path / "rgb.png")
+    save_image(rgba, tmp_path / "rgba.png")
+    Image.fromarray(gray).save(tmp_path / "gray.png")  # Pillow's own 16-bit grayscale PNG
+    Image.fromarray(gray).save(tmp_path / "gray.tif")
+    for path, array in (("rgb.png", rgb), ("rgba.png", rgba), ("gray.png", gray), ("gray.tif", gray)):
+        np.testing.assert_array_equal(pipe32(tmp_path / path), pipe32(array), err_msg=path)
+
+
+@pytest.mark.parametrize("kind,scale", [("msrresnet", 2), ("edsr", 3), ("srcnn", 4)])
+def test_16bit_tiles_equal_whole_in_exact_mode(kind, scale):
+    exact = SuperResolutionPipeline(tiny_sr(kind, scale), device="cpu", exact=True)
+    assert exact.dtype == torch.float32
+    for image in (gradient16(13, 11), gradient16(13, 11, c=1)[:, :, 0], gradient16(13, 11, c=4)):
+        whole = exact(image)
+        for tile in (4, 5):
+            np.testing.assert_array_equal(exact(image, tile_size=tile), whole)
+
+
+def test_16bit_default_mode_tiles_agree_within_a_level(pipe32):
+    image = gradient16(13, 11)
+    whole = pipe32(image).astype(int)
+    for kwargs in ({"tile_size": 4}, {"tile_size": 5, "batch_size": 3}, {"tile_size": 4, "tile_overlap": 8}):
+        assert np.abs(pipe32(image, **kwargs) - whole).max() <= 1
+
+
+def test_16bit_in_half_precision_warns(saved_sr):
+    half = SuperResolutionPipeline.from_pretrained(saved_sr, device="cpu", dtype="bfloat16")
+    with pytest.warns(UserWarning, match=r"16-bit image in bfloat16.*dtype='float32'"):
+        out = half(gradient16(5, 5))
+    assert out.dtype == np.uint16
+
+
 def test_unsupported_inputs_raise_clear_errors(pipe, tmp_path):
-    sixteen = Image.fromarray(random_image(6, 6, c=0).astype(np.uint16) * 257)
-    assert sixteen.mode.startswith("I;16")
-    with pytest.raises(ValueError, match="16-bit"):
-        pipe(sixteen)
-    with pytest.raises(ValueError, match="16-bit"):
-        pipe(np.zeros((6, 6, 3), np.uint16))
-    with pytest.raises(ValueError, match=r"'F' images \(32-bit\).*np.clip.*for a float image in 0..255"):
+    with pytest.raises(ValueError, match=r"'F' images \(32-bit float\).*np.clip.*for a float image in 0..255"):
         pipe(Image.new("F", (6, 6)))
-    with pytest.raises(ValueError, match="uint8"):
+    with pytest.raises(ValueError, match=r"uint8 or uint16.*float32.*np.round\(a \* 65535\)"):
         pipe(np.zeros((6, 6, 3), np.float32))
+    with pytest.raises(ValueError, match=r"'I' \(32-bit integer\) image holds values from -1 to 70000.*0..65535"):
+        pipe(Image.fromarray(np.array([[-1, 70000]], dtype=np.int32)))
     with pytest.raises(ValueError, match=r"\(H, W\)"):
         pipe(np.zeros((6, 6, 5), np.uint8))
     with pytest.raises(TypeError, match="PIL image"):

@@ -1,4 +1,5 @@
-"""``hfmagic upscale``: run a super-resolution model over image files and folders, writing PNGs."""
+"""``hfmagic upscale``: run a super-resolution model over image files and folders, writing PNGs
+(16-bit PNGs for 16-bit inputs: grayscale, gray + alpha, RGB and RGBA PNG/TIFF/PPM files)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="Image files and/or folders of images (not recursive).")
     parser.add_argument("--model", required=True, help="Hub id or local folder of a super-resolution model (config.json + weights).")
-    parser.add_argument("--output", required=True, metavar="DIR", help="Folder for the results, one PNG per input named after it.")
+    parser.add_argument("--output", required=True, metavar="DIR", help="Folder for the results, one PNG per input named after it (16-bit PNG for 16-bit inputs).")
     parser.add_argument("--tile", type=int, default=None, metavar="N", help="Process the image in N x N LR-pixel tiles (bounds memory; default: whole image).")
     parser.add_argument(
         "--tile-overlap",
@@ -73,6 +74,7 @@ def _looks_like_a_path(model: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
+    from ..data.image16 import save_image
     from ..pipelines import SuperResolutionPipeline
 
     def error(message: str) -> None:
@@ -122,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
                 alpha_mode=args.alpha,
                 progress=args.tile is not None,
             )
-            image.save(output / _output_name(path, used))
+            save_image(image, output / _output_name(path, used))  # a uint16 array for 16-bit inputs
         except (ValueError, FileNotFoundError, OSError) as err:
             # Name the file, skip it, go on with the others.
             failures.append(str(path))

@@ -10,6 +10,8 @@
 - :class:`DeviceSRData`: the same pairs made in batches on the GPU (images held in device memory),
   for ``train_sr`` when a DataLoader cannot keep up.
 - :func:`load_rgb`, :func:`to_tensor`, :func:`to_numpy`: image decoding and conversions.
+- :func:`read_image`, :func:`save_image`: files with their full bit depth, 16-bit colour PNG/TIFF
+  included (Pillow alone truncates those to 8 bits), and 16-bit PNG output.
 
 Only torch, numpy and PIL are imported here; ``datasets`` and the Hub client are imported by the
 functions that need them, and the other modules load on first use.
@@ -31,6 +33,7 @@ _LAZY = {
     **dict.fromkeys(["DeviceSRData", "CropPlan"], "gpu_pipeline"),
     **dict.fromkeys(["prepare_div2k", "subimage_positions"], "prepare"),
     **dict.fromkeys(["load_eval_set", "EvalPair", "EvalSet"], "eval_sets"),
+    **dict.fromkeys(["read_image", "save_image"], "image16"),
     **dict.fromkeys(
         ["build_gan_dataset", "collate_gan_batch", "preprocess_gan_image", "embedded_gan_dataset"], "gan_dataset"
     ),
