@@ -11,6 +11,10 @@ pipeline's pairs/s.
   2040x1356 PNGs vs prepared 480x480 sub-image PNGs (synthetic textured images), timed interleaved;
   then ``train_sr`` fed by 2 workers from the sub-images against the in-memory run above (is the
   loader the bottleneck?), and the device-resident path (``DeviceSRData``) pairs/s.
+- ``launch``: samples/s of ``examples/train_sr.py`` (MSRResNet x2, batch 16, gt 64, constant lr) run
+  with plain ``python`` and under ``accelerate launch --num_processes 1`` (which sets
+  ``OMP_NUM_THREADS=1``), against a bare forward/backward/Adam step timed in this process between the
+  runs (CPU only; target: the launcher >= 0.85x the bare step).
 
     python benchmarks/bench_train.py --quick --json out.json
     python benchmarks/bench_train.py --parts sr data --steps 6
@@ -41,7 +45,7 @@ from _common import (
 )
 from torch.nn import functional as F
 
-PARTS = ("sr", "gan", "data")
+PARTS = ("sr", "gan", "data", "launch")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -387,6 +391,104 @@ def _bench_png_pipeline(args, device, sr_result, full_hw, sub, gt, subs) -> dict
     return result
 
 
+# --------------------------------------------------------------------------- launch
+
+
+def _script_throughput(command: list[str], env: dict) -> dict:
+    """Run a training script; its logged throughput (first step excluded) and thread choice."""
+    import re
+    import subprocess
+
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800, check=False)
+    text = done.stdout + done.stderr
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:6])} ... failed ({done.returncode}):\n{text[-3000:]}")
+    rate = re.search(r"Throughput: ([0-9.]+) samples/s", text)
+    threads = re.search(r"CPU threads: (\d+) per process \(([^\n]*)\)\.", text)
+    if rate is None:
+        raise RuntimeError(f"no 'Throughput:' line in the output of {' '.join(command[:6])} ...:\n{text[-3000:]}")
+    return {
+        "samples_per_s": float(rate.group(1)),
+        "threads": int(threads.group(1)) if threads else None,
+        "threads_reason": threads.group(2) if threads else None,
+    }
+
+
+def bench_launch(args, device: torch.device) -> dict:
+    """``examples/train_sr.py`` with ``python`` and under ``accelerate launch --num_processes 1`` vs a
+    bare step in this process; rounds of (bare, python, launcher), medians over the rounds."""
+    import os
+    import sys
+    from pathlib import Path
+
+    from hfmagic import MSRResNet, MSRResNetConfig
+
+    if device.type != "cpu":
+        return {"skipped": f"measures CPU threads under the launcher; --device {device} is not a CPU"}
+    root = Path(__file__).resolve().parent.parent
+    batch, gt = (4, 16) if args.quick else (16, 64)
+    overrides = {"mid_channels": 8, "num_blocks": 1} if args.quick else {}
+    steps = args.steps or (3 if args.quick else 20)  # the scripts time steps 2..N
+    rounds = 1 if args.quick else min(args.repeats, 3)
+    torch.manual_seed(0)
+    bare = bare_copy(MSRResNet(MSRResNetConfig(upscale_factor=2, **overrides))).to(device).train()
+    optimizer = torch.optim.Adam(bare.parameters(), lr=2e-4, betas=(0.9, 0.999))
+    x, y = torch.rand(batch, 3, gt // 2, gt // 2), torch.rand(batch, 3, gt, gt)
+
+    def bare_step():
+        F.l1_loss(bare(x), y).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    script = [str(root / "examples" / "train_sr.py"), "--model", "msrresnet", "--scale", "2", "--train_batch_size", str(batch),
+              "--gt_patch_size", str(gt), "--lr_scheduler", "constant", "--max_train_steps", str(steps + 1),
+              "--validation_steps", "0", "--checkpointing_steps", "0", "--report_to", "none"]
+    if overrides:
+        import json
+
+        script += ["--model_config_overrides", json.dumps(overrides)]
+    if args.threads:  # like the bare step: the thread count asked for
+        script += ["--num_threads", str(args.threads)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p),
+           "HF_HUB_OFFLINE": "1"}
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1"]
+    bare_rates, runs = [], {"python": [], "launcher": []}
+    with tempfile.TemporaryDirectory() as out:
+        for r in range(rounds):
+            bare_step()  # warm-up
+            times = []
+            for _ in range(min(steps, 10)):
+                start = time.perf_counter()
+                bare_step()
+                times.append(time.perf_counter() - start)
+            bare_rates.append(batch / statistics.median(times))
+            for name, prefix in (("python", [sys.executable]), ("launcher", launcher)):
+                log(f"  round {r + 1}/{rounds}: {name} ...")
+                runs[name].append(_script_throughput([*prefix, *script, "--output_dir", f"{out}/{name}-{r}"], env))
+    bare_rate = statistics.median(bare_rates)
+    result = {
+        "model": "msrresnet",
+        "scale": 2,
+        "batch_size": batch,
+        "gt_patch_size": gt,
+        "steps_timed": steps,
+        "rounds": rounds,
+        "bare_threads": torch.get_num_threads(),
+        "bare_samples_per_s": bare_rate,
+        "target_launcher_ratio": 0.85,
+    }
+    for name, values in runs.items():
+        rate = statistics.median(v["samples_per_s"] for v in values)
+        result.update({
+            f"{name}_samples_per_s": rate,
+            f"{name}_ratio": rate / bare_rate,
+            f"{name}_threads": values[-1]["threads"],
+            f"{name}_threads_reason": values[-1]["threads_reason"],
+        })
+    result["meets_target"] = result["launcher_ratio"] >= result["target_launcher_ratio"]
+    return result
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     device = setup(args)
@@ -437,6 +539,19 @@ def main(argv=None) -> dict:
             table.append(
                 f"      train_sr with {r['train_workers']} workers from sub-images: {r['train_samples_per_s_from_subimages']:.2f} "
                 f"samples/s vs {r['train_samples_per_s_from_memory']:.2f} from memory ({100 * r['loader_slowdown']:+.1f}%)"
+            )
+    if "launch" in args.parts:
+        log("launch: train_sr.py with python and under accelerate launch vs a bare step ...")
+        r = report["launch"] = bench_launch(args, device)
+        save_partial(args, report)
+        if "skipped" in r:
+            table.append(f"launch: skipped ({r['skipped']})")
+        else:
+            table.append(
+                f"launch: MSRResNet x2 batch {r['batch_size']} gt {r['gt_patch_size']}: bare step {r['bare_samples_per_s']:.2f} samples/s; "
+                f"python train_sr.py {r['python_samples_per_s']:.2f} ({r['python_ratio']:.2f}x, {r['python_threads']} threads); "
+                f"accelerate launch {r['launcher_samples_per_s']:.2f} ({r['launcher_ratio']:.2f}x, {r['launcher_threads']} threads; "
+                f"target >= {r['target_launcher_ratio']}x: {'met' if r['meets_target'] else 'NOT met'})"
             )
     emit(args, report, table)
     return report

@@ -49,6 +49,7 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resolution", type=int, default=64, help="Side of the square training images: shorter side resized (bilinear, as MMagic), then center-cropped.")
     parser.add_argument("--num_channels", type=int, default=3, choices=[1, 3], help="3 for RGB, 1 for grayscale datasets (MNIST-like).")
     parser.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes (results do not depend on it).")
+    parser.add_argument("--num_threads", type=int, default=None, help="Torch threads per process on CPU (default: the cores available to the process divided by the processes on this machine, unless OMP_NUM_THREADS is set by you; replaces accelerate launch's default of 1).")
     # model
     parser.add_argument("--model_config_overrides", default=None, help='JSON of DCGANConfig fields, e.g. \'{"generator_base_channels": 64, "discriminator_base_channels": 16}\' for a small DCGAN.')
     parser.add_argument("--sync_batchnorm", action="store_true", help="Use SyncBatchNorm (batch statistics over all processes; GPUs only) instead of per-process BatchNorm.")
@@ -142,6 +143,8 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name} must be >= 0 (0: off), got {getattr(args, name)}.")
     if args.checkpoints_total_limit is not None and args.checkpoints_total_limit < 1:
         parser.error(f"--checkpoints_total_limit must be >= 1 (leave it out to keep every checkpoint), got {args.checkpoints_total_limit}.")
+    if args.num_threads is not None and args.num_threads < 1:
+        parser.error(f"--num_threads must be >= 1 (leave it out for one share of the cores per process), got {args.num_threads}.")
     if args.push_to_hub and args.hub_model_id is None:
         args.hub_model_id = Path(args.output_dir).resolve().name
     return args
@@ -333,6 +336,7 @@ def _train(args: argparse.Namespace, accelerator) -> Path:
         evaluate=evaluate if args.evaluation_images else None,
         evaluation_steps=args.evaluation_steps or None,
         evaluation_dataset=data_name,
+        num_threads=args.num_threads,
     )
 
     # final model: generator (EMA when on) at the root, discriminator/, card with samples and metrics

@@ -80,6 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--validation_dataset", nargs="+", default=None, help="Validation sets: Set5, Set14, BSD100, Urban100, a DIV2K validation folder or any folder of HR images.")
     parser.add_argument("--gt_patch_size", type=int, default=None, help="HR training patch size (default: the recipe's, 128 for MSRResNet/SRCNN (129 at x3), 96/144/196 for EDSR x2/x3/x4).")
     parser.add_argument("--dataloader_num_workers", type=int, default=2, help="DataLoader worker processes (results do not depend on it; 0: load in the main process).")
+    parser.add_argument("--num_threads", type=int, default=None, help="Torch threads per process on CPU (default: the cores available to the process divided by the processes on this machine, unless OMP_NUM_THREADS is set by you; replaces accelerate launch's default of 1).")
     parser.add_argument("--data_on_device", action="store_true", help="Hold the training images in accelerator memory (hfmagic.data.DeviceSRData) and cut, degrade and augment every batch there instead of in DataLoader workers: for GPUs that workers cannot keep fed. The images must fit in device memory (DIV2K sub-images: ~24 GB).")
     # optimisation
     parser.add_argument("--train_batch_size", type=int, default=16, help="Batch size per process (MMagic: 16).")
@@ -138,6 +139,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             check_config_overrides(RECIPES[args.model]["config_class"], args.model_config_overrides, {"upscale_factor": "--scale"})
         except ValueError as err:
             parser.error(f"--model_config_overrides: {err}")
+    if args.num_threads is not None and args.num_threads < 1:
+        parser.error(f"--num_threads must be >= 1 (leave it out for one share of the cores per process), got {args.num_threads}.")
     for name in ("max_train_steps", "learning_rate"):  # None means "the recipe's"; 0 is an error, not a default
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error(f"--{name} must be > 0, got {getattr(args, name)}.")
@@ -210,6 +213,7 @@ def training_arguments(args: argparse.Namespace, recipe: dict, scale: int) -> SR
         logging_dir=args.logging_dir,
         seed=args.seed,
         dataloader_num_workers=args.dataloader_num_workers,
+        num_threads=args.num_threads,
         crop_border=args.crop_border,
         y_channel=args.y_channel,
         push_to_hub=args.push_to_hub,

@@ -113,6 +113,13 @@ def test_bench_train_quick(tmp_path):
     ):
         assert _positive(data[key]), key
     assert data["train_workers"] == 1
+    # train_sr.py with python and under accelerate launch: --threads becomes the scripts' --num_threads
+    launch = report["launch"]
+    for key in ("bare_samples_per_s", "python_samples_per_s", "launcher_samples_per_s", "python_ratio", "launcher_ratio"):
+        assert _positive(launch[key]), key
+    assert launch["launcher_ratio"] == pytest.approx(launch["launcher_samples_per_s"] / launch["bare_samples_per_s"])
+    assert launch["python_threads"] == launch["launcher_threads"] == launch["bare_threads"] == 1
+    assert "--num_threads" in launch["launcher_threads_reason"] and launch["batch_size"] == 4
 
 
 def test_bench_train_data_part_without_datasets_and_partial_json(tmp_path):

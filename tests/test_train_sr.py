@@ -318,6 +318,10 @@ def _two_ddp_processes_then_one(image_dir, tmp_path, common):
     ddp = _run_subprocess(launch + _argv(image_dir, tmp_path / "ddp", *common), env_extra={"ACCELERATE_USE_CPU": "1"})
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert "Num processes: 2" in ddp.stdout + ddp.stderr
+    # the launcher's OMP_NUM_THREADS=1 replaced by each process's share of the cores (1 each on 2 cores)
+    if "OMP_NUM_THREADS" not in os.environ:
+        share = max(1, len(os.sched_getaffinity(0)) // 2)
+        assert f"CPU threads: {share} per process (the launcher's default OMP_NUM_THREADS=1 replaced" in ddp.stdout + ddp.stderr
     single = _argv(image_dir, tmp_path / "single", *common)
     single[single.index("--train_batch_size") + 1] = "4"
     script.main(script.parse_args(single))

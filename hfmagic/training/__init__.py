@@ -12,12 +12,14 @@ from .checkpointing import (
     update_checkpoint_state,
     write_folder_atomically,
 )
+from .cpu_threads import CPUThreadChoice, choose_cpu_threads, configure_cpu_threads
 from .ema import ExponentialMovingAverage
 from .gan import GAN, image_grid, train_gan
 from .schedulers import SCHEDULER_NAMES, CosineRestartLR, get_sr_scheduler
 from .sr import SRSampleStream, SRTrainingArguments, SRTrainingResult, StreamBatchSampler, create_accelerator, evaluate_model, release_accelerator, train_sr
 
 __all__ = [
+    "CPUThreadChoice",
     "CheckpointableGenerator",
     "CosineRestartLR",
     "ExponentialMovingAverage",
@@ -29,6 +31,8 @@ __all__ = [
     "StreamBatchSampler",
     "TrainingDivergedError",
     "check_finite",
+    "choose_cpu_threads",
+    "configure_cpu_threads",
     "create_accelerator",
     "evaluate_model",
     "get_sr_scheduler",

@@ -56,6 +56,7 @@ from .checkpointing import (
     update_checkpoint_state,
     write_folder_atomically,
 )
+from .cpu_threads import configure_cpu_threads
 from .ema import ExponentialMovingAverage
 
 __all__ = ["GAN", "image_grid", "train_gan"]
@@ -424,6 +425,7 @@ def train_gan(
     evaluate: Callable[[nn.Module, int], Mapping] | None = None,
     evaluation_steps: int | None = None,
     evaluation_dataset: str = "training images",
+    num_threads: int | None = None,
 ) -> dict[str, float]:
     """Train ``gan`` (already ``prepare``-d) for ``max_train_steps`` iterations (one batch each).
 
@@ -450,6 +452,9 @@ def train_gan(
             checkpoints, so a resumed run knows the best so far (an evaluation with another number
             of images starts the best again: SWD values of different sample sizes do not compare).
         evaluation_dataset: the name the card gives the evaluation images.
+        num_threads: torch threads of each process on CPU; None: the cores available to the process
+            divided by the local processes, unless ``OMP_NUM_THREADS`` was set by the user
+            (``accelerate launch``'s default of 1 is replaced; see ``hfmagic.training.cpu_threads``).
     Returns:
         The last logged values (``step``, ``epoch``, the loss terms, their sums ``loss_d`` and
         ``loss_g``, ``num_skipped_images``; with ``evaluate``: ``swd_avg`` and ``ms_ssim`` of the
@@ -473,6 +478,7 @@ def train_gan(
         )
     if evaluation_steps is not None and (evaluation_steps < 1 or evaluate is None):
         raise ValueError(f"evaluation_steps={evaluation_steps} needs an evaluate function and must be >= 1 (None: only at the end).")
+    configure_cpu_threads(accelerator, num_threads)  # accelerate launch would leave 1 thread per process
     output_dir = Path(output_dir)
     if accelerator.is_main_process:
         for name in ("best", "final"):  # a kill while one of them was being replaced

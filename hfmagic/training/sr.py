@@ -51,6 +51,7 @@ from .checkpointing import (
     update_checkpoint_state,
     write_folder_atomically,
 )
+from .cpu_threads import configure_cpu_threads
 from .ema import ExponentialMovingAverage
 from .schedulers import get_sr_scheduler, set_base_learning_rate
 
@@ -108,6 +109,9 @@ class SRTrainingArguments:
             default 2 keeps decoding and the bicubic degradation off the training threads (in the
             main process they ran at 3.5 pairs/s against 21.6 in a one-thread worker, measured on 2
             CPU cores); 0 runs them in the main process.
+        num_threads: torch threads of each process on CPU; None: the cores available to the process
+            divided by the local processes, unless ``OMP_NUM_THREADS`` was set by the user
+            (``accelerate launch``'s default of 1 is replaced; see ``hfmagic.training.cpu_threads``).
         crop_border: pixels cropped from each side before PSNR/SSIM (None: the scale).
         y_channel: validation metrics on the Y channel instead of RGB.
         push_to_hub: upload ``final/`` (model, config, card; no checkpoints or logs) at the end.
@@ -149,6 +153,7 @@ class SRTrainingArguments:
     tracker_project_name: str = "train_sr"
     seed: int = 0
     dataloader_num_workers: int = 2
+    num_threads: int | None = None
     crop_border: int | None = None
     y_channel: bool = False
     push_to_hub: bool = False
@@ -170,6 +175,8 @@ class SRTrainingArguments:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
         if self.mixed_precision not in (None, "no", "fp16", "bf16"):
             raise ValueError(f"mixed_precision must be 'no', 'fp16' or 'bf16' (None: accelerate's config), got {self.mixed_precision!r}.")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1 (None: the process's share of the CPU cores), got {self.num_threads}.")
         if self.checkpoints_total_limit is not None and self.checkpoints_total_limit < 1:
             raise ValueError(f"checkpoints_total_limit must be >= 1 (None keeps every checkpoint), got {self.checkpoints_total_limit}.")
         ignored = {
@@ -460,6 +467,7 @@ def train_sr(
             f"args.gradient_accumulation_steps is {args.gradient_accumulation_steps}: build it with "
             "create_accelerator(args) (or Accelerator(gradient_accumulation_steps=...)) so the two agree."
         )
+    configure_cpu_threads(accelerator, args.num_threads)  # accelerate launch would leave 1 thread per process
     try:
         return _train(model, train_dataset, args, eval_sets, accelerator, callbacks)
     finally:
