@@ -219,3 +219,22 @@ def test_train_sr_under_accelerate_launch_uses_the_cores(image_dir, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert "CPU threads: 1 per process (OMP_NUM_THREADS=1 given to the launcher)" in run.stdout + run.stderr
     assert run.stdout.count("threads during training: 1\n") == 2
+
+
+def test_train_dcgan_passes_num_threads_to_the_loop(tmp_path, caplog, restore_threads):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_dcgan_threads_test", ROOT / "examples" / "train_dcgan.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    torch.set_num_threads(2)
+    caplog.set_level(logging.INFO, logger="hfmagic.training.cpu_threads")
+    args = script.parse_args([
+        "--resolution", "16", "--model_config_overrides", '{"generator_base_channels": 16, "discriminator_base_channels": 4}',
+        "--train_batch_size", "4", "--max_train_steps", "1", "--checkpointing_steps", "0", "--save_images_steps", "0",
+        "--num_sample_images", "4", "--report_to", "none", "--num_threads", "1", "--output_dir", str(tmp_path / "run"),
+    ])
+    script.main(args)
+    assert torch.get_num_threads() == 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "hfmagic.training.cpu_threads"]
+    assert lines == ["CPU threads: 1 per process (set by num_threads (--num_threads))."]
