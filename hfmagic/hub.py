@@ -30,7 +30,6 @@ from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 from huggingface_hub.errors import EntryNotFoundError
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 
-from .models import DCGANConfig, SuperResolutionConfig
 
 __all__ = [
     "model_card",
@@ -52,21 +51,20 @@ _KINDS = {
     "super-resolution": ("super-resolution", "image-to-image", "Image Super-Resolution"),
     "gan": ("gan", "unconditional-image-generation", "Unconditional Image Generation"),
 }
-# hfmagic model_type -> MMagic's module with the same weights, for the card's provenance line.
-_MMAGIC_NAMES = {"srcnn": "SRCNNNet", "msrresnet": "MSRResNet", "edsr": "EDSRNet", "dcgan": "DCGANGenerator"}
 _METRIC_KEYS = ("dataset", "name", "value")
 
 
 # ------------------------------------------------------------------------------ building cards
 def _kind(config: PretrainedConfig) -> str:
-    if isinstance(config, SuperResolutionConfig):
-        return "super-resolution"
-    if isinstance(config, DCGANConfig):
-        return "gan"
-    raise ValueError(
-        f"No model card template for {type(config).__name__} (model_type={config.model_type!r}): hfmagic "
-        "writes cards for SuperResolutionConfig and DCGANConfig models."
-    )
+    """The config class's ``hub_kind`` (set by hfmagic's config base classes), a key of ``_KINDS``."""
+    kind = getattr(type(config), "hub_kind", None)
+    if kind not in _KINDS:
+        raise ValueError(
+            f"No model card template for {type(config).__name__} (model_type={config.model_type!r}): hfmagic "
+            f"writes cards for configs whose class attribute hub_kind is one of {sorted(_KINDS)} "
+            "(SuperResolutionConfig and the GAN configs set it)."
+        )
+    return kind
 
 
 def _config_of(model: PreTrainedModel | PretrainedConfig) -> PretrainedConfig:
@@ -119,9 +117,10 @@ def _eval_results(metrics: list[dict], task_type: str, task_name: str) -> list[E
 
 def _details(kind: str, class_name: str, config: PretrainedConfig, num_parameters: int | None) -> list[str]:
     lines = [f"- **Architecture:** `{class_name}` (`model_type: {config.model_type}`)"]
-    if config.model_type in _MMAGIC_NAMES:
+    mmagic_module = getattr(type(config), "mmagic_module", None)  # MMagic's module with the same weights
+    if mmagic_module:
         lines.append(
-            f"- **Same layers, parameter names and outputs as** MMagic's `{_MMAGIC_NAMES[config.model_type]}` "
+            f"- **Same layers, parameter names and outputs as** MMagic's `{mmagic_module}` "
             "(its checkpoints convert with `hfmagic convert`)"
         )
     if kind == "super-resolution":

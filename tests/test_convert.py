@@ -406,3 +406,167 @@ def test_push_converted_models_to_the_hub(tmp_path, hub_server):
     x = torch.rand(1, 3, 4, 4)
     with torch.no_grad():
         assert_close(MSRResNet.from_pretrained(sr_repo)(x).reconstruction, sr(x).reconstruction)
+
+
+# ----------------------------------------------------------------------------- detection and extension
+@pytest.mark.parametrize("arch", ["msrresnet", "edsr", "dcgan"])
+def test_arch_is_detected_without_arch_flag(tmp_path, arch):
+    """Each architecture's checkpoints convert without --arch (MMagic layout; BasicSR too for SR)."""
+    torch.manual_seed(0)
+    if arch == "dcgan":
+        config = DCGANConfig(image_size=16, noise_size=8, generator_base_channels=16, discriminator_base_channels=4)
+        model = randomize(DCGANGenerator(config))
+        path = save(tmp_path, mmagic_checkpoint(model, discriminator=randomize(DCGANDiscriminator(config), seed=1)))
+    else:
+        model_cls, cfg = {"msrresnet": (MSRResNet, MSRResNetConfig(mid_channels=8, num_blocks=2)), "edsr": (EDSR, EDSRConfig(mid_channels=8, num_blocks=2))}[arch]
+        model = randomize(model_cls(cfg))
+        path = save(tmp_path, {"params": to_basicsr_names(arch, model.state_dict())}, "bsr.pth")
+        path_mm = save(tmp_path, mmagic_checkpoint(model), "mm.pth")
+        assert main(["convert", str(path_mm), str(tmp_path / "mm")]) == 0
+        assert type(convert_checkpoint(path_mm)) is model_cls
+    assert main(["convert", str(path), str(tmp_path / "out")]) == 0
+    from transformers import AutoConfig
+
+    assert AutoConfig.from_pretrained(tmp_path / "out").model_type == arch
+    if arch == "dcgan":
+        assert (tmp_path / "out" / "discriminator" / "config.json").is_file()
+
+
+def test_safetensors_checkpoints_convert(tmp_path):
+    from safetensors.torch import save_file
+
+    model = randomize(MSRResNet(MSRResNetConfig(mid_channels=8, num_blocks=2)))
+    save_file(to_basicsr_names("msrresnet", model.state_dict()), tmp_path / "bsr.safetensors")
+    converted = convert_checkpoint(tmp_path / "bsr.safetensors", tmp_path / "out")
+    assert converted.config.upsample_lrelu  # BasicSR names -> BasicSR's forward
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="not a readable .safetensors file"):
+        convert_checkpoint(tmp_path / "junk.safetensors")
+
+
+def test_unknown_and_ambiguous_checkpoints_are_named(tmp_path, monkeypatch, capsys):
+    import hfmagic.models as models
+
+    path = save(tmp_path, {"encoder.weight": torch.zeros(2, 2), "decoder.weight": torch.zeros(2, 2)})
+    assert main(["convert", str(path), str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "No registered architecture recognises" in err and "decoder.weight, encoder.weight" in err
+    assert "SRCNN" in err and "DCGAN" in err and not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match=r"Unknown arch 'nope'; choose one of \['dcgan', 'edsr', 'msrresnet', 'srcnn'\]"):
+        convert_checkpoint(path, arch="nope")
+
+    class Greedy(models.ConversionSpec):  # recognises everything, so MSRResNet's keys are ambiguous
+        arch, display_name = "greedy", "Greedy"
+
+        def identifies(self, keys):
+            return True
+
+    monkeypatch.setitem(models._CONVERSIONS, "greedy", Greedy())
+    ckpt = mmagic_checkpoint(MSRResNet(MSRResNetConfig(mid_channels=4, num_blocks=1)))
+    with pytest.raises(ValueError, match="recognised by several architectures: .*greedy.*msrresnet.*Pass --arch"):
+        convert_checkpoint(ckpt)
+    assert type(convert_checkpoint(ckpt, arch="msrresnet")) is MSRResNet  # --arch settles it
+
+
+def test_options_of_other_architectures_are_refused(tmp_path):
+    ckpt = mmagic_checkpoint(MSRResNet(MSRResNetConfig(mid_channels=4, num_blocks=1)))
+    with pytest.raises(ValueError, match=r"--res-scale \(res_scale=...\) only applies to EDSR, not MSRResNet"):
+        convert_checkpoint(ckpt, res_scale=0.1)
+    with pytest.raises(ValueError, match=r"--no-bgr-to-rgb .* only applies to DCGAN, not MSRResNet"):
+        convert_checkpoint(ckpt, bgr_to_rgb=False)
+    config = DCGANConfig(image_size=16, noise_size=8, generator_base_channels=16, discriminator_base_channels=4)
+    with pytest.raises(ValueError, match="--scale does not apply to DCGAN"):
+        convert_checkpoint(mmagic_checkpoint(DCGANGenerator(config)), scale=4)
+
+
+USER_CONVERSION_MODULE = '''
+import math
+
+from torch import nn
+from torch.nn import functional as F
+
+from hfmagic import SuperResolutionConfig, SuperResolutionPreTrainedModel, register_model
+from hfmagic.models.conversion import SRConversionSpec
+
+
+class TinyShuffleConfig(SuperResolutionConfig):
+    model_type = "tiny-shuffle-convert-test"
+    supported_upscale_factors = (2, 3)
+    mmagic_module = "TinyShuffleNet"
+
+    def __init__(self, mid_channels=4, **kwargs):
+        self.mid_channels = mid_channels
+        super().__init__(**kwargs)
+
+
+class TinyShuffle(SuperResolutionPreTrainedModel):
+    config_class = TinyShuffleConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.head = nn.Conv2d(config.in_channels, config.mid_channels, 3, padding=1)
+        self.tail = nn.Conv2d(config.mid_channels, config.out_channels * config.upscale_factor**2, 3, padding=1)
+        self.post_init()
+
+    def reconstruct(self, pixel_values):
+        return F.pixel_shuffle(self.tail(F.relu(self.head(pixel_values))), self.config.upscale_factor)
+
+
+class TinyShuffleConversion(SRConversionSpec):
+    arch = "tiny-shuffle-convert-test"
+    display_name = "TinyShuffle"
+    config_class = TinyShuffleConfig
+    model_class = TinyShuffle
+    summary_fields = ("mid_channels",)
+    basicsr_to_hf = [(r"^first\\.", "head."), (r"^last\\.", "tail.")]
+    hf_to_basicsr = [(r"^head\\.", "first."), (r"^tail\\.", "last.")]
+
+    def identifies(self, keys):
+        return {"head.weight", "tail.weight"} <= keys or {"first.weight", "last.weight"} <= keys
+
+    def naming(self, keys):
+        return "basicsr" if "first.weight" in keys else "mmagic"
+
+    def infer_config(self, shapes):
+        mid, in_ch = shapes("head.weight")[:2]
+        scale = math.isqrt(shapes("tail.weight")[0] // in_ch)
+        evidence = f"{shapes.name('tail.weight')} has {shapes('tail.weight')[0]} = {in_ch}*{scale}^2 channels"
+        return {"mid_channels": mid, "in_channels": in_ch, "out_channels": in_ch}, evidence, scale
+
+
+register_model(TinyShuffleConfig, TinyShuffle, conversion=TinyShuffleConversion())
+'''
+
+
+def test_a_registered_architecture_outside_hfmagic_converts(tmp_path):
+    """A user's architecture with its own conversion spec, in a file outside hfmagic: `hfmagic
+    --import FILE convert` recognises its MMagic- and BasicSR-style checkpoints without --arch,
+    reads the scale from the shapes and writes a folder with a card, in a fresh process."""
+    import subprocess
+    import sys
+
+    module = tmp_path / "tiny_shuffle_ext.py"
+    module.write_text(USER_CONVERSION_MODULE)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import tiny_shuffle_ext as ext
+    finally:
+        sys.path.remove(str(tmp_path))
+    model = randomize(ext.TinyShuffle(ext.TinyShuffleConfig(upscale_factor=3, mid_channels=5)))
+    torch.save(mmagic_checkpoint(model), tmp_path / "mm.pth")
+    renamed = {k.replace("head.", "first.").replace("tail.", "last."): v for k, v in model.state_dict().items()}
+    torch.save({"params_ema": renamed}, tmp_path / "bsr.pth")
+    x = torch.rand(1, 3, 5, 6)
+    for name in ("mm", "bsr"):
+        cmd = [sys.executable, "-m", "hfmagic", "--import", str(module), "convert", str(tmp_path / f"{name}.pth"), str(tmp_path / name)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "Converted the" in done.stderr and "TinyShuffle (x3, mid_channels=5)" in done.stderr
+        loaded = ext.TinyShuffle.from_pretrained(tmp_path / name)
+        assert loaded.config.upscale_factor == 3
+        torch.testing.assert_close(loaded(x).reconstruction, model(x).reconstruction, atol=ATOL, rtol=0)
+        card = (tmp_path / name / "README.md").read_text()
+        assert "MMagic's `TinyShuffleNet`" in card and "hfmagic convert" in card
+    # --arch checks; a wrong --scale is named from the shapes by the spec's evidence
+    with pytest.raises(ValueError, match=r"--scale 2 does not match the weights: generator.tail.weight has 27 = 3\*3\^2"):
+        convert_checkpoint(tmp_path / "mm.pth", scale=2)

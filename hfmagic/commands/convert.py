@@ -7,22 +7,23 @@ import logging
 import sys
 
 # Kept here (not imported from hfmagic.convert) so that `hfmagic --help` does not import torch.
-ARCHS = ("srcnn", "msrresnet", "edsr", "dcgan")
 SOURCES = ("auto", "mmagic", "basicsr")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "checkpoint", help="MMagic (.pth with 'state_dict') or BasicSR (.pth with 'params'/'params_ema') checkpoint."
+        "checkpoint",
+        help="MMagic (.pth with 'state_dict') or BasicSR (.pth with 'params'/'params_ema') checkpoint, or a bare "
+        "state dict (.pth or .safetensors).",
     )
     parser.add_argument(
         "output_dir", help="Folder to write: config.json, model.safetensors, README.md (DCGAN: discriminator/ too)."
     )
     parser.add_argument(
         "--arch",
-        required=True,
-        choices=ARCHS,
-        help="Architecture of the checkpoint (checked against its tensor shapes).",
+        default=None,
+        help="Architecture of the checkpoint: a registered architecture's model_type (an unknown one lists them). "
+        "Default: recognised from the checkpoint's keys; given, it is checked against them.",
     )
     parser.add_argument(
         "--scale",

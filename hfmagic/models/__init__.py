@@ -5,16 +5,24 @@ import inspect
 
 from transformers import AutoConfig, AutoModel, AutoModelForImageToImage, PretrainedConfig, PreTrainedModel
 
-from .dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator, DCGANPreTrainedModel
-from .edsr import EDSR, EDSRConfig
-from .msrresnet import MSRResNet, MSRResNetConfig
+from .conversion import ConversionSpec
+from .dcgan import DCGANConfig, DCGANConversion, DCGANDiscriminator, DCGANGenerator, DCGANPreTrainedModel
+from .edsr import EDSR, EDSRConfig, EDSRConversion
+from .msrresnet import MSRResNet, MSRResNetConfig, MSRResNetConversion
 from .sr_base import SuperResolutionConfig, SuperResolutionPreTrainedModel
-from .srcnn import SRCNN, SRCNNConfig
+from .srcnn import SRCNN, SRCNNConfig, SRCNNConversion
+
+# model_type -> how `hfmagic convert` recognises and converts that architecture's checkpoints.
+_CONVERSIONS: dict[str, ConversionSpec] = {}
 
 
-def register_model(config_class: type[PretrainedConfig], model_class: type[PreTrainedModel]) -> None:
+def register_model(
+    config_class: type[PretrainedConfig], model_class: type[PreTrainedModel], conversion: ConversionSpec | None = None
+) -> None:
     """Register a (config, model) pair with ``AutoConfig``/``AutoModel`` (and, for super-resolution
-    models, ``AutoModelForImageToImage``), so ``AutoModel.from_pretrained`` finds it by ``model_type``.
+    models, ``AutoModelForImageToImage``), so ``AutoModel.from_pretrained`` finds it by ``model_type``;
+    with ``conversion`` (a ``hfmagic.models.conversion.ConversionSpec`` whose ``arch`` is the
+    ``model_type``), ``hfmagic convert`` recognises and converts its checkpoints too.
 
     Registering the same pair twice is a no-op; a ``model_type`` already taken by another class
     raises ``ValueError``.
@@ -47,6 +55,18 @@ def register_model(config_class: type[PretrainedConfig], model_class: type[PreTr
         mappings.append(AutoModelForImageToImage)
     for auto_class in mappings:
         auto_class.register(config_class, model_class, exist_ok=True)
+    if conversion is not None:
+        if not isinstance(conversion, ConversionSpec) or conversion.arch != model_type:
+            raise ValueError(
+                f"conversion must be a ConversionSpec instance whose arch is {model_type!r} (the config's model_type), "
+                f"got {conversion!r}."
+            )
+        _CONVERSIONS[model_type] = conversion
+
+
+def conversion_specs() -> dict[str, ConversionSpec]:
+    """The registered architectures that ``hfmagic convert`` converts, by ``model_type``."""
+    return dict(_CONVERSIONS)
 
 
 def config_fields(config_class: type[PretrainedConfig]) -> list[str]:
@@ -82,11 +102,18 @@ def check_config_overrides(config_class: type[PretrainedConfig], overrides: obje
     return overrides
 
 
-for _config, _model in ((SRCNNConfig, SRCNN), (MSRResNetConfig, MSRResNet), (EDSRConfig, EDSR), (DCGANConfig, DCGANGenerator)):
-    register_model(_config, _model)
+for _config, _model, _conversion in (
+    (SRCNNConfig, SRCNN, SRCNNConversion()),
+    (MSRResNetConfig, MSRResNet, MSRResNetConversion()),
+    (EDSRConfig, EDSR, EDSRConversion()),
+    (DCGANConfig, DCGANGenerator, DCGANConversion()),
+):
+    register_model(_config, _model, conversion=_conversion)
 
 __all__ = [
     "check_config_overrides",
+    "conversion_specs",
+    "ConversionSpec",
     "config_fields",
     "register_model",
     "SuperResolutionConfig",

@@ -49,6 +49,10 @@ class SuperResolutionConfig(PretrainedConfig):
 
     # Subclasses narrow this to what their upsampler supports (a class constant, not saved).
     supported_upscale_factors: ClassVar[tuple[int, ...]] = (1, 2, 3, 4, 8)
+    # What model cards say: the Hub kind (hfmagic.hub._KINDS) and MMagic's module with the same
+    # weights (subclasses that port one set it).
+    hub_kind: ClassVar[str] = "super-resolution"
+    mmagic_module: ClassVar[str | None] = None
 
     upscale_factor: int = 4
     in_channels: int = 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 from transformers import PretrainedConfig
 
@@ -42,6 +43,8 @@ class DCGANConfig(PretrainedConfig):
     """
 
     model_type = "dcgan"
+    hub_kind: ClassVar[str] = "gan"
+    mmagic_module: ClassVar[str | None] = "DCGANGenerator"
 
     image_size: int = 64
     num_channels: int = 3

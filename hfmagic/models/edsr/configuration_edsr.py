@@ -39,6 +39,7 @@ class EDSRConfig(SuperResolutionConfig):
     """
 
     model_type = "edsr"
+    mmagic_module: ClassVar[str | None] = "EDSRNet"
     supported_upscale_factors: ClassVar[tuple[int, ...]] = (2, 3, 4, 8, 16)
 
     mid_channels: int = 64

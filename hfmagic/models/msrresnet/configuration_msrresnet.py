@@ -36,6 +36,7 @@ class MSRResNetConfig(SuperResolutionConfig):
     """
 
     model_type = "msrresnet"
+    mmagic_module: ClassVar[str | None] = "MSRResNet"
     supported_upscale_factors: ClassVar[tuple[int, ...]] = (2, 3, 4)
 
     mid_channels: int = 64

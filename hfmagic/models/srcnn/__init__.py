@@ -1,4 +1,5 @@
 from .configuration_srcnn import SRCNNConfig
 from .modeling_srcnn import SRCNN
+from .convert_srcnn import SRCNNConversion
 
-__all__ = ["SRCNNConfig", "SRCNN"]
+__all__ = ["SRCNNConversion", "SRCNNConfig", "SRCNN"]

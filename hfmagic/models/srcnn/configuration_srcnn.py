@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from ..sr_base import SuperResolutionConfig
 
+
 class SRCNNConfig(SuperResolutionConfig):
     r"""Configuration of [`SRCNN`] (Dong et al. 2014), with MMagic's `SRCNNNet` defaults.
 
@@ -28,6 +29,7 @@ class SRCNNConfig(SuperResolutionConfig):
     """
 
     model_type = "srcnn"
+    mmagic_module: ClassVar[str | None] = "SRCNNNet"
     supported_upscale_factors: ClassVar[tuple[int, ...]] = tuple(range(1, 17))
 
     channels: list[int] | tuple[int, ...] = (3, 64, 32, 3)
