@@ -9,20 +9,14 @@ a ``return_features`` argument is called with the images only).
 
 from __future__ import annotations
 
-import inspect
-import itertools
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from .ms_ssim import to_unit_255
+from ._common import INCEPTION_URL, _accepts_argument, _model_device, _uint8_batches, load_inception
 
 __all__ = ["fid", "frechet_distance", "load_inception", "inception_features", "feature_statistics", "INCEPTION_URL"]
-
-INCEPTION_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
-
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
     """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2):
@@ -59,56 +53,6 @@ def feature_statistics(features: np.ndarray | torch.Tensor) -> tuple[np.ndarray,
     if features.ndim != 2 or features.shape[0] < 2:
         raise ValueError(f"Need (N, D) features with N >= 2, got shape {features.shape}.")
     return features.mean(axis=0), np.atleast_2d(np.cov(features, rowvar=False))
-
-
-def load_inception(path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Load a TorchScript Inception feature extractor (e.g. StyleGAN2-ADA's ``inception-2015-12-05.pt``).
-
-    Raises:
-        FileNotFoundError: the file does not exist (the message says where to get one).
-        ValueError: the file is not a TorchScript module.
-    """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Inception weights not found at {str(path)!r}. FID and IS need a local TorchScript Inception "
-            f"network: download StyleGAN2-ADA's inception-2015-12-05.pt ({INCEPTION_URL}) on a machine with "
-            "internet access and pass its path."
-        )
-    try:
-        model = torch.jit.load(str(path), map_location=device)
-    except RuntimeError as err:
-        raise ValueError(
-            f"{str(path)!r} is not a TorchScript file ({err.__class__.__name__}: {str(err).splitlines()[0]}). "
-            f"Use a TorchScript Inception such as StyleGAN2-ADA's inception-2015-12-05.pt ({INCEPTION_URL}); "
-            "plain state dicts (e.g. pytorch_fid's pt_inception-2015-12-05-*.pth) are not supported."
-        ) from err
-    return model.eval()
-
-
-def _accepts_argument(model: torch.nn.Module, name: str) -> bool:
-    """Whether ``model.forward`` (TorchScript or Python) takes an argument ``name``."""
-    schema = getattr(getattr(model, "forward", None), "schema", None)
-    if schema is not None:  # TorchScript method
-        return any(arg.name == name for arg in schema.arguments)
-    try:
-        return name in inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _model_device(model: torch.nn.Module) -> torch.device:
-    return next(itertools.chain(model.parameters(), model.buffers()), torch.empty(0)).device
-
-
-def _uint8_batches(images: np.ndarray | torch.Tensor, value_range: tuple[float, float], batch_size: int):
-    """uint8 (B, 3, H, W) CPU batches of the images: truncated to uint8 as MMagic does before the
-    StyleGAN Inception, grayscale repeated to RGB."""
-    images = to_unit_255(images, value_range)
-    if images.shape[1] == 1:
-        images = images.repeat(1, 3, 1, 1)
-    for start in range(0, images.shape[0], batch_size):
-        yield images[start : start + batch_size].clamp(0, 255).to(torch.uint8)
 
 
 @torch.no_grad()

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .fid import _accepts_argument, _model_device, _uint8_batches, load_inception
+from ._common import _accepts_argument, _model_device, _uint8_batches, load_inception
 
 __all__ = ["inception_score", "inception_score_from_probabilities", "inception_probabilities"]
 

@@ -11,45 +11,13 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ._common import to_unit_255
 from .ssim import gaussian_kernel, ssim_and_contrast
 
-__all__ = ["ms_ssim", "ms_ssim_pairs", "MS_SSIM_WEIGHTS", "to_unit_255"]
+__all__ = ["ms_ssim", "ms_ssim_pairs", "MS_SSIM_WEIGHTS"]
 
 # Wang et al.'s weights (they do not sum to 1; the MATLAB code and PGGAN use them as they are).
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-
-
-def to_unit_255(
-    images: np.ndarray | torch.Tensor,
-    value_range: tuple[float, float] = (0.0, 255.0),
-    name: str = "images",
-) -> torch.Tensor:
-    """A batch of images as a float32 NCHW tensor on the [0, 255] scale.
-
-    Args:
-        images: torch (N, C, H, W) or numpy (N, H, W, C) (MMagic's NHWC). uint8 data is always
-            read as [0, 255]; float data as ``value_range`` (e.g. ``(-1, 1)`` for generator output).
-    """
-    if isinstance(images, np.ndarray):
-        if images.ndim != 4:
-            raise ValueError(f"{name} as a numpy array must be (N, H, W, C), got shape {images.shape}.")
-        is_uint8 = images.dtype == np.uint8
-        images = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
-    elif isinstance(images, torch.Tensor):
-        if images.dim() != 4:
-            raise ValueError(f"{name} must be an (N, C, H, W) tensor, got shape {tuple(images.shape)}.")
-        is_uint8 = images.dtype == torch.uint8
-    else:
-        raise ValueError(
-            f"{name} must be a torch tensor (N, C, H, W) or a numpy array (N, H, W, C), got {type(images).__name__}."
-        )
-    images = images.detach().to(torch.float32)
-    if is_uint8:
-        return images
-    low, high = value_range
-    if high <= low:
-        raise ValueError(f"value_range must be (low, high) with high > low, got {value_range!r}.")
-    return (images - low) * (255.0 / (high - low))
 
 
 def _halve(x: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .ms_ssim import to_unit_255
+from ._common import to_unit_255
 
 __all__ = [
     "swd",
