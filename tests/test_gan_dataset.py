@@ -41,6 +41,26 @@ def test_preprocess_resizes_shorter_side_bilinear_and_center_crops():
         preprocess_gan_image(small, num_channels=2)
 
 
+def test_16bit_images_keep_their_precision(tmp_path):
+    from hfmagic.data import save_image
+
+    yy, xx = np.mgrid[0:12, 0:20]
+    deep = np.stack([(yy * 2311 + xx * 977 + k * 5003) * 13 % 65536 for k in range(3)], axis=2).astype(np.uint16)
+    save_image(deep, tmp_path / "deep.png")
+    out = preprocess_gan_image(str(tmp_path / "deep.png"), resolution=8)
+    x = torch.from_numpy(deep.astype(np.float32)).permute(2, 0, 1)[None]
+    resized = F.interpolate(x, size=(8, 13), mode="bilinear", align_corners=False).round()[0]
+    torch.testing.assert_close(out, resized[:, :, 2:10] / 32767.5 - 1, rtol=0, atol=1e-6)
+    levels = (out + 1) * 32767.5
+    assert (levels.round() % 257 != 0).float().mean() > 0.9  # 16-bit levels, not 8-bit ones
+    assert torch.equal(preprocess_gan_image(deep, resolution=8), out)  # uint16 arrays too
+    gray = preprocess_gan_image(deep, resolution=8, num_channels=1)
+    r, g, b = (deep[..., k].astype(np.int64) for k in range(3))
+    luma = ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.float32)  # PIL's "L" formula, in 16 bits
+    resized = F.interpolate(torch.from_numpy(luma)[None, None], size=(8, 13), mode="bilinear", align_corners=False).round()[0]
+    torch.testing.assert_close(gray, resized[:, :, 2:10] / 32767.5 - 1, rtol=0, atol=1e-6)
+
+
 def test_imagefolder_drops_labels_and_gives_minus_one_to_one(tmp_path):
     _write_images(tmp_path / "cats", 3)
     _write_images(tmp_path / "dogs", 3)

@@ -186,6 +186,39 @@ def test_image_modes_become_rgb():
     np.testing.assert_array_equal(labels[1], rgba[..., :3])
     np.testing.assert_array_equal(labels[2][..., 0], np.rint(deep / 257.0).astype(np.uint8))
     np.testing.assert_array_equal(labels[3], np.asarray(palette.convert("RGB")))
+    # the 16-bit PNG reaches the tensors as x / 65535, not rounded to 8 bits first
+    deep_labels = ds[2]["labels"] * 65535
+    assert torch.equal(deep_labels, deep_labels.round())
+    np.testing.assert_array_equal(deep_labels.round().numpy().astype(np.uint16), np.stack([deep] * 3))
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_16bit_colour_keeps_its_precision(channels):
+    from hfmagic.data import load_rgb, to_tensor
+    from hfmagic.data.image16 import encode_png16
+    from hfmagic.data.sr_dataset import round_uint16_levels
+
+    yy, xx = np.mgrid[0:24, 0:20]
+    hr = np.stack([(yy * 2311 + xx * 977 + k * 5003) * 13 % 65536 for k in range(channels)], axis=2).astype(np.uint16)
+    png = encode_png16(hr)
+    assert Image.open(io.BytesIO(png)).mode in ("RGB", "RGBA")  # what Pillow alone gives: 8 bits
+    rgb = load_rgb(png, keep_16bit=True)
+    assert rgb.dtype == np.uint16
+    np.testing.assert_array_equal(rgb, hr[..., :3])
+    np.testing.assert_array_equal(load_rgb(png), (hr[..., :3] >> 8).astype(np.uint8))  # the default stays 8-bit (Pillow's)
+    assert torch.equal(to_tensor(rgb), torch.from_numpy(hr[..., :3].astype(np.float32)).permute(2, 0, 1) / 65535)
+
+    ds = build_sr_dataset(datasets.Dataset.from_dict({"image": [png]}), scale=2, gt_patch_size=None, augment=False)
+    item = ds[0]
+    labels, lr = item["labels"] * 65535, item["pixel_values"] * 65535
+    np.testing.assert_array_equal(labels.round().numpy().astype(np.uint16), hr[..., :3].transpose(2, 0, 1))
+    expected = round_uint16_levels(imresize(torch.from_numpy(hr[..., :3].astype(np.float32)).permute(2, 0, 1), 0.5))
+    torch.testing.assert_close(lr, expected, rtol=0, atol=0.01)
+    assert (lr.round() % 257 != 0).float().mean() > 0.9  # 16-bit levels, not 8-bit ones
+    # a patch of the same image: the same pixels as the whole-image pair
+    patch = build_sr_dataset(datasets.Dataset.from_dict({"image": [png]}), scale=2, gt_patch_size=8, augment=False, seed=0)[0]
+    top, left = _locate(hr[..., :3], (patch["labels"] * 65535).round().numpy().astype(np.uint16).transpose(1, 2, 0), 2)
+    torch.testing.assert_close(patch["pixel_values"], item["pixel_values"][:, top // 2 : top // 2 + 4, left // 2 : left // 2 + 4], rtol=0, atol=1.6e-5)
 
 
 def test_small_image_raises_or_is_skipped(image_folder):

@@ -8,6 +8,7 @@
 Preprocessing as MMagic's unconditional pipelines: bilinear resize without antialiasing (what
 ``cv2.resize(..., INTER_LINEAR)`` does, MMagic's backend) of the shorter side to ``resolution``,
 rounded back to uint8, then a center crop, then ``x / 127.5 - 1``: tensors (C, R, R) in [-1, 1].
+16-bit images keep their precision: resized and rounded in 0..65535, then ``x / 32767.5 - 1``.
 Channels are RGB (MMagic's released DCGAN checkpoints are BGR; ``hfmagic.convert`` handles that).
 """
 
@@ -36,34 +37,47 @@ __all__ = [
 
 
 def preprocess_gan_image(image: Any, resolution: int = 64, num_channels: int = 3) -> torch.Tensor:
-    """One image (PIL, path, bytes, ``{"bytes", "path"}`` dict or uint8 array) -> (C, R, R) float32 in [-1, 1].
+    """One image (PIL, path, bytes, ``{"bytes", "path"}`` dict or uint8/uint16 array) -> (C, R, R)
+    float32 in [-1, 1].
 
     The shorter side is resized to ``resolution`` (bilinear, no antialiasing, rounded to uint8 as
-    cv2 does), then the center ``resolution`` x ``resolution`` square is kept. ``num_channels=1``
-    converts to grayscale with PIL's ITU-R 601 luma ("L" mode).
+    cv2 does; to uint16 levels for 16-bit images), then the center ``resolution`` x ``resolution``
+    square is kept. ``num_channels=1`` converts to grayscale with PIL's ITU-R 601 luma ("L" mode;
+    the same fixed-point formula in 16 bits for 16-bit images).
     """
     if num_channels not in (1, 3):
         raise ValueError(f"num_channels must be 1 (grayscale) or 3 (RGB), got {num_channels}.")
     if resolution < 1:
         raise ValueError(f"resolution must be a positive number of pixels, got {resolution}.")
-    rgb = load_rgb(image)  # (H, W, 3) uint8 for any input mode
-    array = rgb if num_channels == 3 else np.asarray(Image.fromarray(rgb).convert("L"))[..., None]
+    rgb = load_rgb(image, keep_16bit=True)  # (H, W, 3) uint8, or uint16 for 16-bit sources
+    peak = 65535.0 if rgb.dtype == np.uint16 else 255.0
+    array = rgb if num_channels == 3 else _luma(rgb)
     x = torch.from_numpy(np.array(array)).permute(2, 0, 1).float()  # a writable copy
     height, width = x.shape[1:]
     scale = resolution / min(height, width)
     new_h, new_w = max(resolution, round(height * scale)), max(resolution, round(width * scale))
-    x = _resize(x, new_h, new_w)
+    x = _resize(x, new_h, new_w, peak)
     top, left = (new_h - resolution) // 2, (new_w - resolution) // 2
     x = x[:, top : top + resolution, left : left + resolution]
-    return x.div_(127.5).sub_(1.0).contiguous()
+    return x.div_(peak / 2).sub_(1.0).contiguous()
 
 
-def _resize(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(C, H, W) float 0..255 -> (C, height, width), bilinear without antialiasing, rounded like uint8."""
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """RGB (H, W, 3) -> (H, W, 1) gray, same dtype: PIL's "L" conversion (ITU-R 601 luma in 16-bit
+    fixed point, rounded), applied to uint16 values as well."""
+    if rgb.dtype == np.uint8:
+        return np.asarray(Image.fromarray(rgb).convert("L"))[..., None]
+    r, g, b = (rgb[..., k].astype(np.int64) for k in range(3))
+    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(rgb.dtype)[..., None]
+
+
+def _resize(x: torch.Tensor, height: int, width: int, peak: float = 255.0) -> torch.Tensor:
+    """(C, H, W) float 0..peak -> (C, height, width), bilinear without antialiasing, rounded like
+    uint8 (or uint16 for ``peak=65535``)."""
     if (height, width) == tuple(x.shape[1:]):
         return x
     x = F.interpolate(x[None], size=(height, width), mode="bilinear", align_corners=False, antialias=False)[0]
-    return x.round_().clamp_(0, 255)
+    return x.round_().clamp_(0, peak)
 
 
 def _describe(value: Any) -> str:

@@ -1,4 +1,5 @@
-"""A device-resident paired SR data path: HR images live on the GPU as uint8, and every batch is cut,
+"""A device-resident paired SR data path: HR images live on the GPU as uint8 (int16 once a 16-bit image
+is among them, see :class:`DeviceSRData`), and every batch is cut,
 degraded and augmented there, so the model, not a CPU DataLoader, sets the pace.
 
 It reproduces :class:`~hfmagic.data.sr_dataset.PairedSRTransform` (the CPU path) number for number
@@ -40,12 +41,15 @@ import torch
 
 from .images import image_size, load_rgb
 from .imresize import imresize
+from .sr_dataset import round_uint16_levels
 
 __all__ = ["CropPlan", "DeviceSRData"]
 
 # LR pixels of context resized around a patch (as the CPU path): the x-s bicubic kernel reaches
 # 2 LR pixels from a pixel centre; one more for the tap rounding.
 _LR_MARGIN = 3
+# 16-bit storage: value - 32768 as int16 (every backend indexes and flips int16; torch's uint16 does not).
+_OFFSET16 = 32768
 
 
 class CropPlan:
@@ -68,8 +72,14 @@ class DeviceSRData:
     """HR images held on ``device`` as one padded uint8 tensor (N, 3, H_max, W_max), each image cropped
     to a multiple of ``scale``; batches of ``{"pixel_values", "labels"}`` made on the device.
 
+    16-bit images keep their precision as in the CPU path (``x / 65535``, LR rounded to uint16
+    levels): when one is among the images, all are held as int16 (``value - 32768``, 8-bit images
+    as ``value * 257``, which gives the same floats as ``value / 255``), twice the memory. With
+    ``lr_mode="online"`` a 16-bit LR pixel next to the image border may differ from the CPU path's
+    by one uint16 level, rarely (the folded margin sums in another order; 8-bit levels hide that).
+
     Args:
-        images: RGB uint8 arrays (H, W, 3) or tensors (3, H, W), or anything :func:`load_rgb` reads.
+        images: RGB uint8/uint16 arrays (H, W, 3) or tensors (3, H, W), or anything :func:`load_rgb` reads.
         scale: upscale factor s.
         gt_patch_size: HR patch side p (a multiple of s, at most the smallest image side).
         device: where the images live and batches are made.
@@ -127,18 +137,31 @@ class DeviceSRData:
         h_max, w_max = (int(v) for v in self.sizes.max(dim=0).values)
         self.hr = torch.zeros(len(keep), 3, h_max, w_max, dtype=torch.uint8, device=self.device)
         self.lr = None
+        self.deep: torch.Tensor | None = None  # (N,) bool: which images are 16-bit, once one is
         self._generator: torch.Generator | None = None  # batch_at's, reseeded for every batch
         if lr_mode == "precompute":
             self.lr = torch.zeros(len(keep), 3, h_max // scale, w_max // scale, dtype=torch.uint8, device=self.device)
         for slot, i in enumerate(keep):
             h, w = sizes[i]
-            hr = self._to_uint8_chw(images[i])
+            hr = self._to_chw(images[i])
             if hr.shape[1] - hr.shape[1] % scale != h or hr.shape[2] - hr.shape[2] % scale != w:
                 raise ValueError(f"Image {i} decodes to {tuple(hr.shape[1:])} but its header says {(h, w)} (H, W).")
             hr = hr[:, :h, :w].to(self.device)
-            self.hr[slot, :, :h, :w] = hr
+            deep = hr.dtype != torch.uint8
+            if deep and self.deep is None:
+                self._widen()
+            lr = None
             if self.lr is not None:
-                self.lr[slot, :, : h // scale, : w // scale] = imresize(hr.float(), 1.0 / scale, round_uint8=True)
+                if deep:
+                    lr = round_uint16_levels(imresize(hr.float(), 1.0 / scale)).to(torch.int32)
+                else:
+                    lr = imresize(hr.float(), 1.0 / scale, round_uint8=True)
+            if self.deep is not None:
+                self.deep[slot] = deep
+                hr, lr = (None if t is None else self._as_int16(t) for t in (hr, lr))
+            self.hr[slot, :, :h, :w] = hr
+            if lr is not None:
+                self.lr[slot, :, : h // scale, : w // scale] = lr
 
     @classmethod
     def from_source(
@@ -174,12 +197,28 @@ class DeviceSRData:
         return image_size(image)
 
     @staticmethod
-    def _to_uint8_chw(image: Any) -> torch.Tensor:
+    def _to_chw(image: Any) -> torch.Tensor:
+        """(3, H, W) uint8, or int32 holding 0..65535 for a 16-bit image."""
         if isinstance(image, torch.Tensor):
-            if image.dtype != torch.uint8 or image.dim() != 3 or image.shape[0] != 3:
-                raise ValueError(f"Image tensors must be uint8 (3, H, W); got {image.dtype} {tuple(image.shape)}.")
-            return image
-        return torch.from_numpy(load_rgb(image)).permute(2, 0, 1)
+            if image.dtype not in (torch.uint8, torch.uint16) or image.dim() != 3 or image.shape[0] != 3:
+                raise ValueError(f"Image tensors must be uint8 or uint16 (3, H, W); got {image.dtype} {tuple(image.shape)}.")
+            return image if image.dtype == torch.uint8 else image.to(torch.int32)
+        array = load_rgb(image, keep_16bit=True)
+        tensor = torch.from_numpy(array).permute(2, 0, 1)
+        return tensor.to(torch.int32) if array.dtype == np.uint16 else tensor
+
+    @staticmethod
+    def _as_int16(image: torch.Tensor) -> torch.Tensor:
+        """uint8 (scaled by 257) or int32 0..65535 -> int16 storage (value - 32768)."""
+        values = image.to(torch.int32) * 257 if image.dtype == torch.uint8 else image.to(torch.int32)
+        return (values - _OFFSET16).to(torch.int16)
+
+    def _widen(self) -> None:
+        """Switch the storage to int16 (first 16-bit image): the 8-bit images so far become value * 257."""
+        self.deep = torch.zeros(self.hr.shape[0], dtype=torch.bool, device=self.device)
+        self.hr = self._as_int16(self.hr)
+        if self.lr is not None:
+            self.lr = self._as_int16(self.lr)
 
     def __len__(self) -> int:
         return int(self.hr.shape[0])
@@ -214,6 +253,8 @@ class DeviceSRData:
         """``{"pixel_values": (B, 3, p/s, p/s), "labels": (B, 3, p, p)}`` float32 in [0, 1] on the device."""
         s, p = self.scale, self.gt_patch_size
         lq = p // s
+        if self.deep is not None:
+            return self._batch16(plan)
         hr = self._gather(self.hr, plan.index, plan.top * s, plan.left * s, p, self.sizes[plan.index])
         if self.lr is not None:
             lr = self._gather(
@@ -238,6 +279,24 @@ class DeviceSRData:
             lr = imresize(region.float(), 1.0 / s, round_uint8=True)[:, :, m : m + lq, m : m + lq].float()
         lr, hr = self._augment(lr, hr.float(), plan)
         return {"pixel_values": lr.div_(255.0), "labels": hr.div_(255.0)}
+
+    def _batch16(self, plan: CropPlan) -> dict[str, torch.Tensor]:
+        """:meth:`batch` for int16 storage: values in 0..65535, each image's LR rounded to its own levels."""
+        s, p = self.scale, self.gt_patch_size
+        lq, m = p // s, _LR_MARGIN
+        sizes = self.sizes[plan.index]
+        hr = self._gather(self.hr, plan.index, plan.top * s, plan.left * s, p, sizes).float() + _OFFSET16
+        if self.lr is not None:
+            lr = self._gather(self.lr, plan.index, plan.top, plan.left, lq, sizes // s).float() + _OFFSET16
+        else:
+            region = self._gather(self.hr, plan.index, (plan.top - m) * s, (plan.left - m) * s, p + 2 * m * s, sizes)
+            deep = self.deep[plan.index][:, None, None, None]
+            region = region.float() + _OFFSET16
+            # 8-bit images resize in 0..255 and round to uint8 levels, exactly as without 16-bit images
+            small = imresize(torch.where(deep, region, region / 257), 1.0 / s)[:, :, m : m + lq, m : m + lq]
+            lr = torch.where(deep, round_uint16_levels(small), torch.floor(small + 0.5).clamp_(0, 255) * 257)
+        lr, hr = self._augment(lr, hr, plan)
+        return {"pixel_values": lr.div_(65535.0), "labels": hr.div_(65535.0)}
 
     def batch_at(
         self, step: int, batch_size: int, *, seed: int = 0, rank: int = 0, world_size: int = 1
@@ -298,7 +357,8 @@ class DeviceSRData:
 
     def memory_bytes(self) -> int:
         """Device memory the images take (HR plus precomputed LR)."""
-        return self.hr.numel() + (self.lr.numel() if self.lr is not None else 0)
+        tensors = [self.hr] + ([self.lr] if self.lr is not None else [])
+        return sum(t.numel() * t.element_size() for t in tensors)
 
 
 class _LazyColumn(Sequence):

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-__all__ = ["read_image", "save_image", "decode_16bit", "encode_png16"]
+__all__ = ["read_image", "save_image", "decode_16bit", "encode_png16", "truncated_by_pillow"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # colour type -> samples per pixel
@@ -69,28 +69,37 @@ def read_image(source: Any) -> Image.Image | np.ndarray:
     with Image.open(io.BytesIO(data)) as image:
         array = decode_16bit(image, data)
         if array is not None:
-            return array
+            orientation = image.getexif().get(0x0112, 1)
+            return np.ascontiguousarray(_ORIENT.get(orientation, lambda a: a)(array))
         image.load()
         return ImageOps.exif_transpose(image)
 
 
-def decode_16bit(image: Image.Image, data: bytes) -> np.ndarray | None:
-    """The uint16 array (H, W, C) of an opened, not yet loaded, PIL image whose file (``data``) holds
-    16-bit colour that Pillow would truncate to 8 bits; ``None`` when Pillow reads it losslessly."""
+def truncated_by_pillow(image: Image.Image) -> bool:
+    """Whether an opened (not yet loaded) PIL image is a 16-bit colour file that Pillow would
+    decode to 8 bits: a 16-bit RGB/RGBA/gray+alpha PNG, RGB(A) TIFF or PPM."""
     if image.mode not in ("RGB", "RGBA") or not image.tile:
-        return None
+        return False
     args = image.tile[0].args
     rawmode = args if isinstance(args, str) else args[0] if args else ""
-    if image.format == "PNG" and isinstance(rawmode, str) and ";16" in rawmode:
-        array = _decode_png16(data)
-    elif image.format == "TIFF" and _tiff_is_16bit_colour(image):
-        array = _decode_tiff16(image, data)
-    elif image.format == "PPM" and image.tile[0].codec_name == "ppm" and isinstance(args, tuple) and args[1] > 255:
-        array = _decode_ppm16(image, data, args[1])
-    else:
+    if image.format == "PNG":
+        return isinstance(rawmode, str) and ";16" in rawmode
+    if image.format == "TIFF":
+        return _tiff_is_16bit_colour(image)
+    return image.format == "PPM" and image.tile[0].codec_name == "ppm" and isinstance(args, tuple) and args[1] > 255
+
+
+def decode_16bit(image: Image.Image, data: bytes) -> np.ndarray | None:
+    """The stored pixels, uint16 (H, W, C), of an opened, not yet loaded, PIL image whose file
+    (``data``) Pillow would truncate (:func:`truncated_by_pillow`); ``None`` for any other file.
+    No orientation is applied (:func:`read_image` applies it)."""
+    if not truncated_by_pillow(image):
         return None
-    orientation = image.getexif().get(0x0112, 1)
-    return np.ascontiguousarray(_ORIENT.get(orientation, lambda a: a)(array))
+    if image.format == "PNG":
+        return _decode_png16(data)
+    if image.format == "TIFF":
+        return _decode_tiff16(image, data)
+    return _decode_ppm16(image, data, image.tile[0].args[1])
 
 
 def _read_bytes(source: Any) -> bytes:

@@ -1,8 +1,10 @@
 """Image helpers shared by the data, metrics and pipeline code.
 
 Every image that enters hfmagic goes through :func:`load_rgb`, so grayscale, RGBA, palette and
-16-bit files all become the same thing: an RGB ``uint8`` array of shape (H, W, 3). Tensors are
-RGB float in [0, 1], CHW or NCHW.
+16-bit files all become the same thing: an RGB array of shape (H, W, 3), ``uint8``, or ``uint16``
+for 16-bit sources when asked (``keep_16bit=True``, what the training datasets do, so that 16-bit
+data reaches the model as ``x / 65535`` rather than rounded to 8 bits). Tensors are RGB float in
+[0, 1], CHW or NCHW.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ __all__ = ["load_rgb", "pil_to_rgb_array", "to_tensor", "to_numpy", "image_size"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
-def pil_to_rgb_array(image: Image.Image) -> np.ndarray:
+def pil_to_rgb_array(image: Image.Image, *, keep_16bit: bool = False) -> np.ndarray:
     """A PIL image of any mode -> RGB ``uint8`` array (H, W, 3).
 
-    16-bit images ("I;16", "I") are scaled to 8 bits (value / 257, rounded), not clipped; RGBA and
-    LA drop the alpha channel (no compositing: the stored colours are kept); palette ("P") images
-    are expanded to their colours; float ("F") images are taken as 0..255 and rounded.
+    16-bit images ("I;16", "I") are scaled to 8 bits (value / 257, rounded), not clipped, or kept
+    as ``uint16`` with ``keep_16bit`` (an "I" image whose values are all <= 255 is taken as 8-bit
+    either way); RGBA and LA drop the alpha channel (no compositing: the stored colours are kept);
+    palette ("P") images are expanded to their colours; float ("F") images are taken as 0..255 and
+    rounded.
     """
     mode = image.mode
     if mode == "RGB":
@@ -36,6 +40,8 @@ def pil_to_rgb_array(image: Image.Image) -> np.ndarray:
         values = np.asarray(image).astype(np.float64)
         if mode == "I" and values.max(initial=0) <= 255:  # an 8-bit image stored as 32-bit ints
             gray = values
+        elif keep_16bit:
+            return np.repeat(np.clip(values, 0, 65535).astype(np.uint16)[..., None], 3, axis=2)
         else:
             gray = values / 257.0
         array = np.repeat(np.clip(np.rint(gray), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
@@ -72,29 +78,52 @@ def _open(source: Any) -> Image.Image:
     )
 
 
-def load_rgb(source: Any) -> np.ndarray:
+def load_rgb(source: Any, *, keep_16bit: bool = False) -> np.ndarray:
     """Decode an image once and return it as an RGB ``uint8`` array (H, W, 3).
 
     ``source`` may be a PIL image, a file path, encoded bytes, a datasets ``{"bytes", "path"}``
     dict, or a numpy array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) of uint8/uint16 (or float
-    in 0..255).
+    in 0..255). 16-bit sources are rounded to 8 bits (value / 257), unless ``keep_16bit``: then
+    they come back as ``uint16`` (H, W, 3), 16-bit grayscale, RGB, RGBA and gray + alpha
+    PNG/TIFF/PPM files included (decoded by :mod:`hfmagic.data.image16`, as Pillow truncates
+    16-bit colour; a PIL image passed in is taken as Pillow decoded it).
     """
     if isinstance(source, np.ndarray):
-        return _array_to_rgb(source)
+        return _array_to_rgb(source, keep_16bit)
     image = _open(source)
     try:
+        if keep_16bit and not isinstance(source, Image.Image):
+            from .image16 import decode_16bit, truncated_by_pillow
+
+            if truncated_by_pillow(image):
+                deep = decode_16bit(image, _source_bytes(source))  # (H, W, 2 | 3 | 4)
+                rgb = np.repeat(deep[..., :1], 3, axis=2) if deep.shape[2] == 2 else deep[..., :3]  # alpha dropped
+                return np.ascontiguousarray(rgb)
         image.load()
-        return pil_to_rgb_array(image)
+        return pil_to_rgb_array(image, keep_16bit=keep_16bit)
     finally:
         if not isinstance(source, Image.Image):
             image.close()
 
 
-def _array_to_rgb(array: np.ndarray) -> np.ndarray:
+def _source_bytes(source: Any) -> bytes:
+    """The encoded bytes of a file path, bytes or ``{"bytes", "path"}`` source."""
+    if isinstance(source, dict):
+        source = source["bytes"] if source.get("bytes") is not None else source["path"]
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    with open(source, "rb") as handle:
+        return handle.read()
+
+
+def _array_to_rgb(array: np.ndarray, keep_16bit: bool = False) -> np.ndarray:
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
         raise ValueError(f"Expected an image array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4); got shape {array.shape}.")
+    if array.dtype == np.uint16 and keep_16bit:
+        array = np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array
+        return np.ascontiguousarray(array[..., :3])
     if array.dtype == np.uint16:
         array = np.rint(array / 257.0)
     if array.dtype != np.uint8:
@@ -116,12 +145,13 @@ def image_size(source: Any) -> tuple[int, int]:
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """RGB array (H, W, 3) -> float32 tensor (3, H, W); uint8 is scaled to [0, 1], floats are
-    divided by 255 (they are taken to be in the 0..255 range, as the rest of hfmagic's numpy API)."""
+    """RGB array (H, W, 3) -> float32 tensor (3, H, W); uint8 is scaled to [0, 1] (/ 255), uint16
+    too (/ 65535), floats are divided by 255 (they are taken to be in the 0..255 range, as the rest
+    of hfmagic's numpy API)."""
     if image.ndim != 3:
         raise ValueError(f"Expected an (H, W, C) array; got shape {image.shape}.")
     tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
-    return tensor.float().div_(255.0)
+    return tensor.float().div_(65535.0 if image.dtype == np.uint16 else 255.0)
 
 
 def to_numpy(tensor: torch.Tensor, *, dtype: type | np.dtype = np.uint8) -> np.ndarray:

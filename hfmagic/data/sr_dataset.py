@@ -4,13 +4,15 @@
 folder, or a ``datasets.Dataset``) and attaches an on-the-fly transform that does what MMagic's
 SR training pipeline does:
 
-1. decode the HR image once, as RGB uint8 (grayscale/RGBA/16-bit/palette are converted);
+1. decode the HR image once, as RGB uint8 (grayscale/RGBA/palette are converted), or RGB uint16
+   for 16-bit sources, which keep their precision all the way (``x / 65535``);
 2. crop it to a multiple of the scale (MMagic's ``modcrop``), or to ``scale x`` the size of the
    image in the LR column when the dataset has one;
 3. pick a random LR patch of ``gt_patch_size // scale`` and the HR patch at the same place
    (MMagic's ``PairedRandomCrop``);
 4. make the LR patch with MATLAB bicubic (:func:`~hfmagic.data.imresize`), rounded to uint8 levels
-   as the DIV2K LR PNGs are. Only the HR patch plus a small margin is resized, which gives the same
+   as the DIV2K LR PNGs are (16-bit HR: to uint16 levels, as MATLAB's ``imresize`` of a uint16
+   image). Only the HR patch plus a small margin is resized, which gives the same
    pixels as resizing the whole image and cropping (the kernel never reaches past the margin);
 5. flip horizontally, vertically and transpose, each with probability 0.5 (MMagic's ``Flip``
    x2 and ``RandomTransposeHW``), identically for LR and HR.
@@ -137,7 +139,7 @@ class PairedSRTransform:
     @classmethod
     def _load(cls, source: Any, row: Any) -> np.ndarray:
         try:
-            return load_rgb(source)
+            return load_rgb(source, keep_16bit=True)
         except (OSError, SyntaxError) as err:  # PIL: unidentified, truncated or broken files
             raise ValueError(f"{cls._describe(row, source)} cannot be read as an image ({err}). Fix or remove it.") from err
 
@@ -188,11 +190,16 @@ class PairedSRTransform:
 
     @staticmethod
     def _to_tensor(image: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+        """uint8 or uint16 (h, w, 3) -> float (3, h, w) in [0, 1]."""
+        peak = 65535.0 if image.dtype == np.uint16 else 255.0
+        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(peak)
 
     def _downscale(self, hr: np.ndarray) -> torch.Tensor:
-        """HR uint8 (h, w, 3) -> LR float (3, h/s, w/s) in [0, 1], MATLAB bicubic rounded to uint8 levels."""
+        """HR uint8/uint16 (h, w, 3) -> LR float (3, h/s, w/s) in [0, 1], MATLAB bicubic rounded to
+        the HR's levels (uint8 or uint16: half away from zero, saturated)."""
         x = torch.from_numpy(np.ascontiguousarray(hr)).permute(2, 0, 1).float()
+        if hr.dtype == np.uint16:
+            return round_uint16_levels(imresize(x, 1.0 / self.scale)).div_(65535.0)
         return imresize(x, 1.0 / self.scale, round_uint8=True).float().div_(255.0)
 
     def _augment(self, lr: torch.Tensor, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -215,6 +222,12 @@ class PairedSRTransform:
             pixel_values.append(lr)
             labels.append(gt)
         return {"pixel_values": pixel_values, "labels": labels}
+
+
+def round_uint16_levels(x: torch.Tensor) -> torch.Tensor:
+    """Float values in 0..65535 rounded as MATLAB converts to uint16 (half away from zero,
+    saturated), kept as float."""
+    return torch.floor(x + 0.5).clamp_(0, 65535)
 
 
 def sr_collate_fn(examples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
