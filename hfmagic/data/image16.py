@@ -287,8 +287,8 @@ def save_image(image: Image.Image | np.ndarray, path: str | os.PathLike) -> None
 
 
 def encode_png16(array: np.ndarray, compress_level: int = 6) -> bytes:
-    """uint16 (H, W) or (H, W, C), C in 1..4 -> the bytes of a 16-bit PNG. Each row gets the filter
-    with the least sum of absolute byte values (libpng's heuristic), computed with numpy."""
+    """uint16 (H, W) or (H, W, C), C in 1..4 -> the bytes of a 16-bit PNG (Paeth filter, zlib at
+    ``compress_level``, Pillow's default 6)."""
     if array.dtype != np.uint16:
         raise ValueError(f"encode_png16 takes a uint16 array, got {array.dtype}.")
     if array.ndim == 2:
@@ -310,21 +310,19 @@ def encode_png16(array: np.ndarray, compress_level: int = 6) -> bytes:
 
 
 def _filter_rows(rows: np.ndarray, above: np.ndarray, bpp: int) -> np.ndarray:
-    """Rows (h, n) uint8 and the row above them (1, n) -> filtered rows (h, 1 + n), filter byte first."""
+    """Rows (h, n) uint8 and the row above them (1, n) -> Paeth-filtered rows (h, 1 + n), filter
+    byte first. One filter for all rows: on upscaled photos Paeth is what libpng's per-row heuristic
+    picks anyway (measured: the same size), at a fifth of the work."""
     x = rows.astype(np.int16)
     up = np.concatenate([above, rows[:-1]]).astype(np.int16)
     left = np.zeros_like(x)
     left[:, bpp:] = x[:, :-bpp]
     upleft = np.zeros_like(x)
     upleft[:, bpp:] = up[:, :-bpp]
-    p = left + up - upleft
-    pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - upleft)
-    paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
-    candidates = np.stack([x, x - left, x - up, x - (left + up) // 2, x - paeth]).astype(np.uint8)  # mod 256
-    cost = np.abs(candidates.view(np.int8).astype(np.int32)).sum(axis=2)  # (5, h)
-    best = cost.argmin(axis=0)
-    chosen = candidates[best, np.arange(x.shape[0])]
-    return np.concatenate([best.astype(np.uint8)[:, None], chosen], axis=1)
+    pa, pb, pc = np.abs(up - upleft), np.abs(left - upleft), np.abs(left + up - 2 * upleft)  # |p - left|, |p - up|, |p - upleft|
+    predicted = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
+    filtered = (x - predicted).astype(np.uint8)  # mod 256
+    return np.concatenate([np.full((x.shape[0], 1), 4, dtype=np.uint8), filtered], axis=1)
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:
