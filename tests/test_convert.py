@@ -19,6 +19,8 @@ from hfmagic import (
     convert_checkpoint,
 )
 from hfmagic.cli import main
+from hfmagic.models import conversion_specs
+from tiny_configs import HFMAGIC_MODELS, tiny_model
 
 ATOL = 1e-6
 
@@ -570,3 +572,21 @@ def test_a_registered_architecture_outside_hfmagic_converts(tmp_path):
     # --arch checks; a wrong --scale is named from the shapes by the spec's evidence
     with pytest.raises(ValueError, match=r"--scale 2 does not match the weights: generator.tail.weight has 27 = 3\*3\^2"):
         convert_checkpoint(tmp_path / "mm.pth", scale=2)
+
+
+@pytest.mark.parametrize("arch", [arch for arch in HFMAGIC_MODELS if arch in conversion_specs()])
+def test_every_registered_conversion_round_trips(tmp_path, arch):
+    """Common test over the registered conversion specs: a tiny model's MMagic checkpoint converts
+    without --arch (SRCNN: with --scale, which its weights lack) to the same outputs."""
+    model = randomize(tiny_model(arch))
+    gan = conversion_specs()[arch].has_discriminator
+    kwargs = {"bgr_to_rgb": False} if gan else {"scale": model.config.upscale_factor} if arch == "srcnn" else {}
+    converted = convert_checkpoint(mmagic_checkpoint(model), tmp_path / "out", **kwargs)
+    converted = converted[0] if gan else converted
+    assert type(converted) is type(model)
+    if gan:
+        noise = torch.randn(2, model.config.noise_size)
+        torch.testing.assert_close(converted(noise), model(noise), atol=ATOL, rtol=0)
+    else:
+        x = torch.rand(1, model.config.in_channels, 6, 5)
+        torch.testing.assert_close(converted(x).reconstruction, model(x).reconstruction, atol=ATOL, rtol=0)

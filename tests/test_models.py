@@ -18,6 +18,7 @@ from hfmagic import (
     MSRResNetConfig,
     SRCNNConfig,
 )
+from tiny_configs import HFMAGIC_MODELS, SR_MODEL_TYPES, TINY_CONFIGS, tiny_model
 
 
 def tiny(cls, cfg_cls, scale, **kw):
@@ -26,13 +27,16 @@ def tiny(cls, cfg_cls, scale, **kw):
     return cls(cfg_cls(upscale_factor=scale, **defaults))
 
 
-@pytest.mark.parametrize(
-    "cls,cfg_cls,scales",
-    [(SRCNN, SRCNNConfig, (2, 3, 4)), (MSRResNet, MSRResNetConfig, (2, 3, 4)), (EDSR, EDSRConfig, (2, 3, 4, 8))],
-)
-def test_sr_shapes_and_loss(cls, cfg_cls, scales):
-    for scale in scales:
-        model = tiny(cls, cfg_cls, scale)
+def test_every_registered_architecture_has_tiny_settings():
+    missing = set(HFMAGIC_MODELS) - set(TINY_CONFIGS)
+    assert not missing, f"add tiny settings for {sorted(missing)} to tests/tiny_configs.py"
+    assert {"srcnn", "msrresnet", "edsr", "dcgan"} <= set(HFMAGIC_MODELS)
+
+
+@pytest.mark.parametrize("model_type", SR_MODEL_TYPES)
+def test_sr_shapes_and_loss(model_type):
+    for scale in HFMAGIC_MODELS[model_type][0].supported_upscale_factors:
+        model = tiny_model(model_type, upscale_factor=scale)
         x = torch.rand(2, 3, 5, 7)
         gt = torch.rand(2, 3, 5 * scale, 7 * scale)
         out = model(x, labels=gt)
@@ -343,7 +347,20 @@ def test_dcgan_grayscale_and_roundtrip(tmp_path):
     assert DCGANDiscriminator(cfg)(g(noise)).shape == (2, 1)
 
 
-@pytest.mark.parametrize("cfg_cls", [SRCNNConfig, MSRResNetConfig, EDSRConfig, DCGANConfig])
+@pytest.mark.parametrize("model_type", list(HFMAGIC_MODELS))
+def test_save_load_roundtrip_of_every_architecture(tmp_path, model_type):
+    """Common test: save_pretrained / from_pretrained is bitwise, config included, with a card."""
+    model = tiny_model(model_type).eval()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "README.md").is_file()
+    loaded = type(model).from_pretrained(tmp_path).eval()
+    saved = {k: v for k, v in model.config.to_dict().items() if k != "_name_or_path"}
+    assert {k: v for k, v in loaded.config.to_dict().items() if k != "_name_or_path"} == saved
+    for (key, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), key
+
+
+@pytest.mark.parametrize("cfg_cls", [pair[0] for pair in HFMAGIC_MODELS.values()])
 def test_config_docstrings_list_every_field_with_its_real_default(cfg_cls):
     """The docstring's ``defaults to X`` must agree with the code (a classic drift)."""
     import ast
@@ -367,13 +384,12 @@ def test_config_docstrings_list_every_field_with_its_real_default(cfg_cls):
         assert normalise(documented[field.name]) == normalise(field.default), field.name
 
 
-@pytest.mark.parametrize("cls, cfg_cls", [(SRCNN, SRCNNConfig), (MSRResNet, MSRResNetConfig), (EDSR, EDSRConfig)])
-def test_models_trace_into_one_graph_for_torch_compile(cls, cfg_cls):
+@pytest.mark.parametrize("model_type", SR_MODEL_TYPES)
+def test_models_trace_into_one_graph_for_torch_compile(model_type):
     # a graph break (e.g. reading exact mode's ContextVar) would split torch.compile's work
     import torch._dynamo
 
-    small = {"channels": [3, 8, 4, 3]} if cls is SRCNN else {"mid_channels": 8, "num_blocks": 1}
-    model = cls(cfg_cls(upscale_factor=4, **small)).eval()
+    model = tiny_model(model_type, upscale_factor=4).eval()
     explained = torch._dynamo.explain(lambda x: model(pixel_values=x).reconstruction)(torch.rand(1, 3, 8, 8))
     assert explained.graph_break_count == 0, explained.break_reasons
 

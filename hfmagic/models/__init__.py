@@ -14,6 +14,8 @@ from .srcnn import SRCNN, SRCNNConfig, SRCNNConversion
 
 # model_type -> how `hfmagic convert` recognises and converts that architecture's checkpoints.
 _CONVERSIONS: dict[str, ConversionSpec] = {}
+# model_type -> (config class, model class), in registration order.
+_REGISTERED: dict[str, tuple[type[PretrainedConfig], type[PreTrainedModel]]] = {}
 
 
 def register_model(
@@ -55,6 +57,7 @@ def register_model(
         mappings.append(AutoModelForImageToImage)
     for auto_class in mappings:
         auto_class.register(config_class, model_class, exist_ok=True)
+    _REGISTERED[model_type] = (config_class, model_class)
     if conversion is not None:
         if not isinstance(conversion, ConversionSpec) or conversion.arch != model_type:
             raise ValueError(
@@ -62,6 +65,12 @@ def register_model(
                 f"got {conversion!r}."
             )
         _CONVERSIONS[model_type] = conversion
+
+
+def registered_models() -> dict[str, tuple[type[PretrainedConfig], type[PreTrainedModel]]]:
+    """Every registered architecture: ``model_type -> (config class, model class)`` (for a GAN,
+    the generator; hfmagic's own first, then the user's)."""
+    return dict(_REGISTERED)
 
 
 def conversion_specs() -> dict[str, ConversionSpec]:
@@ -114,6 +123,7 @@ __all__ = [
     "check_config_overrides",
     "conversion_specs",
     "ConversionSpec",
+    "registered_models",
     "config_fields",
     "register_model",
     "SuperResolutionConfig",
