@@ -142,7 +142,9 @@ def _details(kind: str, class_name: str, config: PretrainedConfig, num_parameter
     return lines
 
 
-def _usage(kind: str, class_name: str, repo_id: str, discriminator_subfolder: str | None) -> str:
+def _usage(kind: str, class_name: str, classes: dict, repo_id: str, discriminator_subfolder: str | None) -> str:
+    """The card's usage snippet; ``classes`` is the GAN config's ``card_classes`` (the names of its
+    discriminator and pipeline classes)."""
     if kind == "super-resolution":
         return (
             "```python\n"
@@ -157,28 +159,29 @@ def _usage(kind: str, class_name: str, repo_id: str, discriminator_subfolder: st
             "```\n\n"
             f"From the command line: `hfmagic upscale photo.png --model {repo_id} --output out/`."
         )
-    if class_name == "DCGANDiscriminator":
+    discriminator, pipeline = classes.get("discriminator", "Discriminator"), classes.get("pipeline", "Pipeline")
+    if class_name == discriminator:
         return (
             "```python\n"
-            "from hfmagic import DCGANDiscriminator\n\n"
-            f'discriminator = DCGANDiscriminator.from_pretrained("{repo_id}")\n'
+            f"from hfmagic import {discriminator}\n\n"
+            f'discriminator = {discriminator}.from_pretrained("{repo_id}")\n'
             "logits = discriminator(images)   # images (N, C, S, S) in [-1, 1] -> (N, 1)\n"
             "```"
         )
     text = (
         "```python\n"
         "import torch\n"
-        f"from hfmagic import {class_name}, DCGANPipeline\n\n"
+        f"from hfmagic import {class_name}, {pipeline}\n\n"
         f'generator = {class_name}.from_pretrained("{repo_id}")\n'
         "images = generator(num_batches=4, generator=torch.Generator().manual_seed(0))   # in [-1, 1]\n\n"
         "# or as PIL images:\n"
-        f'pil_images = DCGANPipeline.from_pretrained("{repo_id}")(num_images=4, seed=0)\n'
+        f'pil_images = {pipeline}.from_pretrained("{repo_id}")(num_images=4, seed=0)\n'
     )
     if discriminator_subfolder:
         text += (
             "\n# the discriminator, e.g. to resume adversarial training:\n"
-            "from hfmagic import DCGANDiscriminator\n"
-            f'discriminator = DCGANDiscriminator.from_pretrained("{repo_id}", subfolder="{discriminator_subfolder}")\n'
+            f"from hfmagic import {discriminator}\n"
+            f'discriminator = {discriminator}.from_pretrained("{repo_id}", subfolder="{discriminator_subfolder}")\n'
         )
     return text + "```\n\n" + f"From the command line: `hfmagic sample --model {repo_id} --num-images 16 --output out/ --grid`."
 
@@ -238,7 +241,8 @@ def model_card(
     num_parameters = sum(p.numel() for p in model.parameters()) if isinstance(model, PreTrainedModel) else None
     title = repo_id.split("/")[-1] if repo_id else class_name
     what = "super-resolution model" if kind == "super-resolution" else "GAN generator"
-    if class_name == "DCGANDiscriminator":
+    classes = getattr(type(config), "card_classes", {})
+    if class_name == classes.get("discriminator"):
         what = "GAN discriminator"
     parts = [
         f"# {title}",
@@ -252,7 +256,7 @@ def model_card(
         )
     if sample_image:
         parts.append(f"![samples]({sample_image})")
-    parts.append("## How to use\n\n" + _usage(kind, class_name, shown_id, discriminator_subfolder))
+    parts.append("## How to use\n\n" + _usage(kind, class_name, classes, shown_id, discriminator_subfolder))
     if datasets:
         parts.append("## Training data\n\n" + "\n".join(f"- [{d}](https://huggingface.co/datasets/{d})" for d in datasets))
     if metrics:
@@ -405,13 +409,13 @@ def save_gan_pretrained(
     """
     for name, net in (("generator", generator), ("discriminator", discriminator)):
         if not isinstance(net, PreTrainedModel):
-            raise TypeError(f"{name} must be an hfmagic PreTrainedModel (e.g. DCGAN{name.title()}), got {type(net).__name__}.")
+            raise TypeError(f"{name} must be an hfmagic PreTrainedModel (the GAN's {name} class), got {type(net).__name__}.")
     g_cfg, d_cfg = generator.config, discriminator.config
     for field in ("image_size", "num_channels"):
         if getattr(g_cfg, field, None) != getattr(d_cfg, field, None):
             raise ValueError(
                 f"generator and discriminator disagree on {field} ({getattr(g_cfg, field, None)} vs "
-                f"{getattr(d_cfg, field, None)}): they must come from the same DCGANConfig."
+                f"{getattr(d_cfg, field, None)}): they must come from the same config."
             )
     save_directory = Path(save_directory)
     # transformers' own save_pretrained (no per-network card): the one card goes at the root, below.

@@ -45,6 +45,8 @@ class DCGANConfig(PretrainedConfig):
     model_type = "dcgan"
     hub_kind: ClassVar[str] = "gan"
     mmagic_module: ClassVar[str | None] = "DCGANGenerator"
+    # The classes model cards show in their usage snippets.
+    card_classes: ClassVar[dict[str, str]] = {"discriminator": "DCGANDiscriminator", "pipeline": "DCGANPipeline"}
 
     image_size: int = 64
     num_channels: int = 3
