@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "state dict (.pth or .safetensors).",
     )
     parser.add_argument(
-        "output_dir", help="Folder to write: config.json, model.safetensors, README.md (DCGAN: discriminator/ too)."
+        "output_dir", help="Folder to write: config.json, model.safetensors, README.md (a GAN: discriminator/ too)."
     )
     parser.add_argument(
         "--arch",
@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scale",
         type=int,
         default=None,
-        help="Upscale factor. Read from the weights for MSRResNet and EDSR (then only checked); required for SRCNN, "
+        help="Upscale factor. Read from the weights when they hold it (then only checked); required for networks "
         "whose weights do not hold it.",
     )
     parser.add_argument(
@@ -49,15 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-bgr-to-rgb",
         dest="bgr_to_rgb",
         action="store_false",
-        help="DCGAN: keep the channel order (for GANs trained on RGB; MMagic's were trained on BGR and are "
+        help="GANs: keep the channel order (for GANs trained on RGB; MMagic's DCGANs were trained on BGR and are "
         "reversed by default).",
     )
     parser.add_argument(
         "--res-scale",
         type=float,
         default=None,
-        help="EDSR: residual scale, not stored in the weights (default 1.0, or 0.1 for the large 256-feature, "
-        "32-block EDSR).",
+        help="Residual scale, for networks whose weights do not hold it (the error names them; default: the "
+        "original's, e.g. 1.0, or 0.1 for the large 256-feature, 32-block models).",
     )
     parser.add_argument(
         "--push-to-hub", metavar="REPO_ID", default=None, help="Also upload the folder to this Hub repo."

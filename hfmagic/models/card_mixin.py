@@ -61,10 +61,12 @@ def _check_saved_architecture(cls, pretrained_model_name_or_path, kwargs: dict) 
         if not isinstance(saved, type) or issubclass(cls, saved) or issubclass(saved, cls):
             continue
         hint = ""
-        if name == "DCGANDiscriminator":
+        # a GAN's config names its discriminator class (card_classes), whichever network was saved
+        discriminator = getattr(getattr(saved, "config_class", None), "card_classes", {}).get("discriminator")
+        if name == discriminator:
             hint = " A GAN repo holds the generator at its root and the discriminator under subfolder='discriminator'."
-        elif cls.__name__ == "DCGANDiscriminator" and name == "DCGANGenerator":
-            hint = " A GAN repo's discriminator loads with DCGANDiscriminator.from_pretrained(path, subfolder='discriminator')."
+        elif cls.__name__ == discriminator:
+            hint = f" A GAN repo's discriminator loads with {discriminator}.from_pretrained(path, subfolder='discriminator')."
         raise ValueError(
             f"{pretrained_model_name_or_path!s} was saved as {name} (config.json 'architectures'), not {cls.__name__}: "
             f"load it with {name}.from_pretrained(...), or with transformers' AutoModel.{hint}"
