@@ -31,3 +31,16 @@ def test_setup_declares_the_console_script_dev_extra_and_torch_range():
     torch_req = next(r for r in cfg["options"]["install_requires"].split() if r.startswith("torch"))
     assert torch_req == "torch>=2.4"  # admits the 2.13 CPU wheel CI installs first
 
+
+
+def test_license_file_matches_setup_cfg():
+    """The LICENSE file holds the license setup.cfg declares (Apache-2.0)."""
+    import configparser
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    cfg = configparser.ConfigParser()
+    cfg.read(root / "setup.cfg")
+    assert cfg["metadata"]["license"] == "Apache-2.0"
+    text = (root / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text and "END OF TERMS AND CONDITIONS" in text
