@@ -563,10 +563,12 @@ def test_script_grayscale_on_embedded_photos(tmp_path, caplog, capsys):
 
 def test_script_argument_checks():
     script = _import_script()
-    defaults = script.parse_args([])  # MMagic's DCGAN recipe
+    defaults = script.parse_args(["--dataset_name", "pcuenq/lsun-bedrooms"])  # with a dataset: MMagic's DCGAN recipe
     assert (defaults.resolution, defaults.train_batch_size, defaults.learning_rate, defaults.adam_beta1, defaults.adam_beta2) == (
         64, 128, 2e-4, 0.5, 0.999)
     assert (defaults.discriminator_steps, defaults.generator_steps, defaults.num_channels, defaults.report_to) == (1, 1, 3, "tensorboard")
+    assert (defaults.max_train_steps, defaults.checkpointing_steps, defaults.save_images_steps) == (1000, 500, 500)
+    assert defaults.model_config_overrides is None and not defaults.smoke_run  # the full-size DCGAN
     # diffusers' flag sets both networks' accumulation; a network's own flag wins
     both = script.parse_args(["--gradient_accumulation_steps", "2", "--checkpointing_steps", "4"])
     assert (both.discriminator_accumulation_steps, both.generator_accumulation_steps) == (2, 2)
@@ -579,6 +581,58 @@ def test_script_argument_checks():
                 ["--discriminator_accumulation_steps", "3", "--checkpointing_steps", "10"], ["--evaluation_images", "3"]):
         with pytest.raises(SystemExit):
             script.parse_args(bad)
+
+
+def test_script_defaults_without_a_dataset_are_a_short_smoke_run(tmp_path):
+    """No dataset flag: a small DCGAN, few steps, small batch (not 1000 x 128 on the full-size one, hours on a
+    CPU); the optimiser stays MMagic's, and every flag given explicitly still wins."""
+    script = _import_script()
+    smoke = script.parse_args([])
+    assert smoke.smoke_run
+    assert (smoke.train_batch_size, smoke.max_train_steps, smoke.checkpointing_steps, smoke.save_images_steps) == (16, 300, 300, 100)
+    assert smoke.model_config_overrides == {"generator_base_channels": 64, "discriminator_base_channels": 16}
+    assert (smoke.resolution, smoke.learning_rate, smoke.adam_beta1, smoke.adam_beta2) == (64, 2e-4, 0.5, 0.999)
+    smoke.model_config_overrides["generator_base_channels"] = 8  # a copy: the next parse is not affected
+    assert script.parse_args([]).model_config_overrides["generator_base_channels"] == 64
+    # explicit flags win, in the smoke run and with a dataset (0 is a value, not "unset")
+    explicit = ["--train_batch_size", "32", "--max_train_steps", "7", "--checkpointing_steps", "0", "--save_images_steps", "0",
+                "--model_config_overrides", '{"generator_base_channels": 128}']
+    for data in ([], ["--train_data_dir", str(tmp_path)]):
+        args = script.parse_args([*data, *explicit])
+        assert args.smoke_run == (not data)
+        assert (args.train_batch_size, args.max_train_steps, args.checkpointing_steps, args.save_images_steps) == (32, 7, 0, 0)
+        assert args.model_config_overrides == {"generator_base_channels": 128}
+    # a default checkpoint interval becomes a multiple of the accumulation instead of an error
+    assert script.parse_args(["--gradient_accumulation_steps", "7"]).checkpointing_steps == 301
+    assert script.parse_args(["--dataset_name", "a/b", "--discriminator_accumulation_steps", "3"]).checkpointing_steps == 501
+    # the full-size DCGAN trains 17 s per iteration on 2 CPU cores: the smoke one must be orders of magnitude smaller
+    from hfmagic import DCGANConfig
+
+    small = DCGANGenerator(DCGANConfig(**smoke.model_config_overrides)).num_parameters()
+    assert small < DCGANGenerator(DCGANConfig()).num_parameters() / 50
+
+
+@pytest.mark.slow
+def test_script_without_arguments_is_a_smoke_run_that_leaves_a_generator_samples_and_a_card(tmp_path):
+    """`python examples/train_dcgan.py` exactly as the README and the design card give it (no flag at all): it
+    says it is a smoke run, trains briefly on the embedded photos and leaves final/ in ./dcgan-output."""
+    proc = subprocess.run([sys.executable, str(SCRIPT)], cwd=tmp_path, env={**_env(), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Smoke run: no --dataset_name/--train_data_dir" in proc.stderr
+    assert "--dataset_name pcuenq/lsun-bedrooms" in proc.stderr  # how to run the real recipe
+    assert "Training for 300 iterations, batch 16" in proc.stderr
+    out = tmp_path / "dcgan-output"
+    final = out / "final"
+    assert sorted(p.name for p in final.iterdir()) == ["README.md", "config.json", "discriminator", "model.safetensors", "samples.png"]
+    generator = DCGANGenerator.from_pretrained(final)
+    assert (generator.config.generator_base_channels, generator.config.image_size) == (64, 64)
+    assert generator(num_batches=2).shape == (2, 3, 64, 64)
+    assert Image.open(final / "samples.png").size == (8 * 64 + 9 * 2, 8 * 64 + 9 * 2)  # 64 samples
+    card = (final / "README.md").read_text()
+    assert "![samples](samples.png)" in card and "for 300 iterations: batch 16" in card and "smoke run" in card
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step-100.png", "step-200.png", "step-300.png"]
+    assert (out / "checkpoint-300" / "hfmagic_state.json").exists()  # resumable, e.g. with a larger --max_train_steps
 
 
 @pytest.mark.parametrize(
