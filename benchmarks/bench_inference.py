@@ -6,7 +6,13 @@ For every (model, scale, LR size) case one group of variants is timed round-robi
 
 - ``eager``: the hfmagic model, fp32, contiguous (NCHW) tensors, ``torch.inference_mode``;
 - ``channels_last``: the same model and input in channels_last (NHWC) memory;
-- ``pipeline``: ``SuperResolutionPipeline.upscale_tensor``, the library's default inference path;
+- ``pipeline``: ``SuperResolutionPipeline.upscale_tensor``, the library's default inference path
+  (``dtype="auto"``: bfloat16 on CPUs with AVX512-BF16/AMX and Ampere+ GPUs, else float32);
+- ``pipeline_fp32``: the same with ``dtype="float32"``;
+- ``mmagic``: MMagic's own module (``MSRResNet`` / ``EDSRNet`` run from MMagic's source, see
+  ``_mmagic_reference.py``; ``--mmagic`` points at a wheel) with the same weights, fp32, eager NCHW,
+  as MMagic runs it; without MMagic's source, the bare copy below stands in (reported as such).
+  Every row gets ``speedup_vs_mmagic`` = MMagic's time / its time;
 - ``compile``: ``torch.compile`` (inductor, with freezing so that convolutions are prepacked and
   fused with their activations) of the channels_last model, where a compiler works;
 - ``bf16`` / ``fp16``: autocast, on CUDA only;
@@ -19,6 +25,8 @@ hfmagic time / bare time - 1, and ``max_abs_diff`` against the ``eager`` output.
 
     python benchmarks/bench_inference.py --quick --json out.json
     python benchmarks/bench_inference.py --models msrresnet edsr --scales 4 --sizes 128
+    python benchmarks/bench_inference.py --models msrresnet edsr --scales 4 --sizes 128 \
+        --modes mmagic pipeline pipeline_fp32 --mmagic mmagic-1.2.0-py2.py3-none-any.whl
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import argparse
 import time
 
 import torch
+from _mmagic_reference import load_mmagic_networks, mmagic_twin
 from _common import (
     add_common_arguments,
     bare_copy,
@@ -90,8 +99,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--modes",
         nargs="+",
         default=None,
-        choices=("eager", "channels_last", "pipeline", "compile", "bf16", "fp16"),
+        choices=("eager", "channels_last", "pipeline", "pipeline_fp32", "mmagic", "compile", "bf16", "fp16"),
         help="variants (default: all that apply; --quick leaves compile out, it takes ~1 min per model on 2 cores)",
+    )
+    parser.add_argument(
+        "--mmagic",
+        default=None,
+        metavar="WHEEL_OR_DIR",
+        help="MMagic's source for the 'mmagic' reference: a wheel (pip download --no-deps mmagic==1.2.0) or a folder "
+        "holding mmagic/ (default: $HFMAGIC_MMAGIC_SOURCE or an installed mmagic; else the bare copy stands in)",
     )
     args = parser.parse_args(argv)
     args.models = args.models or list(MODELS)
@@ -129,7 +145,7 @@ def wrapper_fixed_cost(name: str, scale: int, device: torch.device, repeats: int
     return times["hf"] - times["bare"]
 
 
-def run_case(name: str, scale: int, size: int, args, device: torch.device, modes: list[str]) -> list[dict]:
+def run_case(name: str, scale: int, size: int, args, device: torch.device, modes: list[str], networks=None) -> list[dict]:
     from hfmagic import SuperResolutionPipeline
 
     model = build_model(name, scale).to(device)
@@ -161,9 +177,18 @@ def run_case(name: str, scale: int, size: int, args, device: torch.device, modes
     if "channels_last" in modes:
         fns["channels_last"] = lambda: model_cl(pixel_values=x_cl).reconstruction
         fns["channels_last/bare"] = lambda: bare_cl(x_cl)
+    dtypes = {}
     if "pipeline" in modes:
-        pipe = SuperResolutionPipeline(build_model(name, scale), device=device)
+        pipe = SuperResolutionPipeline(build_model(name, scale), device=device)  # the default: dtype="auto"
         fns["pipeline"] = lambda: pipe.upscale_tensor(x)
+        dtypes["pipeline"] = str(pipe.dtype).removeprefix("torch.")
+    if "pipeline_fp32" in modes:
+        pipe_fp32 = SuperResolutionPipeline(build_model(name, scale), device=device, dtype="float32")
+        fns["pipeline_fp32"] = lambda: pipe_fp32.upscale_tensor(x)
+    reference_label = None
+    if "mmagic" in modes:
+        mmagic, reference_label = mmagic_twin(model, networks)
+        fns["mmagic"] = lambda: mmagic(x)
     compile_info = {}
     if "compile" in modes:
         try:
@@ -212,7 +237,11 @@ def run_case(name: str, scale: int, size: int, args, device: torch.device, modes
             "roofline_channels_last_gflop_per_s": roof["conv_channels_last"],
             "roofline_ratio": flops / seconds / 1e9 / roofline,
             "max_abs_diff": outputs[mode],
+            "dtype": dtypes.get(mode, "float32"),
         }
+        if "mmagic" in times:
+            row["speedup_vs_mmagic"] = times["mmagic"] / seconds
+            row["mmagic_reference"] = reference_label
         if f"{mode}/bare" in times:
             row["bare_seconds"] = times[f"{mode}/bare"]
             row["wrapper_overhead"] = seconds / times[f"{mode}/bare"] - 1.0
@@ -239,23 +268,26 @@ def run_case(name: str, scale: int, size: int, args, device: torch.device, modes
 def main(argv=None) -> dict:
     args = parse_args(argv)
     device = setup(args)
-    modes = args.modes or ["eager", "channels_last", "pipeline"] + ([] if args.quick else ["compile"]) + (
+    modes = args.modes or ["eager", "channels_last", "pipeline", "pipeline_fp32", "mmagic"] + ([] if args.quick else ["compile"]) + (
         ["bf16", "fp16"] if device.type == "cuda" else []
     )
     if device.type != "cuda" and {"bf16", "fp16"} & set(modes):
         log("bf16/fp16 autocast modes run on CUDA only: left out on this device.")
         modes = [m for m in modes if m not in ("bf16", "fp16")]
+    networks = load_mmagic_networks(args.mmagic) if "mmagic" in modes else None
+    if "mmagic" in modes:
+        log(f"MMagic reference: {'MMagic source ' + networks.source if networks else 'bare copy (no MMagic source found, see --mmagic)'}")
     results = []
     settings = {"quick": args.quick, "repeats": args.repeats, "modes": modes, "sizes": args.sizes, "scales": args.scales}
     for name in args.models:
         for scale in args.scales:
             for size in args.sizes:
                 log(f"{name} x{scale} LR {size}x{size} ...")
-                results.extend(run_case(name, scale, size, args, device, modes))
+                results.extend(run_case(name, scale, size, args, device, modes, networks))
                 save_partial(args, {"benchmark": "inference", "settings": settings, "results": results})
 
     table = [
-        f"{'model':10} {'x':>2} {'LR':>4} {'mode':14} {'ms':>9} {'GFLOP/s':>8} {'roof%':>6} {'wrap%':>6} {'fix%':>6} {'Mpx/s':>7} {'maxdiff':>8}"
+        f"{'model':10} {'x':>2} {'LR':>4} {'mode':14} {'dtype':8} {'ms':>9} {'GFLOP/s':>8} {'roof%':>6} {'wrap%':>6} {'fix%':>6} {'Mpx/s':>7} {'maxdiff':>8} {'vsMMagic':>8}"
     ]
     for r in results:
         if "seconds" not in r:
@@ -265,10 +297,18 @@ def main(argv=None) -> dict:
             continue
         wrap = f"{100 * r['wrapper_overhead']:6.1f}" if "wrapper_overhead" in r else "     -"
         wrap += f" {100 * r['wrapper_overhead_from_fixed_cost']:6.3f}" if "wrapper_overhead" in r else "      -"
+        versus = f"{r['speedup_vs_mmagic']:7.2f}x" if "speedup_vs_mmagic" in r else "       -"
         table.append(
-            f"{r['model']:10} {r['scale']:>2} {r['size']:>4} {r['mode']:14} {1000 * r['seconds']:9.1f} {r['gflop_per_s']:8.1f} "
-            f"{100 * r['roofline_ratio']:6.1f} {wrap} {r['megapixels_per_s']:7.3f} {r['max_abs_diff']:8.1e}"
+            f"{r['model']:10} {r['scale']:>2} {r['size']:>4} {r['mode']:14} {r['dtype']:8} {1000 * r['seconds']:9.1f} {r['gflop_per_s']:8.1f} "
+            f"{100 * r['roofline_ratio']:6.1f} {wrap} {r['megapixels_per_s']:7.3f} {r['max_abs_diff']:8.1e} {versus}"
         )
+    for r in results:  # the target: the default pipeline >= 2x MMagic's module for MSRResNet/EDSR x4
+        if r["mode"] == "pipeline" and "speedup_vs_mmagic" in r:
+            table.append(
+                f"default pipeline ({r['dtype']}) vs {r['mmagic_reference'].split(' (')[0]}, fp32 eager: {r['model']} x{r['scale']} "
+                f"LR {r['size']}: {r['speedup_vs_mmagic']:.2f}x"
+                + (" (target >= 2x)" if r["scale"] == 4 and r["model"] in ("msrresnet", "edsr") else "")
+            )
     report = {
         "benchmark": "inference",
         "machine": machine_info(device),

@@ -77,3 +77,16 @@ def offline_hf_cache(tmp_path):
 
     populate.cache_dir = cache_dir
     return populate
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _auto_dtype_is_float32():
+    """``dtype="auto"`` (the SR pipeline's default) resolves as on a device without native bf16, i.e.
+    to float32, whatever CPU runs the suite: the pipeline tests compare with float32 references and
+    must hold alike on AVX2 and AMX machines. Session-scoped so that module-scoped pipelines see it
+    too; tests of "auto" set ``native_bf16`` themselves (their monkeypatch wins)."""
+    import hfmagic.pipelines
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hfmagic.pipelines, "native_bf16", lambda device: False)
+        yield

@@ -214,3 +214,24 @@ def test_cli_parses_without_importing_torch():
         [sys.executable, "-m", "hfmagic", "--help"], check=False, env=env, cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert top.returncode == 0 and "upscale" in top.stdout and "sample" in top.stdout
+
+
+def test_upscale_dtype_auto_says_what_it_chose(sr_model, tmp_path, capsys, monkeypatch):
+    import hfmagic.pipelines
+
+    monkeypatch.setattr(hfmagic.pipelines, "native_bf16", lambda device: True)  # as on an AMX / AVX512-BF16 CPU
+    write_image(tmp_path / "x.png", 7, 6, seed=5)
+    common = [str(tmp_path / "x.png"), "--model", str(sr_model), "--device", "cpu"]
+    assert main(["upscale", *common, "--output", str(tmp_path / "auto")]) == 0
+    assert "hfmagic upscale: dtype='auto' -> bfloat16 (cpu computes bf16 natively" in capsys.readouterr().err
+    bf16 = SuperResolutionPipeline.from_pretrained(sr_model, device="cpu", dtype="bfloat16")(tmp_path / "x.png")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "auto" / "x.png")), np.asarray(bf16))
+    assert main(["upscale", *common, "--output", str(tmp_path / "exact"), "--exact"]) == 0
+    assert "dtype='auto' -> float32 (exact mode computes in float32)" in capsys.readouterr().err
+    assert main(["upscale", *common, "--output", str(tmp_path / "fp32"), "--dtype", "float32"]) == 0
+    assert "dtype='auto'" not in capsys.readouterr().err
+    fp32 = SuperResolutionPipeline.from_pretrained(sr_model, device="cpu", dtype="float32")(tmp_path / "x.png")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "fp32" / "x.png")), np.asarray(fp32))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["upscale", *common, "--output", str(tmp_path / "o"), "--dtype", "fp64"])
+    assert exit_info.value.code == 2 and "'auto', 'float32', 'float16', 'bfloat16'" in capsys.readouterr().err

@@ -275,3 +275,20 @@ def test_evaluate_gan_command(tiny_gan, tmp_path, capsys):
     assert re.search(r"^FID +[0-9.]+$", out, re.M) and re.search(r"^IS +[0-9.]+ \+- [0-9.]+$", out, re.M)
     assert main(argv + ["--num-images", "10", "--inception-score-splits", "-1"]) == 1
     assert "--inception-score-splits must be >= 0" in capsys.readouterr().err
+
+
+def test_evaluate_command_computes_in_float32_on_bf16_hardware(tiny_sr, tmp_path, capsys, monkeypatch):
+    # PSNR/SSIM are compared with MMagic's (float32) tables: dtype="auto" must not pick bf16 here
+    import hfmagic.evaluation
+    import hfmagic.pipelines
+
+    monkeypatch.setattr(hfmagic.pipelines, "native_bf16", lambda device: True)
+    seen = []
+    real = hfmagic.evaluation.evaluate_sr
+    monkeypatch.setattr(hfmagic.evaluation, "evaluate_sr", lambda model, *a, **k: seen.append(next(model.parameters()).dtype) or real(model, *a, **k))
+    tiny_sr.save_pretrained(tmp_path / "model")
+    folder = tmp_path / "Toy"
+    folder.mkdir()
+    Image.fromarray(smooth_image(24, 28, 0)).save(folder / "0.png")
+    assert main(["evaluate", "--model", str(tmp_path / "model"), "--dataset", str(folder), "--device", "cpu"]) == 0
+    assert seen == [torch.float32]

@@ -748,3 +748,108 @@ def test_pipelines_load_by_hub_id(hub_server, tmp_path):
     expected = DCGANPipeline(generator, device="cpu")(num_images=2, seed=1)
     got = DCGANPipeline.from_pretrained(gan_id, device="cpu")(num_images=2, seed=1)
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(got, expected))
+
+
+# --------------------------------------------------------------------------------------------
+# dtype="auto" (conftest makes "auto" mean float32 for the other tests, whatever the CPU)
+_REAL_NATIVE_BF16 = pipelines.native_bf16  # captured at collection, before conftest's session patch
+
+
+def test_auto_dtype_resolution(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(pipelines, "native_bf16", lambda device: True)
+    assert pipelines._resolve_dtype("auto", cpu) == torch.bfloat16
+    assert pipelines._resolve_dtype(None, cpu, default="auto") == torch.bfloat16
+    assert pipelines._resolve_dtype(None, cpu) == torch.float32  # DCGANPipeline's default stays float32
+    assert pipelines._resolve_dtype("auto", cpu, exact=True) == torch.float32  # exact mode: always float32
+    for explicit, expected in (("float32", torch.float32), ("float16", torch.float16), (torch.float32, torch.float32)):
+        assert pipelines._resolve_dtype(explicit, cpu) == expected  # an explicit dtype wins
+    monkeypatch.setattr(pipelines, "native_bf16", lambda device: False)
+    assert pipelines._resolve_dtype("auto", cpu) == torch.float32
+    assert pipelines._resolve_dtype("bfloat16", cpu) == torch.bfloat16
+    choices = r"\['auto', 'bfloat16', 'float16', 'float32'\]"
+    for bad in ("fp16", "float64", "Auto"):
+        with pytest.raises(ValueError, match=rf"Unknown dtype '{bad}'; choose one of {choices}"):
+            pipelines._resolve_dtype(bad, cpu)
+    with pytest.raises(ValueError, match=rf"torch.float64 is not supported; choose one of {choices}"):
+        SuperResolutionPipeline(tiny_sr("edsr", 2), device="cpu", dtype=torch.float64)
+
+
+def test_native_bf16_reads_the_cpu_and_the_device(monkeypatch):
+    for avx512_bf16, amx, expected in ((True, False, True), (False, True, True), (False, False, False)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
+        assert _REAL_NATIVE_BF16("cpu") is expected
+    # without torch's checks: the kernel's CPU flags
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
+    for flags, expected in (({"avx2", "avx512_bf16"}, True), ({"amx_bf16"}, True), ({"avx2", "avx512f"}, False), (set(), False)):
+        monkeypatch.setattr(pipelines, "_cpuinfo_flags", lambda f=flags: f)
+        assert _REAL_NATIVE_BF16(torch.device("cpu")) is expected
+    monkeypatch.setattr(pipelines, "_cpuinfo_flags", lambda: {"avx512_bf16"})
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    assert _REAL_NATIVE_BF16("cpu") is False  # no oneDNN: bf16 convolutions would be slow
+    assert _REAL_NATIVE_BF16("meta") is False
+    if not torch.cuda.is_available():
+        assert _REAL_NATIVE_BF16("cuda") is False
+
+
+def test_native_bf16_agrees_with_this_machines_cpu_flags():
+    flags = pipelines._cpuinfo_flags()
+    if not flags:
+        pytest.skip("no /proc/cpuinfo here")
+    has_amx_or_avx512_bf16 = bool(flags & {"avx512_bf16", "amx_bf16", "amx_tile"})
+    assert _REAL_NATIVE_BF16("cpu") is (has_amx_or_avx512_bf16 and torch.backends.mkldnn.is_available())
+
+
+def test_auto_logs_its_choice_once(monkeypatch, caplog, saved_sr):
+    monkeypatch.setattr(pipelines, "native_bf16", lambda device: True)
+    caplog.set_level("INFO", logger="hfmagic.pipelines")
+
+    def auto_lines():
+        lines = [r.getMessage() for r in caplog.records if r.name == "hfmagic.pipelines" and "dtype='auto'" in r.getMessage()]
+        caplog.clear()
+        return lines
+
+    SuperResolutionPipeline(tiny_sr("edsr", 2), device="cpu")
+    assert auto_lines() == ["dtype='auto' -> bfloat16 (cpu computes bf16 natively; pass dtype='float32' for full precision)."]
+    SuperResolutionPipeline.from_pretrained(saved_sr, device="cpu")
+    assert len(auto_lines()) == 1
+    SuperResolutionPipeline.from_pretrained(saved_sr, device="cpu", exact=True)
+    assert auto_lines() == ["dtype='auto' -> float32 (exact mode computes in float32)."]
+    monkeypatch.setattr(pipelines, "native_bf16", lambda device: False)
+    SuperResolutionPipeline(tiny_sr("edsr", 2), device="cpu")
+    assert auto_lines() == ["dtype='auto' -> float32 (no native bf16 on this cpu)."]
+    SuperResolutionPipeline(tiny_sr("edsr", 2), device="cpu", dtype="bfloat16")
+    assert auto_lines() == []  # an explicit dtype is not a choice to report
+
+
+def test_auto_runs_bf16_on_copies_and_16bit_images_in_float32(monkeypatch, saved_sr):
+    import warnings
+
+    monkeypatch.setattr(pipelines, "native_bf16", lambda device: True)
+    model = tiny_sr("msrresnet", 2).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    auto = SuperResolutionPipeline(model, device="cpu")
+    assert auto.dtype == torch.bfloat16 and auto.model is not model
+    assert all(p.dtype == torch.bfloat16 for p in auto.model.parameters())
+    # the caller's model keeps its float32 weights, bit for bit
+    assert all(torch.equal(before[k], v) and v.dtype == before[k].dtype for k, v in model.state_dict().items())
+    fp32 = SuperResolutionPipeline(model, device="cpu", dtype="float32")
+    image = random_image(10, 9)
+    low, full = np.asarray(auto(image)).astype(int), np.asarray(fp32(image)).astype(int)
+    assert low.shape == full.shape == (20, 18, 3)
+    assert (low != full).any() and np.abs(low - full).max() <= 8  # really bf16, and close
+    assert np.abs(np.asarray(auto(image, tile_size=4)).astype(int) - low).max() <= 2
+    # 16-bit images: float32 under "auto" (what dtype="float32" gives, bit for bit), no bf16 warning
+    deep = gradient16(9, 7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(auto(deep), fp32(deep))
+    # from_pretrained: the same choice, loaded from float32 weights
+    loaded = SuperResolutionPipeline.from_pretrained(saved_sr, device="cpu")
+    assert loaded.dtype == torch.bfloat16 and next(loaded.model.parameters()).dtype == torch.bfloat16
+    np.testing.assert_array_equal(loaded(deep), SuperResolutionPipeline.from_pretrained(saved_sr, device="cpu", dtype="float32")(deep))
+    # exact mode and explicit dtypes: as asked, no copy for the explicit ones
+    assert SuperResolutionPipeline(model, device="cpu", exact=True).dtype == torch.float32
+    explicit = SuperResolutionPipeline(model, device="cpu", dtype="bfloat16")
+    assert explicit.model is model and explicit._float32_source is None

@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     from ..pipelines import SuperResolutionPipeline
 
     try:
-        model = SuperResolutionPipeline.from_pretrained(args.model, device=args.device).model
+        # float32 whatever the device: the figures are compared with MMagic's published (fp32) tables
+        model = SuperResolutionPipeline.from_pretrained(args.model, device=args.device, dtype="float32").model
     except (OSError, ValueError, TypeError) as err:
         return error(f"cannot load --model {args.model}: {err}")
     scale = model.config.upscale_factor

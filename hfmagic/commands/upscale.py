@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 # Kept here (not imported from hfmagic.pipelines) so that `hfmagic --help` does not import torch.
-DTYPE_CHOICES = ("float32", "float16", "bfloat16")
+DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16")
 # Files picked up from a folder (any file named explicitly is tried, whatever its extension).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".tga")
 
@@ -36,7 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--alpha", choices=("model", "bicubic"), default="model", help="How to upscale an alpha channel (default: with the model).")
     parser.add_argument("--device", default=None, help="Torch device, e.g. cuda, cuda:1, cpu (default: cuda when available).")
-    parser.add_argument("--dtype", choices=DTYPE_CHOICES, default="float32", help="Compute precision (default float32).")
+    parser.add_argument(
+        "--dtype",
+        choices=DTYPE_CHOICES,
+        default="auto",
+        help="Compute precision (default auto: bfloat16 where the device computes it natively, CPUs with AVX512-BF16 or "
+        "AMX and CUDA GPUs from Ampere on, ~2x faster; float32 elsewhere and with --exact; the choice is printed).",
+    )
 
 
 def collect_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
@@ -104,12 +111,22 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         error(f"--device: {err}")
         return 1
+    # Say which precision --dtype auto chose (the pipeline logs it at INFO level).
+    log = logging.getLogger("hfmagic.pipelines")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("hfmagic upscale: %(message)s"))
+    log.addHandler(handler)
+    previous_level = log.level
+    log.setLevel(logging.INFO)
     try:
         device = args.device or ("cpu" if args.exact else None)  # exact mode is CPU-only
         pipeline = SuperResolutionPipeline.from_pretrained(args.model, device=device, dtype=args.dtype, exact=args.exact)
     except (OSError, ValueError) as err:
         error(f"cannot load --model {args.model}: {err}")
         return 1
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(previous_level)
     output.mkdir(parents=True, exist_ok=True)
 
     used: set[str] = set()
