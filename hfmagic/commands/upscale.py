@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="N",
         help="LR pixels of context around each tile (default: the model's receptive field, so tiling does not change the result; "
-        "MSRResNet/EDSR then tile in two stages, trunk on large regions and only the upsampling head per tile). "
+        "models with a separate upsampling head then tile in two stages, trunk on large regions and only the head per tile). "
         "Giving it tiles the whole network in one stage.",
     )
     parser.add_argument("--batch-size", type=int, default=1, help="Tiles run through the model together (default 1).")
