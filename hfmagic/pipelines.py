@@ -46,7 +46,6 @@ import logging
 import math
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +54,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .layers import exact_interpolation
-from .models import EDSR, SRCNN, MSRResNet, SuperResolutionPreTrainedModel
+from .models import SuperResolutionPreTrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +66,7 @@ __all__ = [
     "make_grid",
     "native_bf16",
     "probe_receptive_field",
+    "probe_split_receptive_fields",
     "receptive_field",
     "split_receptive_fields",
     "supports_split",
@@ -98,88 +98,9 @@ _SIXTEEN_BIT_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N")
 
 
 # --------------------------------------------------------------------------------------------
-# Receptive fields
+# Receptive fields: the model's own formula (``model.receptive_field()``, see
+# ``hfmagic.models.receptive_field``), else measured with a NaN probe.
 # --------------------------------------------------------------------------------------------
-# An SR network is a chain of operations from the LR grid to the HR grid. Walking the chain
-# backwards from the HR pixels of one LR pixel gives the LR interval that can influence them;
-# its radius is the context a tile needs for its centre to be exact.
-
-_Back = Callable[[int, int], tuple[int, int]]
-
-
-def _conv(radius: int) -> _Back:
-    """A same-padded convolution with kernel ``2 * radius + 1``."""
-    return lambda lo, hi: (lo - radius, hi + radius)
-
-
-def _shuffle(factor: int) -> _Back:
-    """A pixel shuffle by ``factor``: output pixel q comes from input pixel q // factor."""
-    return lambda lo, hi: (lo // factor, hi // factor)
-
-
-def _resize(factor: int, taps_before: int, taps_after: int) -> _Back:
-    """``F.interpolate(scale_factor=factor, align_corners=False)``: output pixel q reads input
-    pixels around ``floor((q + 0.5) / factor - 0.5)`` (bilinear: +0..1, bicubic: -1..+2)."""
-
-    def source(q: int) -> int:
-        return math.floor(Fraction(2 * q + 1, 2 * factor) - Fraction(1, 2))
-
-    return lambda lo, hi: (source(lo) - taps_before, source(hi) + taps_after)
-
-
-def _chain_halo(scale: int, *branches: list[_Back]) -> int:
-    """LR context (pixels on each side) that the HR pixels of one LR pixel depend on."""
-    halo = 0
-    for ops in branches:
-        lo, hi = 0, scale - 1  # the HR pixels of LR pixel 0
-        for back in reversed(ops):
-            lo, hi = back(lo, hi)
-        halo = max(halo, -lo, hi)
-    return halo
-
-
-def _srcnn_halo(config) -> int:
-    ops = [_resize(config.upscale_factor, 1, 2)] + [_conv(k // 2) for k in config.kernel_sizes]
-    return _chain_halo(config.upscale_factor, ops)
-
-
-def _msrresnet_ops(config) -> tuple[list[_Back], list[_Back], list[_Back]]:
-    """MSRResNet as (features at LR, upsampling head, bilinear skip of the input)."""
-    scale = config.upscale_factor
-    stages = [2, 2] if scale == 4 else [scale]
-    features = [_conv(1)] * (1 + 2 * config.num_blocks)  # conv_first + two convs per residual block
-    head = [op for factor in stages for op in (_conv(1), _shuffle(factor))] + [_conv(1), _conv(1)]  # conv_hr, conv_last
-    skip = [_resize(scale, 0, 1)]  # bilinear upsampling of the input
-    return features, head, skip
-
-
-def _edsr_ops(config) -> tuple[list[_Back], list[_Back], list[_Back]]:
-    """EDSR as (features at LR, upsampling head, no skip)."""
-    scale = config.upscale_factor
-    stages = [2] * int(math.log2(scale)) if scale & (scale - 1) == 0 else [scale]
-    features = [_conv(1)] * (2 + 2 * config.num_blocks)  # conv_first, body, conv_after_body
-    head = [op for factor in stages for op in (_conv(1), _shuffle(factor))] + [_conv(1)]  # conv_last
-    return features, head, []
-
-
-def _whole_halo(ops: Callable) -> Callable[[object], int]:
-    def halo(config) -> int:
-        features, head, skip = ops(config)
-        return _chain_halo(config.upscale_factor, features + head, *([skip] if skip else []))
-
-    return halo
-
-
-def _split_halo(ops: Callable) -> Callable[[object], tuple[int, int]]:
-    def halo(config) -> tuple[int, int]:
-        features, head, skip = ops(config)
-        return _chain_halo(1, features), _chain_halo(config.upscale_factor, head, *([skip] if skip else []))
-
-    return halo
-
-
-_HALOS = {SRCNN: _srcnn_halo, MSRResNet: _whole_halo(_msrresnet_ops), EDSR: _whole_halo(_edsr_ops)}
-_SPLIT_HALOS = {MSRResNet: _split_halo(_msrresnet_ops), EDSR: _split_halo(_edsr_ops)}
 
 
 def _probe_halo(run: Callable[[int, int], torch.Tensor], scale: int, max_size: int) -> int | None:
@@ -240,9 +161,15 @@ def split_receptive_fields(model: SuperResolutionPreTrainedModel, max_size: int 
     """
     if not supports_split(model):
         return None
-    halo = _SPLIT_HALOS.get(type(model))  # exact type: a subclass may change a stage
-    if halo is not None:
-        return halo(model.config)
+    own = model.split_receptive_fields()
+    if own is not None:
+        return own
+    return probe_split_receptive_fields(model, max_size)
+
+
+def probe_split_receptive_fields(model: SuperResolutionPreTrainedModel, max_size: int = 129) -> tuple[int, int] | None:
+    """Measure the two stages' receptive fields of a split model with NaNs (see
+    :func:`split_receptive_fields`); None when a stage's field cannot be determined."""
     scale = model.config.upscale_factor
 
     def features(size: int, centre: int) -> torch.Tensor:
@@ -271,15 +198,14 @@ def receptive_field(model: SuperResolutionPreTrainedModel) -> int | None:
     - MSRResNet: ``2B + 3`` at every factor (16 blocks: 35); the bilinear skip needs only 1.
     - EDSR: ``2B + 4`` at every factor (16 blocks: 36).
 
-    Other models: their own ``receptive_field`` attribute (an int, or a method returning one) when
-    they define it, otherwise :func:`probe_receptive_field`; ``None`` when it cannot be determined.
+    These are the models' ``receptive_field()`` methods. Other models: their own
+    ``receptive_field`` (a method returning an int, or an int attribute) when it is not None,
+    otherwise :func:`probe_receptive_field`; ``None`` when it cannot be determined.
     """
-    own = getattr(model, "receptive_field", None)
+    own = getattr(model, "receptive_field", None)  # a method, or an int a user set
+    own = own() if callable(own) else own
     if own is not None:
-        return int(own() if callable(own) else own)
-    halo = _HALOS.get(type(model))  # exact type: a subclass may change the architecture
-    if halo is not None:
-        return halo(model.config)
+        return int(own)
     return probe_receptive_field(model)
 
 

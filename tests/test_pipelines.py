@@ -303,12 +303,11 @@ def test_model_only_sees_tiles_and_output_is_uint8():
 
 @pytest.mark.parametrize("kind", ["msrresnet", "edsr"])
 @pytest.mark.parametrize("scale", [2, 3, 4])
-def test_split_receptive_fields_equal_the_nan_probe(kind, scale, monkeypatch):
+def test_split_receptive_fields_equal_the_nan_probe(kind, scale):
     model = tiny_sr(kind, scale).eval()
     formula = split_receptive_fields(model)
     assert formula == ((5 if kind == "msrresnet" else 6), 2)  # 2B + 1 / 2B + 2 with B = 2
-    monkeypatch.setattr(pipelines, "_SPLIT_HALOS", {})  # force the probe
-    assert split_receptive_fields(model) == formula
+    assert pipelines.probe_split_receptive_fields(model) == formula
     # the two stages compose into the whole network
     x = torch.rand(1, 3, 9, 11)
     with torch.inference_mode():

@@ -127,6 +127,17 @@ class SuperResolutionPreTrainedModel(ModelCardMixin, PreTrainedModel):
         """The upsampling tail: features (N, F, H, W) and the input (for skips) -> (N, C_out, sH, sW)."""
         raise NotImplementedError(f"{type(self).__name__} does not split into forward_features / forward_head.")
 
+    def receptive_field(self) -> int | None:
+        """LR pixels of context a tile needs on each side for tiled inference to equal a
+        whole-image pass; None when unknown (the pipeline then measures it with a NaN probe).
+        Architectures with a formula override it (see ``hfmagic.models.receptive_field``)."""
+        return None
+
+    def split_receptive_fields(self) -> tuple[int, int] | None:
+        """For models split into ``forward_features`` / ``forward_head``: the context each stage
+        needs, ``(features, head)`` in LR pixels; None when unknown (the pipeline probes it)."""
+        return None
+
     def compute_loss(self, reconstruction: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Pixel loss of the kind named by ``config.loss_type`` (mean over all elements)."""
         return LOSSES[self.config.loss_type](reconstruction, labels)

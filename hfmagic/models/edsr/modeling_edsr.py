@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ...layers import PixelShufflePack, ResidualBlockNoBN, make_layer
+from .. import receptive_field as rf
 from ..sr_base import SuperResolutionPreTrainedModel
 from .configuration_edsr import EDSRConfig
 
@@ -62,6 +63,28 @@ class EDSR(SuperResolutionPreTrainedModel):
         """Pixel-shuffle upsampling and conv_last, de-normalised (``pixel_values`` is not used)."""
         mean, std = self.mean.to(features), self.std.to(features)
         return self.conv_last(self.upsample(features)) * std + mean
+
+    def _receptive_ops(self) -> tuple[list[rf.Back], list[rf.Back]]:
+        """The network as (features at LR, upsampling head); there is no skip."""
+        features = [rf.conv(1)] * (2 + 2 * self.config.num_blocks)  # conv_first, body, conv_after_body
+        stages = rf.upsampling_stages(self.config.upscale_factor)
+        head = [op for factor in stages for op in (rf.conv(1), rf.shuffle(factor))] + [rf.conv(1)]  # conv_last
+        return features, head
+
+    def receptive_field(self) -> int | None:
+        """``2B + 4`` LR pixels at every factor (B = num_blocks; 36 for 16 blocks). None for a
+        subclass (it may change the network: the pipeline probes it)."""
+        if type(self) is not EDSR:
+            return None
+        features, head = self._receptive_ops()
+        return rf.chain_halo(self.config.upscale_factor, features + head)
+
+    def split_receptive_fields(self) -> tuple[int, int] | None:
+        """``(2B + 2, 2)``: the body's context, and the upsampling head's."""
+        if type(self) is not EDSR:
+            return None
+        features, head = self._receptive_ops()
+        return rf.chain_halo(1, features), rf.chain_halo(self.config.upscale_factor, head)
 
 
 __all__ = ["EDSR"]

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ...layers import PixelShufflePack, ResidualBlockNoBN, interpolate_upsample, make_layer, mark_init_scale
+from .. import receptive_field as rf
 from ..sr_base import SuperResolutionPreTrainedModel
 from .configuration_msrresnet import MSRResNetConfig
 
@@ -52,6 +53,29 @@ class MSRResNet(SuperResolutionPreTrainedModel):
         # F.interpolate(bilinear, align_corners=False); position-invariant in exact_interpolation().
         base = interpolate_upsample(pixel_values, self.config.upscale_factor, "bilinear")
         return out + base
+
+    def _receptive_ops(self) -> tuple[list[rf.Back], list[rf.Back], list[rf.Back]]:
+        """The network as (features at LR, upsampling head, bilinear skip of the input)."""
+        scale = self.config.upscale_factor
+        stages = [2, 2] if scale == 4 else [scale]
+        features = [rf.conv(1)] * (1 + 2 * self.config.num_blocks)  # conv_first + two convs per residual block
+        head = [op for factor in stages for op in (rf.conv(1), rf.shuffle(factor))] + [rf.conv(1), rf.conv(1)]
+        return features, head, [rf.resize(scale, 0, 1)]
+
+    def receptive_field(self) -> int | None:
+        """``2B + 3`` LR pixels at every factor (B = num_blocks; 35 for 16 blocks); the bilinear
+        skip needs only 1. None for a subclass (it may change the network: the pipeline probes it)."""
+        if type(self) is not MSRResNet:
+            return None
+        features, head, skip = self._receptive_ops()
+        return rf.chain_halo(self.config.upscale_factor, features + head, skip)
+
+    def split_receptive_fields(self) -> tuple[int, int] | None:
+        """``(2B + 1, 2)``: the trunk's context, and the head's (its convolutions and the skip)."""
+        if type(self) is not MSRResNet:
+            return None
+        features, head, skip = self._receptive_ops()
+        return rf.chain_halo(1, features), rf.chain_halo(self.config.upscale_factor, head, skip)
 
 
 __all__ = ["MSRResNet"]

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ...layers import interpolate_upsample
+from .. import receptive_field as rf
 from ..sr_base import SuperResolutionPreTrainedModel
 from .configuration_srcnn import SRCNNConfig
 
@@ -32,6 +33,14 @@ class SRCNN(SuperResolutionPreTrainedModel):
         x = self.relu(self.conv1(x))
         x = self.relu(self.conv2(x))
         return self.conv3(x)
+
+    def receptive_field(self) -> int | None:
+        """The bicubic taps plus the convolutions' radii (``k // 2``) in HR pixels, brought back to
+        LR pixels: 3 for the default (9, 1, 5) kernels at x4, 4 at x3, 5 at x2. None for a subclass."""
+        if type(self) is not SRCNN:
+            return None
+        scale = self.config.upscale_factor
+        return rf.chain_halo(scale, [rf.resize(scale, 1, 2)] + [rf.conv(k // 2) for k in self.config.kernel_sizes])
 
 
 __all__ = ["SRCNN"]
