@@ -93,14 +93,14 @@ def _area(region) -> int:
 
 def _context_area(height: int, width: int, tile: int, halo: int) -> int:
     """LR pixels fed to the network when the pipeline's cores of ``tile`` get ``halo`` pixels of context."""
-    from hfmagic.pipelines import _cores, _grow
+    from hfmagic.pipelines.tiling import _cores, _grow
 
     return sum(_area(_grow(core, halo, height, width)) for core in _cores(height, width, tile))
 
 
 def _two_stage_areas(height: int, width: int, tile: int, region: int, feature_halo: int, head_halo: int) -> tuple[int, int]:
     """LR pixels that forward_features and forward_head see, cut as the pipeline cuts them."""
-    from hfmagic.pipelines import _cores, _grow
+    from hfmagic.pipelines.tiling import _cores, _grow
 
     features = head = 0
     for y0, y1, x0, x1 in _cores(height, width, region):

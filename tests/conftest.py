@@ -85,8 +85,8 @@ def _auto_dtype_is_float32():
     to float32, whatever CPU runs the suite: the pipeline tests compare with float32 references and
     must hold alike on AVX2 and AMX machines. Session-scoped so that module-scoped pipelines see it
     too; tests of "auto" set ``native_bf16`` themselves (their monkeypatch wins)."""
-    import hfmagic.pipelines
+    import hfmagic.pipelines.device
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(hfmagic.pipelines, "native_bf16", lambda device: False)
+        patch.setattr(hfmagic.pipelines.device, "native_bf16", lambda device: False)
         yield

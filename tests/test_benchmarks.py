@@ -33,7 +33,7 @@ def _positive(value) -> bool:
 
 @pytest.mark.slow
 def test_bench_inference_quick(tmp_path):
-    from hfmagic.pipelines import _cpu_has_native_bf16  # what "auto" sees in the script's process
+    from hfmagic.pipelines.device import _cpu_has_native_bf16  # what "auto" sees in the script's process
 
     report = _run("bench_inference.py", tmp_path)
     rows = report["results"]

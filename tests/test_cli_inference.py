@@ -198,7 +198,7 @@ def test_bad_devices_and_a_discriminator_folder_are_errors_not_tracebacks(sr_mod
     config = DCGANConfig(image_size=8, noise_size=4, generator_base_channels=8, discriminator_base_channels=4)
     DCGANDiscriminator(config).save_pretrained(tmp_path / "gan" / "discriminator")
     assert main(["sample", "--model", str(tmp_path / "gan" / "discriminator"), "--output", str(tmp_path / "s"), "--device", "cpu"]) == 1
-    assert "holds a DCGAN discriminator" in capsys.readouterr().err
+    assert "holds a GAN discriminator (DCGANDiscriminator)" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not (tmp_path / "s").exists()
 
 
@@ -217,9 +217,9 @@ def test_cli_parses_without_importing_torch():
 
 
 def test_upscale_dtype_auto_says_what_it_chose(sr_model, tmp_path, capsys, monkeypatch):
-    import hfmagic.pipelines
+    import hfmagic.pipelines.device
 
-    monkeypatch.setattr(hfmagic.pipelines, "native_bf16", lambda device: True)  # as on an AMX / AVX512-BF16 CPU
+    monkeypatch.setattr(hfmagic.pipelines.device, "native_bf16", lambda device: True)  # as on an AMX / AVX512-BF16 CPU
     write_image(tmp_path / "x.png", 7, 6, seed=5)
     common = [str(tmp_path / "x.png"), "--model", str(sr_model), "--device", "cpu"]
     assert main(["upscale", *common, "--output", str(tmp_path / "auto")]) == 0

@@ -280,9 +280,9 @@ def test_evaluate_gan_command(tiny_gan, tmp_path, capsys):
 def test_evaluate_command_computes_in_float32_on_bf16_hardware(tiny_sr, tmp_path, capsys, monkeypatch):
     # PSNR/SSIM are compared with MMagic's (float32) tables: dtype="auto" must not pick bf16 here
     import hfmagic.evaluation
-    import hfmagic.pipelines
+    import hfmagic.pipelines.device
 
-    monkeypatch.setattr(hfmagic.pipelines, "native_bf16", lambda device: True)
+    monkeypatch.setattr(hfmagic.pipelines.device, "native_bf16", lambda device: True)
     seen = []
     real = hfmagic.evaluation.evaluate_sr
     monkeypatch.setattr(hfmagic.evaluation, "evaluate_sr", lambda model, *a, **k: seen.append(next(model.parameters()).dtype) or real(model, *a, **k))

@@ -25,14 +25,14 @@ from hfmagic import (
 from hfmagic.layers import exact_interpolation, interpolate_upsample, periodic_upsample
 import hfmagic.pipelines as pipelines
 from hfmagic.pipelines import (
-    _aligned_context,
-    _to_uint8,
     make_grid,
     probe_receptive_field,
     receptive_field,
     split_receptive_fields,
     supports_split,
 )
+from hfmagic.pipelines.exact import aligned_context as _aligned_context
+from hfmagic.pipelines.image_io import to_uint8 as _to_uint8
 
 # torch.backends.mkldnn.flags() warns about Intel GPUs on every use.
 pytestmark = pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")
@@ -337,7 +337,7 @@ def test_only_feature_head_models_split():
 @pytest.mark.parametrize("kind", ["msrresnet", "edsr"])
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_two_stage_tiling_equals_the_whole_image(kind, scale, monkeypatch):
-    monkeypatch.setattr(pipelines, "_MIN_FEATURE_REGION", 4)  # several feature regions on a small image
+    monkeypatch.setattr(pipelines.tiling, "_MIN_FEATURE_REGION", 4)  # several feature regions on a small image
     pipe = SuperResolutionPipeline(tiny_sr(kind, scale), device="cpu")
     calls = {"forward": 0, "features": [], "head": []}
     pipe.model.register_forward_hook(lambda *args: calls.__setitem__("forward", calls["forward"] + 1))
@@ -358,7 +358,7 @@ def test_two_stage_tiling_equals_the_whole_image(kind, scale, monkeypatch):
     assert len(calls["features"]) == -(-23 // region) * -(-30 // region)
     assert max(s[-1] for s in calls["features"]) <= region + 2 * (feature_halo + head_halo)
     assert max(s[-1] for s in calls["head"]) <= 3 + 2 * head_halo
-    assert sum(s[0] for s in calls["head"]) == sum(len(pipelines._cores(y1 - y0, x1 - x0, 3)) for y0, y1, x0, x1 in pipelines._cores(23, 30, region))
+    assert sum(s[0] for s in calls["head"]) == sum(len(pipelines.tiling._cores(y1 - y0, x1 - x0, 3)) for y0, y1, x0, x1 in pipelines.tiling._cores(23, 30, region))
     # uint8 through the public call
     image = Image.fromarray(random_image(17, 14, seed=7))
     diff = np.abs(np.asarray(pipe(image, tile_size=4)).astype(int) - np.asarray(pipe(image)))
@@ -366,7 +366,7 @@ def test_two_stage_tiling_equals_the_whole_image(kind, scale, monkeypatch):
 
 
 def test_two_stage_tiling_is_sensitive_to_each_halo(monkeypatch):
-    monkeypatch.setattr(pipelines, "_MIN_FEATURE_REGION", 4)
+    monkeypatch.setattr(pipelines.tiling, "_MIN_FEATURE_REGION", 4)
     pipe = SuperResolutionPipeline(tiny_sr("msrresnet", 4), device="cpu")
     x = to_tensor(random_image(20, 20))
     whole = pipe.upscale_tensor(x)
@@ -756,20 +756,20 @@ _REAL_NATIVE_BF16 = pipelines.native_bf16  # captured at collection, before conf
 
 def test_auto_dtype_resolution(monkeypatch):
     cpu = torch.device("cpu")
-    monkeypatch.setattr(pipelines, "native_bf16", lambda device: True)
-    assert pipelines._resolve_dtype("auto", cpu) == torch.bfloat16
-    assert pipelines._resolve_dtype(None, cpu, default="auto") == torch.bfloat16
-    assert pipelines._resolve_dtype(None, cpu) == torch.float32  # DCGANPipeline's default stays float32
-    assert pipelines._resolve_dtype("auto", cpu, exact=True) == torch.float32  # exact mode: always float32
+    monkeypatch.setattr(pipelines.device, "native_bf16", lambda device: True)
+    assert pipelines.device.resolve_dtype("auto", cpu) == torch.bfloat16
+    assert pipelines.device.resolve_dtype(None, cpu, default="auto") == torch.bfloat16
+    assert pipelines.device.resolve_dtype(None, cpu) == torch.float32  # DCGANPipeline's default stays float32
+    assert pipelines.device.resolve_dtype("auto", cpu, exact=True) == torch.float32  # exact mode: always float32
     for explicit, expected in (("float32", torch.float32), ("float16", torch.float16), (torch.float32, torch.float32)):
-        assert pipelines._resolve_dtype(explicit, cpu) == expected  # an explicit dtype wins
-    monkeypatch.setattr(pipelines, "native_bf16", lambda device: False)
-    assert pipelines._resolve_dtype("auto", cpu) == torch.float32
-    assert pipelines._resolve_dtype("bfloat16", cpu) == torch.bfloat16
+        assert pipelines.device.resolve_dtype(explicit, cpu) == expected  # an explicit dtype wins
+    monkeypatch.setattr(pipelines.device, "native_bf16", lambda device: False)
+    assert pipelines.device.resolve_dtype("auto", cpu) == torch.float32
+    assert pipelines.device.resolve_dtype("bfloat16", cpu) == torch.bfloat16
     choices = r"\['auto', 'bfloat16', 'float16', 'float32'\]"
     for bad in ("fp16", "float64", "Auto"):
         with pytest.raises(ValueError, match=rf"Unknown dtype '{bad}'; choose one of {choices}"):
-            pipelines._resolve_dtype(bad, cpu)
+            pipelines.device.resolve_dtype(bad, cpu)
     with pytest.raises(ValueError, match=rf"torch.float64 is not supported; choose one of {choices}"):
         SuperResolutionPipeline(tiny_sr("edsr", 2), device="cpu", dtype=torch.float64)
 
@@ -782,9 +782,9 @@ def test_native_bf16_reads_the_cpu_and_the_device(monkeypatch):
     # without torch's checks: the kernel's CPU flags
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
     for flags, expected in (({"avx2", "avx512_bf16"}, True), ({"amx_bf16"}, True), ({"avx2", "avx512f"}, False), (set(), False)):
-        monkeypatch.setattr(pipelines, "_cpuinfo_flags", lambda f=flags: f)
+        monkeypatch.setattr(pipelines.device, "_cpuinfo_flags", lambda f=flags: f)
         assert _REAL_NATIVE_BF16(torch.device("cpu")) is expected
-    monkeypatch.setattr(pipelines, "_cpuinfo_flags", lambda: {"avx512_bf16"})
+    monkeypatch.setattr(pipelines.device, "_cpuinfo_flags", lambda: {"avx512_bf16"})
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
     assert _REAL_NATIVE_BF16("cpu") is False  # no oneDNN: bf16 convolutions would be slow
     assert _REAL_NATIVE_BF16("meta") is False
@@ -793,7 +793,7 @@ def test_native_bf16_reads_the_cpu_and_the_device(monkeypatch):
 
 
 def test_native_bf16_agrees_with_this_machines_cpu_flags():
-    flags = pipelines._cpuinfo_flags()
+    flags = pipelines.device._cpuinfo_flags()
     if not flags:
         pytest.skip("no /proc/cpuinfo here")
     has_amx_or_avx512_bf16 = bool(flags & {"avx512_bf16", "amx_bf16", "amx_tile"})
@@ -801,7 +801,7 @@ def test_native_bf16_agrees_with_this_machines_cpu_flags():
 
 
 def test_auto_logs_its_choice_once(monkeypatch, caplog, saved_sr):
-    monkeypatch.setattr(pipelines, "native_bf16", lambda device: True)
+    monkeypatch.setattr(pipelines.device, "native_bf16", lambda device: True)
     caplog.set_level("INFO", logger="hfmagic.pipelines")
 
     def auto_lines():
@@ -815,7 +815,7 @@ def test_auto_logs_its_choice_once(monkeypatch, caplog, saved_sr):
     assert len(auto_lines()) == 1
     SuperResolutionPipeline.from_pretrained(saved_sr, device="cpu", exact=True)
     assert auto_lines() == ["dtype='auto' -> float32 (exact mode computes in float32)."]
-    monkeypatch.setattr(pipelines, "native_bf16", lambda device: False)
+    monkeypatch.setattr(pipelines.device, "native_bf16", lambda device: False)
     SuperResolutionPipeline(tiny_sr("edsr", 2), device="cpu")
     assert auto_lines() == ["dtype='auto' -> float32 (no native bf16 on this cpu)."]
     SuperResolutionPipeline(tiny_sr("edsr", 2), device="cpu", dtype="bfloat16")
@@ -825,7 +825,7 @@ def test_auto_logs_its_choice_once(monkeypatch, caplog, saved_sr):
 def test_auto_runs_bf16_on_copies_and_16bit_images_in_float32(monkeypatch, saved_sr):
     import warnings
 
-    monkeypatch.setattr(pipelines, "native_bf16", lambda device: True)
+    monkeypatch.setattr(pipelines.device, "native_bf16", lambda device: True)
     model = tiny_sr("msrresnet", 2).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     auto = SuperResolutionPipeline(model, device="cpu")

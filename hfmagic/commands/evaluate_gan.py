@@ -107,10 +107,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data import build_gan_dataset
     from ..evaluation import evaluate_gan, gan_metrics_for_card
-    from ..pipelines import DCGANPipeline
+    from ..pipelines import GANPipeline
 
     try:
-        generator = DCGANPipeline.from_pretrained(args.model, device=args.device).model
+        generator = GANPipeline.from_pretrained(args.model, device=args.device).model
     except (OSError, ValueError, TypeError) as err:
         return error(f"cannot load --model {args.model}: {err}")
     config = generator.config

@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pipelines import DCGANPipeline, make_grid
+    from ..pipelines import GANPipeline, make_grid
 
     def error(message: str) -> int:
         print(f"hfmagic sample: error: {message}", file=sys.stderr)
@@ -40,14 +40,14 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         return error(f"--output {output} exists and is not a folder")
-    from ..pipelines import _resolve_device
+    from ..pipelines import resolve_device
 
     try:
-        _resolve_device(args.device)
+        resolve_device(args.device)
     except ValueError as err:
         return error(f"--device: {err}")
     try:
-        pipeline = DCGANPipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype)
+        pipeline = GANPipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype)
     except (OSError, ValueError, TypeError) as err:
         return error(f"cannot load --model {args.model}: {err}")
     images = pipeline(num_images=args.num_images, seed=args.seed, batch_size=args.batch_size, progress=True)

@@ -104,10 +104,10 @@ def run(args: argparse.Namespace) -> int:
     if output.exists() and not output.is_dir():
         error(f"--output {output} exists and is not a folder")
         return 1
-    from ..pipelines import _resolve_device
+    from ..pipelines import resolve_device
 
     try:
-        _resolve_device(args.device)
+        resolve_device(args.device)
     except ValueError as err:
         error(f"--device: {err}")
         return 1

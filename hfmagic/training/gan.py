@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from ..pipelines.gan import make_grid
 from .checkpointing import (
     CheckpointableGenerator,
     TrainingDivergedError,
@@ -315,19 +316,8 @@ class GAN:
         return all(torch.isfinite(p).all() for m in modules for p in m.parameters())
 
 
-def image_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> Image.Image:
-    """Images (N, C, H, W) in [-1, 1] -> one PIL grid image, ``nrow`` images per row (default
-    ~sqrt(N)), black padding between them."""
-    n, c, h, w = images.shape
-    nrow = nrow or math.ceil(math.sqrt(n))
-    rows = math.ceil(n / nrow)
-    pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    grid = torch.zeros(c, rows * (h + padding) + padding, nrow * (w + padding) + padding, dtype=torch.uint8)
-    for i in range(n):
-        top, left = padding + (i // nrow) * (h + padding), padding + (i % nrow) * (w + padding)
-        grid[:, top : top + h, left : left + w] = pixels[i]
-    array = grid.permute(1, 2, 0).numpy()
-    return Image.fromarray(array[..., 0] if c == 1 else array, mode="L" if c == 1 else "RGB")
+# The sample grid of a batch of generator outputs (N, C, H, W) in [-1, 1]: the pipelines' make_grid.
+image_grid = make_grid
 
 
 def _log_grid(accelerator, grid: Image.Image, step: int) -> None:
