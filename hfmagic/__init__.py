@@ -35,7 +35,7 @@ _LAZY = {
     "SuperResolutionPipeline": "hfmagic.pipelines",
     **dict.fromkeys(["psnr", "ssim", "ms_ssim", "swd", "fid", "SlicedWassersteinDistance"], "hfmagic.metrics"),
     **dict.fromkeys(["evaluate_sr", "evaluate_gan"], "hfmagic.evaluation"),
-    "DCGANPipeline": "hfmagic.pipelines",
+    **dict.fromkeys(["DCGANPipeline", "GANPipeline"], "hfmagic.pipelines"),
     **dict.fromkeys(["SRTrainingArguments", "SRTrainingResult", "train_sr", "CosineRestartLR"], "hfmagic.training"),
     **dict.fromkeys(["GAN", "train_gan"], "hfmagic.training"),
     **dict.fromkeys(["build_gan_dataset", "collate_gan_batch"], "hfmagic.data"),
