@@ -513,6 +513,9 @@ class TinyShuffle(SuperResolutionPreTrainedModel):
     def reconstruct(self, pixel_values):
         return F.pixel_shuffle(self.tail(F.relu(self.head(pixel_values))), self.config.upscale_factor)
 
+    def receptive_field(self):
+        return 2  # two 3x3 convolutions at LR resolution
+
 
 class TinyShuffleConversion(SRConversionSpec):
     arch = "tiny-shuffle-convert-test"
@@ -540,10 +543,11 @@ register_model(TinyShuffleConfig, TinyShuffle, conversion=TinyShuffleConversion(
 '''
 
 
-def test_a_registered_architecture_outside_hfmagic_converts(tmp_path):
-    """A user's architecture with its own conversion spec, in a file outside hfmagic: `hfmagic
-    --import FILE convert` recognises its MMagic- and BasicSR-style checkpoints without --arch,
-    reads the scale from the shapes and writes a folder with a card, in a fresh process."""
+def test_a_registered_architecture_outside_hfmagic_converts_tiles_and_trains(tmp_path):
+    """A user's architecture (config, model, conversion spec, receptive field) in a file outside
+    hfmagic: `hfmagic --import FILE convert` recognises its MMagic- and BasicSR-style checkpoints
+    without --arch, reads the scale from the shapes and writes a folder with a card, in a fresh
+    process; the pipeline tiles it exactly; train_sr trains it and writes its card."""
     import subprocess
     import sys
 
@@ -572,6 +576,26 @@ def test_a_registered_architecture_outside_hfmagic_converts(tmp_path):
     # --arch checks; a wrong --scale is named from the shapes by the spec's evidence
     with pytest.raises(ValueError, match=r"--scale 2 does not match the weights: generator.tail.weight has 27 = 3\*3\^2"):
         convert_checkpoint(tmp_path / "mm.pth", scale=2)
+
+    # the pipeline tiles it exactly with the receptive field the class declares (checked by the NaN probe)
+    from hfmagic import SuperResolutionPipeline
+    from hfmagic.pipelines import probe_receptive_field
+
+    assert probe_receptive_field(model) == model.receptive_field() == 2
+    pipe = SuperResolutionPipeline.from_pretrained(tmp_path / "mm", device="cpu", exact=True)
+    image = torch.rand(1, 3, 13, 11)
+    assert torch.equal(pipe.upscale_tensor(image, tile_size=4), pipe.upscale_tensor(image))
+    # train_sr trains it and saves a final model with its card
+    from hfmagic.training import SRTrainingArguments, train_sr
+
+    data = [{"pixel_values": torch.rand(3, 6, 6), "labels": torch.rand(3, 18, 18)} for _ in range(8)]
+    args = SRTrainingArguments(output_dir=str(tmp_path / "run"), train_batch_size=4, max_train_steps=3,
+                               validation_steps=0, checkpointing_steps=0, learning_rate=1e-2)
+    train_sr(ext.TinyShuffle.from_pretrained(tmp_path / "mm"), data, args)
+    trained = ext.TinyShuffle.from_pretrained(tmp_path / "run" / "final")
+    assert not torch.equal(trained.tail.weight, loaded.tail.weight)  # it learned
+    card = (tmp_path / "run" / "final" / "README.md").read_text()
+    assert "pipeline_tag: image-to-image" in card and "`TinyShuffle`" in card and "MMagic's `TinyShuffleNet`" in card
 
 
 @pytest.mark.parametrize("arch", [arch for arch in HFMAGIC_MODELS if arch in conversion_specs()])
