@@ -498,12 +498,16 @@ def test_push_to_hub_uploads_the_final_model_only(image_dir, tmp_path, hub_serve
     assert hub_server.read_file(hub_repo_id, "model.safetensors") == (out / "final" / "model.safetensors").read_bytes()
 
 
-def test_embedded_photos_train_offline_with_defaults(tmp_path, capsys):
+def test_embedded_photos_train_offline_with_defaults(tmp_path, capsys, caplog):
     """No dataset flag: the embedded photos train, the embedded photo validates (x4, real images)."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="train_sr")
     out = tmp_path / "run"
     argv = ["--model", "srcnn", "--model_config_overrides", '{"channels": [3, 8, 4, 3]}', "--gt_patch_size", "32",
             "--train_batch_size", "2", "--max_train_steps", "2", "--report_to", "none", "--output_dir", str(out)]
     result = script.main(script.parse_args(argv))
+    assert "--max_train_steps 2 is shorter than one cosine cycle of the recipe (250000 steps)" in caplog.text
     progress = capsys.readouterr().err  # tqdm's bar: steps, loss, learning rate and throughput
     assert "2/2" in progress and "loss=" in progress and "samples_s=" in progress
     metrics = result.final_metrics["hfmagic-embedded-validation"]
@@ -573,6 +577,42 @@ def test_recipe_patch_sizes_and_schedule_defaults(image_dir, tmp_path):
         expected.append(expected_schedule.get_last_lr()[0])
     assert seen == pytest.approx(expected, rel=1e-9)
     assert seen[1] == pytest.approx(1e-3) and seen[3] == pytest.approx(1e-3)  # restarts at steps 2 and 4
+
+
+def test_short_runs_get_one_cosine_cycle_unless_the_schedule_is_given():
+    """MMagic's 4 cosine restarts (4 x 250k of 1M) scale with --max_train_steps from one recipe cycle up;
+    a shorter run gets one cycle over the run (no restarts), and says so; explicit flags are used as given."""
+
+    def schedule(*flags):
+        args = script.parse_args(list(flags))
+        recipe, scale = script.load_recipe(args)
+        training_args = script.training_arguments(args, recipe, scale)
+        note = script.learning_rate_schedule(args, recipe, training_args.max_train_steps)[2]
+        return training_args.lr_scheduler, training_args.lr_periods, note
+
+    assert schedule() == ("cosine_restart", None, None)  # the recipe: 1M steps, 4 x 250k (train_sr's default periods)
+    assert schedule("--max_train_steps", "250000") == ("cosine_restart", None, None)  # one recipe cycle: 4 x 62.5k
+    name, periods, note = schedule("--max_train_steps", "150")
+    assert (name, periods) == ("cosine_restart", [150])
+    assert "one cosine cycle over the run" in note and "--lr_scheduler cosine_restart" in note
+    assert schedule("--model", "srcnn", "--max_train_steps", "249999")[:2] == ("cosine_restart", [249_999])
+    # explicit flags win: the recipe's 4 scaled cycles, the user's periods or weights, another schedule
+    assert schedule("--max_train_steps", "150", "--lr_scheduler", "cosine_restart") == ("cosine_restart", None, None)
+    assert schedule("--max_train_steps", "150", "--lr_periods", "50", "100") == ("cosine_restart", [50, 100], None)
+    assert schedule("--max_train_steps", "150", "--lr_restart_weights", "1", "0.5", "0.5", "0.5") == ("cosine_restart", None, None)
+    assert schedule("--max_train_steps", "150", "--lr_scheduler", "constant") == ("constant", None, None)
+    assert schedule("--model", "edsr", "--max_train_steps", "300")[::2] == ("multistep", None)  # EDSR: no restarts to drop
+    # the one cycle is what train_sr builds from lr_periods: peak at the start, eta_min at the end, no restart
+    from hfmagic.training.schedulers import get_sr_scheduler
+
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=2e-4)
+    one_cycle = get_sr_scheduler("cosine_restart", optimizer, num_training_steps=150, periods=[150], eta_min=1e-7)
+    rates = []
+    for _ in range(150):
+        rates.append(one_cycle.get_last_lr()[0])
+        optimizer.step()
+        one_cycle.step()
+    assert rates[0] == pytest.approx(2e-4) and rates[-1] < 1e-6 and all(a >= b for a, b in zip(rates, rates[1:]))
 
 
 @pytest.mark.parametrize(
