@@ -8,7 +8,7 @@ With a dataset the defaults are MMagic's DCGAN recipe: the full-size DCGAN, 64x6
 Adam 2e-4 with betas (0.5, 0.999) for both networks, BCE-with-logits losses, one discriminator step
 per generator step. The loop is ``hfmagic.training.train_gan`` (MMagic's BaseGAN schedule; see its
 docstring). Without ``--dataset_name``/``--train_data_dir`` it is an offline smoke run (``SMOKE_RUN``):
-a small DCGAN for 300 iterations at batch 16 on crops of the photographs embedded in hfmagic, about a
+a small DCGAN for 300 iterations at batch 16 on crops of the photographs embedded in hfmagic, under a
 minute on 2 CPU cores, which leaves ``final/`` (generator, card, samples) but not a useful model;
 flags given explicitly still win.
 
@@ -48,7 +48,7 @@ RECIPE = {
 }
 # Without a dataset: the embedded photos (750 crops) cannot train a useful GAN, so the run only checks
 # the whole pipeline, quickly: the full recipe would take ~17 s per iteration on 2 CPU cores (hours);
-# this takes ~0.05-0.1 s per iteration (a minute or so), and still leaves a resumable checkpoint,
+# this takes ~0.03-0.1 s per iteration (under a minute in all), and still leaves a resumable checkpoint,
 # three sample grids, final/ and its card.
 SMOKE_RUN = {
     "train_batch_size": 16,
