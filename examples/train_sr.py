@@ -322,7 +322,7 @@ def main(args: argparse.Namespace):
         if result.final_metrics:
             logger.info("Final validation: %s", result.final_metrics)
         if result.samples_per_second:
-            logger.info("Throughput: %.1f samples/s", result.samples_per_second)
+            logger.info("Throughput: %.2f samples/s", result.samples_per_second)
     return result
 
 
