@@ -231,7 +231,7 @@ def test_resume_with_another_learning_rate_uses_it(image_dir, tmp_path, caplog):
     resumed, fresh = [], []
     with caplog.at_level("WARNING", logger="hfmagic.training.sr"):
         _library_run(image_dir, tmp_path / "run", 6, callbacks=[record(resumed)], resume="latest", learning_rate=1e-4)
-    assert "learning_rate 0.0001 replaces the checkpoint's 0.001 from step 3" in caplog.text
+    assert "model learning rate 0.0001 replaces the checkpoint's 0.001 from step 3 (same schedule, new peak)" in caplog.text
     _library_run(image_dir, tmp_path / "fresh", 6, callbacks=[record(fresh)], learning_rate=1e-4)
     assert [step for step, _ in resumed] == [4, 5, 6]
     assert [step for step, _ in fresh[3:]] == [4, 5, 6]

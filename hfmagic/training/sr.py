@@ -45,15 +45,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from .checkpointing import (
     check_finite,
     read_checkpoint_state,
-    recover_folder,
     resolve_resume_checkpoint,
     save_checkpoint,
     update_checkpoint_state,
-    write_folder_atomically,
 )
 from .cpu_threads import configure_cpu_threads
 from .ema import ExponentialMovingAverage
-from .schedulers import get_sr_scheduler, set_base_learning_rate
+from .run import BEST_DIR, FINAL_DIR, create_hub_repo, push_final, read_best, restore_learning_rates, save_best, save_final, start_run
+from .schedulers import get_sr_scheduler
 
 __all__ = [
     "SRTrainingArguments",
@@ -68,8 +67,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-FINAL_DIR = "final"
-BEST_DIR = "best"
 
 
 @dataclass
@@ -374,6 +371,16 @@ def _score(results: dict[str, dict[str, float]]) -> float:
 # --------------------------------------------------------------------------- the loop
 
 
+@dataclass
+class _SRRunState:
+    """What the loop carries from step to step besides the models: the step, the best validation
+    score so far and the last checkpoint (named when training diverges)."""
+
+    step: int = 0
+    best_score: float = -math.inf
+    last_checkpoint: str | None = None
+
+
 def create_accelerator(args: SRTrainingArguments):
     """The ``accelerate.Accelerator`` :func:`train_sr` uses (build it first to load data under
     ``accelerator.main_process_first()``, then pass it to ``train_sr``)."""
@@ -479,23 +486,12 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
     """The body of :func:`train_sr`, in diffusers' order."""
     from accelerate.utils import set_seed
 
-    output_dir = Path(args.output_dir)
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "training_args.json").write_text(json.dumps(args.to_json_dict(), indent=2))
-        for name in (BEST_DIR, FINAL_DIR):  # a kill while one of them was being replaced
-            recover_folder(output_dir / name)
+    output_dir = start_run(accelerator, args.output_dir, args.to_json_dict())
     set_seed(args.seed)
     scale = int(model.config.upscale_factor)
     repo_id = args.hub_model_id or output_dir.resolve().name
-    if args.push_to_hub and accelerator.is_main_process:
-        # Created now, as diffusers does, so that a bad token or repo id fails before hours of training
-        from huggingface_hub import HfApi
-
-        from ..hub import explain_network_errors
-
-        with explain_network_errors(f"create the Hub repo {repo_id!r}", "Check the network or HF_ENDPOINT, or drop --push_to_hub."):
-            repo_id = HfApi(token=args.hub_token).create_repo(repo_id, exist_ok=True, private=args.hub_private).repo_id
+    if args.push_to_hub:
+        repo_id = create_hub_repo(accelerator, repo_id, args.hub_token, args.hub_private)
     crop_border = scale if args.crop_border is None else args.crop_border
     if eval_sets:
         _check_eval_sets(eval_sets, scale, crop_border)
@@ -545,26 +541,22 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
         accelerator.init_trackers(args.tracker_project_name, config=config)
 
     # Resume
-    global_step, best_score, last_checkpoint = 0, -math.inf, None
+    run = _SRRunState()
     resume_path = resolve_resume_checkpoint(args.resume_from_checkpoint, output_dir)
     if args.resume_from_checkpoint and resume_path is None:
         logger.info("No checkpoint in %s yet: starting a fresh run.", output_dir)
     if resume_path is not None:
         accelerator.load_state(str(resume_path))
         state = read_checkpoint_state(resume_path)
-        global_step = int(state["step"])
-        best_score = float(state["best_score"]) if state.get("best_score") is not None else -math.inf
-        last_checkpoint = str(resume_path)
-        logger.info("Resumed from %s at step %d.", resume_path, global_step)
-        saved_lr = lr_scheduler.base_lrs[0]
-        if not math.isclose(saved_lr, args.learning_rate, rel_tol=1e-9):
-            # the checkpoint restores its own rate; the one asked for now wins (a diverged run is
-            # resumed with a lower one), at the same position of the schedule
-            set_base_learning_rate(lr_scheduler, args.learning_rate)
-            logger.warning(
-                "learning_rate %g replaces the checkpoint's %g from step %d on (same schedule, new peak).",
-                args.learning_rate, saved_lr, global_step,
-            )
+        run.step = int(state["step"])
+        run.best_score = float(state["best_score"]) if state.get("best_score") is not None else -math.inf
+        run.last_checkpoint = str(resume_path)
+        logger.info("Resumed from %s at step %d.", resume_path, run.step)
+        restore_learning_rates(
+            {"model": optimizer}, {"model": [args.learning_rate]}, run.step, schedulers={"model": lr_scheduler},
+            main_process=accelerator.is_main_process,
+        )
+    global_step = run.step
 
     accumulation = args.gradient_accumulation_steps
     world = accelerator.num_processes
@@ -599,20 +591,15 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
         return ema.module if ema is not None else accelerator.unwrap_model(model)
 
     def validate(step: int) -> dict | None:
-        nonlocal best_score
+        """Validate (main process) and keep a new best in best/; ``run.best_score`` follows."""
         metrics = None
         if eval_sets and accelerator.is_main_process:
             metrics = evaluate_model(eval_model(), eval_sets, crop_border=crop_border, y_channel=args.y_channel)
             accelerator.log({f"val/{name}/{key}": value for name, values in metrics.items() for key, value in values.items() if key != "num_images"}, step=step)
             logger.info("Validation at step %d: %s", step, metrics)
-            if _score(metrics) > best_score:
-                best_score = _score(metrics)
-
-                def write_best(folder: Path) -> None:
-                    _save_model(eval_model(), folder, args, metrics, step, crop_border)
-                    (folder / "best_step.json").write_text(json.dumps({"step": step, "metrics": metrics}, indent=2))
-
-                write_folder_atomically(output_dir / BEST_DIR, write_best)  # a kill never loses the old best
+            if _score(metrics) > run.best_score:
+                run.best_score = _score(metrics)
+                save_best(output_dir, lambda folder: _save_model(eval_model(), folder, args, metrics, step, crop_border), {"step": step, "metrics": metrics})
         accelerator.wait_for_everyone()
         return metrics
 
@@ -632,7 +619,7 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
                 loss = model(pixel_values=pixel_values, labels=labels).loss
                 # One collective per micro-batch: every rank sees the same mean (and the same NaN)
                 mean_loss = accelerator.reduce(loss.detach().float(), reduction="mean")
-                check_finite({"loss": mean_loss}, step=global_step + 1, last_checkpoint=last_checkpoint)
+                check_finite({"loss": mean_loss}, step=global_step + 1, last_checkpoint=run.last_checkpoint)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm is not None:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
@@ -669,18 +656,18 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
             # checkpoint first: a validation that fails must not cost the steps since the last one
             checkpoint_now = args.checkpointing_steps and global_step % args.checkpointing_steps == 0
             if checkpoint_now:
-                last_checkpoint = str(
+                run.last_checkpoint = str(
                     save_checkpoint(
                         accelerator, output_dir, global_step, total_limit=args.checkpoints_total_limit,
-                        extra_state={"best_score": best_score if math.isfinite(best_score) else None},
+                        extra_state={"best_score": run.best_score if math.isfinite(run.best_score) else None},
                         model=accelerator.unwrap_model(model),
                     )
                 )
             if args.validation_steps and global_step % args.validation_steps == 0:
-                previous_best = best_score
+                previous_best = run.best_score
                 final_metrics, last_validated = validate(global_step), global_step
-                if checkpoint_now and best_score != previous_best and accelerator.is_main_process:
-                    update_checkpoint_state(last_checkpoint, best_score=best_score)  # resume knows this best
+                if checkpoint_now and run.best_score != previous_best and accelerator.is_main_process:
+                    update_checkpoint_state(run.last_checkpoint, best_score=run.best_score)  # resume knows this best
             for callback in callbacks:
                 callback(global_step, logs)
             paused += time.perf_counter() - pause_start
@@ -690,30 +677,22 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
 
         # Final validation (unless it just ran) and the final model
         if last_validated != global_step:
-            previous_best = best_score
+            previous_best = run.best_score
             final_metrics = validate(global_step)
-            at_last_step = last_checkpoint is not None and Path(last_checkpoint).name == f"checkpoint-{global_step}"
-            if at_last_step and best_score != previous_best and accelerator.is_main_process:
-                update_checkpoint_state(last_checkpoint, best_score=best_score)  # a longer resumed run knows it
+            at_last_step = run.last_checkpoint is not None and Path(run.last_checkpoint).name == f"checkpoint-{global_step}"
+            if at_last_step and run.best_score != previous_best and accelerator.is_main_process:
+                update_checkpoint_state(run.last_checkpoint, best_score=run.best_score)  # a longer resumed run knows it
         result = SRTrainingResult(global_step=global_step, final_dir=output_dir / FINAL_DIR, samples_per_second=samples_per_second)
         if accelerator.is_main_process:
-            write_folder_atomically(
-                result.final_dir, lambda folder: _save_model(eval_model(), folder, args, final_metrics, global_step, crop_border)
-            )
+            save_final(output_dir, lambda folder: _save_model(eval_model(), folder, args, final_metrics, global_step, crop_border))
             result.final_metrics = final_metrics
-            if (output_dir / BEST_DIR).is_dir():
-                result.best_dir = output_dir / BEST_DIR
-                result.best_metrics = json.loads((output_dir / BEST_DIR / "best_step.json").read_text())["metrics"]
+            best = read_best(output_dir)
+            if best is not None:
+                result.best_dir, result.best_metrics = output_dir / BEST_DIR, best["metrics"]
             if args.push_to_hub:
-                from ..hub import explain_network_errors, push_folder_to_hub
-
-                later = f"The model is saved in {result.final_dir}; upload it later with hfmagic.hub.push_folder_to_hub({str(result.final_dir)!r}, {repo_id!r})."
-                with explain_network_errors(f"push {result.final_dir} to {repo_id!r}", later):
-                    result.hub_url = push_folder_to_hub(
-                        result.final_dir, repo_id, private=args.hub_private, token=args.hub_token,
-                        commit_message=f"hfmagic train_sr: step {global_step}",
-                    )
-                logger.info("Pushed %s to %s", result.final_dir, result.hub_url)
+                result.hub_url = push_final(
+                    result.final_dir, repo_id, args.hub_token, args.hub_private, f"hfmagic train_sr: step {global_step}"
+                )
         accelerator.wait_for_everyone()
         return result
     finally:

@@ -1,0 +1,148 @@
+"""Run management shared by the SR and GAN loops: the output folder, the Hub repo created before
+training, ``best/`` and ``final/`` written atomically, learning rates asked for on resume, and the
+final push. The loops call these in the same order (diffusers' ``train_unconditional.py`` order):
+``start_run`` -> ``create_hub_repo`` -> ... ``restore_learning_rates`` after ``load_state`` ...
+``save_best`` during the loop -> ``save_final`` -> ``push_final``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+
+from .checkpointing import recover_folder, write_folder_atomically
+from .schedulers import set_base_learning_rate
+
+__all__ = [
+    "BEST_DIR",
+    "FINAL_DIR",
+    "create_hub_repo",
+    "push_final",
+    "read_best",
+    "restore_learning_rates",
+    "save_best",
+    "save_final",
+    "start_run",
+]
+
+logger = logging.getLogger(__name__)
+
+BEST_DIR, FINAL_DIR = "best", "final"
+BEST_SUMMARY = "best_step.json"
+
+
+def start_run(accelerator, output_dir: str | os.PathLike, training_args: Mapping | None = None) -> Path:
+    """Create ``output_dir`` (main process), write ``training_args.json`` when given, and finish a
+    swap of ``best/`` or ``final/`` that a kill interrupted. Returns the folder as a ``Path``."""
+    output_dir = Path(output_dir)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if training_args is not None:
+            (output_dir / "training_args.json").write_text(json.dumps(dict(training_args), indent=2))
+        for name in (BEST_DIR, FINAL_DIR):  # a kill while one of them was being replaced
+            recover_folder(output_dir / name)
+    return output_dir
+
+
+def create_hub_repo(accelerator, repo_id: str, token: str | None = None, private: bool | None = None) -> str:
+    """Create the Hub repo now (main process), as diffusers does, so that a bad token, repo id or
+    network fails before hours of training; returns the full repo id (``user/name``)."""
+    if not accelerator.is_main_process:
+        return repo_id
+    from huggingface_hub import HfApi
+
+    from ..hub import explain_network_errors
+
+    with explain_network_errors(f"create the Hub repo {repo_id!r}", "Check the network or HF_ENDPOINT, or drop --push_to_hub."):
+        return HfApi(token=token).create_repo(repo_id, exist_ok=True, private=private).repo_id
+
+
+def save_best(output_dir: Path, write_model: Callable[[Path], None], summary: Mapping) -> Path:
+    """Replace ``output_dir/best`` atomically (a kill never loses the old best) with what
+    ``write_model(folder)`` saves plus ``best_step.json`` holding ``summary`` (its ``step`` and scores)."""
+
+    def write(folder: Path) -> None:
+        write_model(folder)
+        (folder / BEST_SUMMARY).write_text(json.dumps(dict(summary), indent=2))
+
+    return write_folder_atomically(output_dir / BEST_DIR, write)
+
+
+def read_best(output_dir: Path) -> dict | None:
+    """``best/best_step.json`` of a run, or None when it has no best yet."""
+    path = Path(output_dir) / BEST_DIR / BEST_SUMMARY
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def save_final(output_dir: Path, write_model: Callable[[Path], None]) -> Path:
+    """Replace ``output_dir/final`` atomically with what ``write_model(folder)`` saves."""
+    return write_folder_atomically(Path(output_dir) / FINAL_DIR, write_model)
+
+
+def push_final(final_dir: Path, repo_id: str, token: str | None, private: bool | None, commit_message: str) -> str:
+    """Upload ``final_dir`` to ``repo_id``; a network error says how to upload it later."""
+    from ..hub import explain_network_errors, push_folder_to_hub
+
+    later = f"The model is saved in {final_dir}; upload it later with hfmagic.hub.push_folder_to_hub({str(final_dir)!r}, {repo_id!r})."
+    with explain_network_errors(f"push {final_dir} to {repo_id!r}", later):
+        url = push_folder_to_hub(final_dir, repo_id, private=private, token=token, commit_message=commit_message)
+    logger.info("Pushed %s to %s", final_dir, url)
+    return url
+
+
+def _rates(rates: list[float]) -> str:
+    return f"{rates[0]:g}" if len(rates) == 1 else str(rates)
+
+
+def restore_learning_rates(
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    requested: Mapping[str, list[float]],
+    step: int,
+    schedulers: Mapping[str, object] | None = None,
+    foreign_schedulers: bool = False,
+    main_process: bool = True,
+) -> None:
+    """After ``accelerator.load_state``: the learning rates asked for now win over the checkpoint's
+    (a diverged run is resumed with lower ones); Adam's moments and the step stay the checkpoint's.
+
+    Args:
+        optimizers: the run's optimizers by name.
+        requested: each optimizer's per-group rates as built for this run (read before loading).
+        step: the step resumed at (for the log line).
+        schedulers: the run's own LR schedulers by optimizer name: the new rate becomes the
+            schedule's peak at the same position (``set_base_learning_rate``).
+        foreign_schedulers: schedulers the loop does not know were registered with accelerate;
+            they own the rates, which are then left to them (with a warning).
+        main_process: log (on one process only).
+    """
+    schedulers = schedulers or {}
+    for name, optimizer in optimizers.items():
+        scheduler = schedulers.get(name)
+        saved = list(scheduler.base_lrs) if scheduler is not None else [g.get("initial_lr", g["lr"]) for g in optimizer.param_groups]
+        wanted = list(requested[name])
+        if all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(saved, wanted)):
+            continue
+        what = f"{name} learning rate {_rates(wanted)}"
+        if foreign_schedulers and scheduler is None:
+            if main_process:
+                logger.warning(
+                    "%s differs from the checkpoint's %s, but an LR scheduler is registered and keeps the checkpoint's "
+                    "rates.", what, _rates(saved),
+                )
+            continue
+        if scheduler is not None:
+            set_base_learning_rate(scheduler, wanted[0])
+        else:
+            for group, lr in zip(optimizer.param_groups, wanted):
+                group["lr"] = lr
+        if main_process:
+            logger.warning(
+                "%s replaces the checkpoint's %s from step %d%s.", what, _rates(saved), step,
+                " (same schedule, new peak)" if scheduler is not None else "",
+            )
