@@ -5,7 +5,7 @@ pipeline's pairs/s.
   callback that, after every hfmagic step, runs one step of a bare loop (a plain ``nn.Module`` copy
   with the same weights, its own Adam, batches from memory). The hfmagic step time is the interval
   between callbacks minus the bare step run inside it, so the two alternate step by step.
-- ``gan``: DCGAN 64x64, batch 128, Adam (0.5, 0.999). ``train_gan`` with a ``GAN`` whose
+- ``gan``: DCGAN 64x64, batch 128, Adam (0.5, 0.999). ``train_gan_loop`` with a ``GAN`` whose
   ``train_step`` also runs one bare step (copies of G and D, same losses and schedule) right after it.
 - ``data``: pairs/s of ``build_sr_dataset`` in one process (= per DataLoader worker) from whole
   2040x1356 PNGs vs prepared 480x480 sub-image PNGs (synthetic textured images), timed interleaved;
@@ -193,7 +193,7 @@ def bench_gan(args, device: torch.device) -> dict:
     from accelerate.utils import DataLoaderConfiguration
 
     from hfmagic import DCGANConfig, DCGANDiscriminator, DCGANGenerator
-    from hfmagic.training.gan import GAN, train_gan
+    from hfmagic.training.gan import GAN, train_gan_loop
 
     batch = 8 if args.quick else 128
     overrides = (
@@ -275,7 +275,7 @@ def bench_gan(args, device: torch.device) -> dict:
         torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999)),
     )
     with tempfile.TemporaryDirectory() as out:
-        train_gan(gan, loader, max_train_steps=steps, output_dir=out, show_progress=False)
+        train_gan_loop(gan, loader, max_train_steps=steps, output_dir=out, show_progress=False)
     accelerator.end_training()
     hf_times = [b - a - bare for a, b, bare in zip(entries[1:-1], entries[2:], bare_times[1:-1])]
     hf = statistics.median(hf_times)
@@ -512,7 +512,7 @@ def main(argv=None) -> dict:
             f"bare in channels_last {r['channels_last_speedup']:.2f}x faster"
         )
     if "gan" in args.parts:
-        log("GAN: train_gan vs bare loop ...")
+        log("GAN: train_gan_loop vs bare loop ...")
         r = report["gan"] = bench_gan(args, device)
         save_partial(args, report)
         table.append(

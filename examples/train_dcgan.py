@@ -190,9 +190,16 @@ def resolve_defaults(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
-def _or(value, default):
-    """``value`` unless it is None (0 is a value, not "unset")."""
-    return default if value is None else value
+# Flags that are GANTrainingArguments fields of the same name and meaning.
+_RUN_FLAGS = (
+    "output_dir", "max_train_steps", "train_batch_size", "learning_rate", "adam_beta1", "adam_beta2", "seed",
+    "mixed_precision", "dataloader_num_workers", "checkpoints_total_limit", "resume_from_checkpoint",
+    "num_sample_images", "evaluation_images", "logging_dir", "push_to_hub", "hub_model_id", "hub_token", "num_threads",
+)
+SMOKE_RUN_CARD = (
+    "This is the output of the script's offline smoke run (no dataset given): it checks the training "
+    "pipeline end to end and is not a useful model."
+)
 
 
 def ema_momentum(args: argparse.Namespace) -> float | None:
@@ -225,220 +232,75 @@ def build_dataset(args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> Path:
-    from accelerate import Accelerator
-    from datetime import timedelta
-
-    from accelerate.utils import (
-        DataLoaderConfiguration,
-        DistributedDataParallelKwargs,
-        InitProcessGroupKwargs,
-        ProjectConfiguration,
-    )
-
-    from hfmagic.training import release_accelerator
-
-    # Accelerator: a seedable sampler makes the data order a function of (seed, epoch), so resume
-    # replays it; DDP without buffer broadcasts keeps per-rank BatchNorm statistics (MMagic's default).
-    output_dir = Path(args.output_dir)
-    accelerator = Accelerator(
-        mixed_precision=args.mixed_precision,
-        log_with=None if args.report_to == "none" else args.report_to,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / args.logging_dir)),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
-        kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)]
-        # the evaluation runs on the main process while the others wait: give it longer than the
-        # default collective timeout (minutes for 16384 images)
-        + ([InitProcessGroupKwargs(timeout=timedelta(hours=2))] if args.evaluation_images else []),
-    )
-    try:
-        return _train(args, accelerator)
-    finally:
-        # end the trackers and forget accelerate's process-wide state, also after an error, so that a later
-        # run in the same process (a notebook, a test) may use another --mixed_precision
-        release_accelerator(accelerator)
-
-
-def _train(args: argparse.Namespace, accelerator) -> Path:
-    """The body of :func:`main`: data, model, loop, final model, card and Hub push."""
+    """Build the DCGAN and its GAN schedule from the flags and train it with ``hfmagic.training.train_gan``."""
     import torch
     from accelerate.utils import set_seed
 
     from hfmagic import DCGANConfig, DCGANDiscriminator, DCGANGenerator
-    from hfmagic.data.gan_dataset import collate_gan_batch
-    from hfmagic.training import write_folder_atomically
-    from hfmagic.training.gan import GAN, image_grid, train_gan
+    from hfmagic.training import GAN, GANTrainingArguments, create_gan_accelerator, release_accelerator, train_gan
 
-    output_dir = Path(args.output_dir)
-
-    # logging
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
-    if not accelerator.is_main_process:
-        logger.setLevel(logging.WARNING)
-    logger.info(accelerator.state)
-    set_seed(args.seed)
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        if args.push_to_hub:  # now, so that a bad token, repo id or network fails before the training
-            from huggingface_hub import HfApi
-
-            from hfmagic.hub import explain_network_errors
-
-            with explain_network_errors(f"create the Hub repo {args.hub_model_id!r}", "Check the network or HF_ENDPOINT, or drop --push_to_hub."):
-                api = HfApi(token=args.hub_token)
-                args.hub_model_id = api.create_repo(args.hub_model_id, exist_ok=True, private=args.hub_private or None).repo_id
-
-    # model
-    config = DCGANConfig(image_size=args.resolution, num_channels=args.num_channels, **(args.model_config_overrides or {}))
-    generator, discriminator = DCGANGenerator(config), DCGANDiscriminator(config)
-    if args.smoke_run:
-        logger.info(
-            f"Smoke run: no --dataset_name/--train_data_dir, so this trains a DCGAN with base channels "
-            f"{config.generator_base_channels} (G) / {config.discriminator_base_channels} (D) for {args.max_train_steps} "
-            f"iterations at batch {args.train_batch_size} on crops of the photos embedded in hfmagic, to check the "
-            f"pipeline offline: it saves {output_dir / 'final'} (generator, card, samples.png) but is not a useful model. "
-            f"MMagic's recipe (full-size DCGAN, batch 128, Adam 2e-4 betas (0.5, 0.999)) is the default with a dataset: "
-            f"accelerate launch examples/train_dcgan.py --dataset_name pcuenq/lsun-bedrooms --max_train_steps 100000 --use_ema"
-        )
-    if args.sync_batchnorm:
-        if accelerator.device.type == "cpu" and accelerator.num_processes > 1:
-            raise ValueError("--sync_batchnorm needs GPUs (torch's SyncBatchNorm does not run on CPU); drop the flag.")
-        generator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(generator)
-        discriminator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(discriminator)
-
-    # EMA (inside GAN) + schedule
-    gan = GAN(
-        generator,
-        discriminator,
-        discriminator_steps=args.discriminator_steps,
-        generator_steps=args.generator_steps,
-        discriminator_accumulation_steps=args.discriminator_accumulation_steps,
-        generator_accumulation_steps=args.generator_accumulation_steps,
-        ema_momentum=ema_momentum(args),
-        ema_start=args.ema_start,
-    )
-
-    # optimizers
-    betas = (args.adam_beta1, args.adam_beta2)
-    generator_optimizer = torch.optim.Adam(generator.parameters(), lr=_or(args.generator_learning_rate, args.learning_rate), betas=betas)
-    discriminator_optimizer = torch.optim.Adam(
-        discriminator.parameters(), lr=_or(args.discriminator_learning_rate, args.learning_rate), betas=betas
-    )
-
-    # dataset
-    with accelerator.main_process_first():
-        dataset = build_dataset(args)
-    train_dataloader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=args.train_batch_size,
-        shuffle=not isinstance(dataset, torch.utils.data.IterableDataset),
-        drop_last=True,  # equal batches: BatchNorm statistics and the schedule do not see a runt batch
-        num_workers=args.dataloader_num_workers,
-        collate_fn=collate_gan_batch,
-    )
-
-    # prepare (networks and optimizers inside gan.prepare, which also registers EMA and noise state)
-    train_dataloader = accelerator.prepare(train_dataloader)
-    gan.prepare(accelerator, generator_optimizer, discriminator_optimizer, seed=args.seed)
-
-    # trackers
-    if accelerator.is_main_process and accelerator.log_with:
-        # never the token: trackers upload their config (wandb) or write it to disk (tensorboard)
-        tracker_config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool)) and k != "hub_token"}
-        accelerator.init_trackers("train_dcgan", config=tracker_config)
-
-    # loop (resume included)
-    fixed_noise = gan.unwrapped_generator.sample_noise(args.num_sample_images, torch.Generator().manual_seed(args.seed))
-    logger.info(
-        f"Training for {args.max_train_steps} iterations, batch {args.train_batch_size} per process x "
-        f"{accelerator.num_processes} processes; generator updates every "
-        f"{args.discriminator_steps * args.discriminator_accumulation_steps} iterations."
-    )
+    # the run's settings (optimizers, data loading, checkpoints, evaluation, trackers, Hub)
     source = args.dataset_name or args.train_data_dir
-    # the card names a local folder or file by its name, not by a path of this machine
-    data_name = (Path(source).name if os.path.exists(source) else source) if source else "hfmagic embedded photos"
-    last_evaluation = {}
-
-    def evaluate(generator, step):
-        """SWD / MS-SSIM of the inference generator (EMA when on) against the training images (the same
-        seeded subset every time; the raw dataset, not the prepared DataLoader, which syncs ranks)."""
-        from hfmagic.evaluation import evaluate_gan
-
-        # MMagic's counts: SWD on all of them (16384), MS-SSIM on at most 10000
-        results = evaluate_gan(
-            generator, dataset, args.evaluation_images, args.train_batch_size, seed=args.seed,
-            ms_ssim_images=min(args.evaluation_images, 10000),
-        )
-        last_evaluation.update(step=step, results=results)
-        return last_evaluation["results"]
-
-    logs = train_gan(
-        gan,
-        train_dataloader,
-        max_train_steps=args.max_train_steps,
-        output_dir=output_dir,
+    training_args = GANTrainingArguments(
+        **{name: getattr(args, name) for name in _RUN_FLAGS},
+        generator_learning_rate=args.generator_learning_rate,
+        discriminator_learning_rate=args.discriminator_learning_rate,
         checkpointing_steps=args.checkpointing_steps or None,
-        checkpoints_total_limit=args.checkpoints_total_limit,
-        resume_from_checkpoint=args.resume_from_checkpoint,
         save_images_steps=args.save_images_steps or None,
-        fixed_noise=fixed_noise,
-        evaluate=evaluate if args.evaluation_images else None,
         evaluation_steps=args.evaluation_steps or None,
-        evaluation_dataset=data_name,
-        num_threads=args.num_threads,
+        report_to=None if args.report_to == "none" else args.report_to,
+        tracker_project_name="train_dcgan",
+        hub_private=args.hub_private,
+        # the card names a local folder or file by its name, not by a path of this machine
+        training_data=(Path(source).name if os.path.exists(source) else source) if source else "hfmagic embedded photos",
+        dataset_names=[args.dataset_name] if args.dataset_name and not os.path.exists(args.dataset_name) else None,
+        card_text=SMOKE_RUN_CARD if args.smoke_run else None,
     )
+    accelerator = create_gan_accelerator(training_args)
+    try:
+        logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+        if not accelerator.is_main_process:
+            logger.setLevel(logging.WARNING)
+        logger.info(accelerator.state)
 
-    # final model: generator (EMA when on) at the root, discriminator/, card with samples and metrics
-    accelerator.wait_for_everyone()
-    final_dir = output_dir / "final"
-    metrics = None
-    if args.evaluation_images and accelerator.is_main_process and last_evaluation.get("step") != logs["step"]:
-        evaluate(gan.inference_generator, logs["step"])  # a resumed run that had no iteration left
-    if last_evaluation.get("step") == logs["step"]:  # the final generator's evaluation (main process)
-        from hfmagic.evaluation import gan_metrics_for_card
-
-        results = last_evaluation["results"]
-        metrics = gan_metrics_for_card(results, dataset=data_name)
-        logger.info(f"SWD {results['swd']}, MS-SSIM {results['ms_ssim']:.4f} on {results['num_images']} images")
-    if accelerator.is_main_process:
-        recipe = (
-            f"## Training\n\nTrained with `examples/train_dcgan.py` (hfmagic, MMagic's BaseGAN schedule) on {data_name} "
-            f"at {args.resolution}x{args.resolution} for {logs['step']} iterations: batch {args.train_batch_size} x "
-            f"{accelerator.num_processes} processes, Adam lr G {_or(args.generator_learning_rate, args.learning_rate):g} / "
-            f"D {_or(args.discriminator_learning_rate, args.learning_rate):g}, betas {betas}, discriminator steps "
-            f"{args.discriminator_steps}, generator steps {args.generator_steps}"
-            + (f", EMA momentum {ema_momentum(args):g} (the generator here holds the EMA weights)" if args.use_ema else "")
-            + f". Final losses: D {logs.get('loss_d', math.nan):.4f}, G {logs.get('loss_g', math.nan):.4f}."
-            + (
-                "\n\nThis is the output of the script's offline smoke run (no dataset given): it checks the training "
-                "pipeline end to end and is not a useful model."
-                if args.smoke_run
-                else ""
+        # model: MMagic's DCGAN (sizes from the flags, seeded init), per-rank or synchronised BatchNorm
+        set_seed(args.seed)
+        config = DCGANConfig(image_size=args.resolution, num_channels=args.num_channels, **(args.model_config_overrides or {}))
+        generator, discriminator = DCGANGenerator(config), DCGANDiscriminator(config)
+        if args.smoke_run:
+            logger.info(
+                f"Smoke run: no --dataset_name/--train_data_dir, so this trains a DCGAN with base channels "
+                f"{config.generator_base_channels} (G) / {config.discriminator_base_channels} (D) for {args.max_train_steps} "
+                f"iterations at batch {args.train_batch_size} on crops of the photos embedded in hfmagic, to check the "
+                f"pipeline offline: it saves {Path(args.output_dir) / 'final'} (generator, card, samples.png) but is not a "
+                f"useful model. MMagic's recipe (full-size DCGAN, batch 128, Adam 2e-4 betas (0.5, 0.999)) is the default "
+                f"with a dataset: accelerate launch examples/train_dcgan.py --dataset_name pcuenq/lsun-bedrooms "
+                f"--max_train_steps 100000 --use_ema"
             )
+        if args.sync_batchnorm:
+            if accelerator.device.type == "cpu" and accelerator.num_processes > 1:
+                raise ValueError("--sync_batchnorm needs GPUs (torch's SyncBatchNorm does not run on CPU); drop the flag.")
+            generator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(generator)
+            discriminator = torch.nn.SyncBatchNorm.convert_sync_batchnorm(discriminator)
+
+        # MMagic's BaseGAN schedule, with the EMA generator
+        gan = GAN(
+            generator,
+            discriminator,
+            discriminator_steps=args.discriminator_steps,
+            generator_steps=args.generator_steps,
+            discriminator_accumulation_steps=args.discriminator_accumulation_steps,
+            generator_accumulation_steps=args.generator_accumulation_steps,
+            ema_momentum=ema_momentum(args),
+            ema_start=args.ema_start,
         )
-        hub_dataset = [args.dataset_name] if args.dataset_name and not os.path.exists(args.dataset_name) else None
-
-        def write_final(folder: Path) -> None:
-            image_grid(gan.sample(fixed_noise)).save(folder / "samples.png")
-            gan.save_pretrained(
-                folder,
-                metrics=metrics,
-                datasets=hub_dataset,
-                sample_image=str(folder / "samples.png"),
-                extra_text=recipe,
-                repo_id=args.hub_model_id,
-            )
-
-        write_folder_atomically(final_dir, write_final)  # a kill while saving keeps the previous final/
-        logger.info(f"Saved the generator and discriminator/ to {final_dir}")
-        if args.push_to_hub:
-            from hfmagic.hub import explain_network_errors, push_folder_to_hub
-
-            later = f"The GAN is saved in {final_dir}; upload it later with hfmagic.hub.push_folder_to_hub({str(final_dir)!r}, {args.hub_model_id!r})."
-            with explain_network_errors(f"push {final_dir} to {args.hub_model_id!r}", later):
-                url = push_folder_to_hub(final_dir, args.hub_model_id, token=args.hub_token, private=args.hub_private or None)
-            logger.info(f"Pushed {final_dir} to {url}")
-    accelerator.wait_for_everyone()
-    return final_dir
+        with accelerator.main_process_first():
+            dataset = build_dataset(args)
+        return train_gan(gan, dataset, training_args, accelerator=accelerator).final_dir
+    finally:
+        # end the trackers and forget accelerate's process-wide state, also after an error, so that a later
+        # run in the same process (a notebook, a test) may use another --mixed_precision
+        release_accelerator(accelerator)
 
 
 if __name__ == "__main__":

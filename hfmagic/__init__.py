@@ -37,7 +37,7 @@ _LAZY = {
     **dict.fromkeys(["evaluate_sr", "evaluate_gan"], "hfmagic.evaluation"),
     **dict.fromkeys(["DCGANPipeline", "GANPipeline"], "hfmagic.pipelines"),
     **dict.fromkeys(["SRTrainingArguments", "SRTrainingResult", "train_sr", "CosineRestartLR"], "hfmagic.training"),
-    **dict.fromkeys(["GAN", "train_gan"], "hfmagic.training"),
+    **dict.fromkeys(["GAN", "GANTrainingArguments", "train_gan"], "hfmagic.training"),
     **dict.fromkeys(["build_gan_dataset", "collate_gan_batch"], "hfmagic.data"),
     **dict.fromkeys(
         ["imresize", "build_sr_dataset", "sr_collate_fn", "prepare_div2k", "load_eval_set", "load_rgb"], "hfmagic.data"

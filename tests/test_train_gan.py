@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 
 from hfmagic import DCGANConfig, DCGANDiscriminator, DCGANGenerator
 from hfmagic.training import TrainingDivergedError
-from hfmagic.training.gan import GAN, image_grid, train_gan
+from hfmagic.training.gan import GAN, image_grid, train_gan_loop
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "examples" / "train_dcgan.py"
@@ -189,7 +189,7 @@ def test_lsgan_subclass_trains_with_the_same_loop(tmp_path):
     _prepare(gan)
     noise = torch.randn(4, 4)
     before = gan.sample(noise)
-    logs = train_gan(gan, _loader(gan.accelerator), max_train_steps=8, output_dir=tmp_path, save_images_steps=4,
+    logs = train_gan_loop(gan, _loader(gan.accelerator), max_train_steps=8, output_dir=tmp_path, save_images_steps=4,
                      fixed_noise=noise, show_progress=False)
     assert logs["step"] == 8 and logs["epoch"] == 1
     # LSGAN's D loss is 0.5 * E[(D(x) - 1)^2] + 0.5 * E[D(G(z))^2]; BCE's would be >= 2 * log(2) / 2 at chance
@@ -203,7 +203,7 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
     gan = _tiny_gan(ExplodingGAN)
     _prepare(gan)
     with pytest.raises(TrainingDivergedError, match=r"step 7: non-finite loss.*checkpoint-6"):
-        train_gan(gan, _loader(gan.accelerator), max_train_steps=20, output_dir=tmp_path, checkpointing_steps=3,
+        train_gan_loop(gan, _loader(gan.accelerator), max_train_steps=20, output_dir=tmp_path, checkpointing_steps=3,
                   show_progress=False)
     assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-6"]
     weights = load_file(tmp_path / "checkpoint-6" / "model.safetensors")
@@ -213,14 +213,14 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(tmp_path):
 def test_resume_with_other_learning_rates_uses_them(tmp_path, caplog):
     gan = _tiny_gan()
     _prepare(gan, lr=0.01)
-    train_gan(gan, _loader(gan.accelerator), max_train_steps=2, output_dir=tmp_path, checkpointing_steps=2, show_progress=False)
+    train_gan_loop(gan, _loader(gan.accelerator), max_train_steps=2, output_dir=tmp_path, checkpointing_steps=2, show_progress=False)
     gan = _tiny_gan()
     g_opt, d_opt = _prepare(gan, lr=0.001)  # e.g. after a divergence: "resume with a lower --learning_rate"
     with caplog.at_level("WARNING"):
-        train_gan(gan, _loader(gan.accelerator), max_train_steps=4, output_dir=tmp_path, checkpointing_steps=2,
+        train_gan_loop(gan, _loader(gan.accelerator), max_train_steps=4, output_dir=tmp_path, checkpointing_steps=2,
                   resume_from_checkpoint="latest", show_progress=False)
     assert g_opt.param_groups[0]["lr"] == d_opt.param_groups[0]["lr"] == 0.001
-    assert "learning rate [0.001] replaces the checkpoint's [0.01]" in caplog.text
+    assert "generator learning rate 0.001 replaces the checkpoint's 0.01 from step 2" in caplog.text
     saved = torch.load(tmp_path / "checkpoint-4" / "optimizer.bin", weights_only=True)
     assert saved["param_groups"][0]["lr"] == 0.001
 
@@ -239,8 +239,8 @@ def test_periodic_evaluation_keeps_the_best_generator_across_resume(tmp_path):
     gan = _tiny_gan()
     _prepare(gan)
     with pytest.raises(ValueError, match="evaluation_steps=2 needs an evaluate function"):
-        train_gan(gan, _loader(gan.accelerator), max_train_steps=6, output_dir=tmp_path, evaluation_steps=2, show_progress=False)
-    logs = train_gan(gan, _loader(gan.accelerator), max_train_steps=6, output_dir=tmp_path, checkpointing_steps=2,
+        train_gan_loop(gan, _loader(gan.accelerator), max_train_steps=6, output_dir=tmp_path, evaluation_steps=2, show_progress=False)
+    logs = train_gan_loop(gan, _loader(gan.accelerator), max_train_steps=6, output_dir=tmp_path, checkpointing_steps=2,
                      evaluate=evaluate, evaluation_steps=2, evaluation_dataset="toy", show_progress=False)
     assert [step for step, _ in calls] == [2, 4, 6]
     assert (logs["swd_avg"], logs["best_swd_avg"], logs["best_step"]) == (4.0, 3.0, 4)
@@ -270,7 +270,7 @@ def test_periodic_evaluation_keeps_the_best_generator_across_resume(tmp_path):
     calls.clear()
     gan = _tiny_gan()
     _prepare(gan)
-    logs = train_gan(gan, _loader(gan.accelerator), max_train_steps=8, output_dir=tmp_path, checkpointing_steps=2,
+    logs = train_gan_loop(gan, _loader(gan.accelerator), max_train_steps=8, output_dir=tmp_path, checkpointing_steps=2,
                      resume_from_checkpoint="latest", evaluate=evaluate, evaluation_steps=2, show_progress=False)
     assert [step for step, _ in calls] == [6, 8]
     assert json.loads(state6.read_text())["evaluated"] is True
@@ -286,7 +286,7 @@ def test_periodic_evaluation_keeps_the_best_generator_across_resume(tmp_path):
     def evaluate_8(generator, step):
         return {**evaluate(generator, step), "num_images": sizes.get(step, 4)}
 
-    logs = train_gan(gan, _loader(gan.accelerator), max_train_steps=10, output_dir=tmp_path, checkpointing_steps=2,
+    logs = train_gan_loop(gan, _loader(gan.accelerator), max_train_steps=10, output_dir=tmp_path, checkpointing_steps=2,
                      resume_from_checkpoint="latest", evaluate=evaluate_8, evaluation_steps=2, show_progress=False)
     assert (logs["best_swd_avg"], logs["best_step"]) == (3.9, 10)
     assert json.loads((best / "best_step.json").read_text())["num_images"] == 8
@@ -294,7 +294,7 @@ def test_periodic_evaluation_keeps_the_best_generator_across_resume(tmp_path):
     calls.clear()
     gan = _tiny_gan()
     _prepare(gan)
-    logs = train_gan(gan, _loader(gan.accelerator), max_train_steps=2, output_dir=tmp_path / "final_only",
+    logs = train_gan_loop(gan, _loader(gan.accelerator), max_train_steps=2, output_dir=tmp_path / "final_only",
                      evaluate=evaluate, show_progress=False)
     assert [step for step, _ in calls] == [2] and logs["swd_avg"] == 5.0 and "best_step" not in logs
     assert not (tmp_path / "final_only" / "best").exists()
@@ -310,7 +310,7 @@ def test_a_killed_final_evaluation_is_redone_and_old_checkpoints_are_not_reevalu
     def run(out, steps, **kwargs):
         gan = _tiny_gan()
         _prepare(gan)
-        return train_gan(gan, _loader(gan.accelerator), max_train_steps=steps, output_dir=out, checkpointing_steps=2,
+        return train_gan_loop(gan, _loader(gan.accelerator), max_train_steps=steps, output_dir=out, checkpointing_steps=2,
                          show_progress=False, **kwargs)
 
     # final evaluation only; killed during it: the resume (same length, nothing left to train) redoes it
@@ -700,8 +700,8 @@ def test_two_ddp_processes_on_cpu(tmp_path):
     wrapper = tmp_path / "report_ranks.py"
     wrapper.write_text(textwrap.dedent(f"""
         import os, runpy, sys
-        import hfmagic.training.gan as gan_module
-        train = gan_module.train_gan
+        import hfmagic.training.gan_training as gan_module
+        train = gan_module.train_gan_loop
         def train_and_report(gan, *args, **kwargs):
             logs = train(gan, *args, **kwargs)
             g, d = gan.unwrapped_generator, gan.unwrapped_discriminator
@@ -711,7 +711,7 @@ def test_two_ddp_processes_on_cpu(tmp_path):
             # ranks' lines could interleave on the shared pipe
             os.write(1, f"RANK {{gan.accelerator.process_index}} weights {{weights!r}} bn {{stats!r}}\\n".encode())
             return logs
-        gan_module.train_gan = train_and_report
+        gan_module.train_gan_loop = train_and_report
         sys.argv = [{str(SCRIPT)!r}] + sys.argv[1:]
         runpy.run_path({str(SCRIPT)!r}, run_name="__main__")
     """))

@@ -14,7 +14,8 @@ from .checkpointing import (
 )
 from .cpu_threads import CPUThreadChoice, choose_cpu_threads, configure_cpu_threads
 from .ema import ExponentialMovingAverage
-from .gan import GAN, image_grid, train_gan
+from .gan import GAN, image_grid, train_gan_loop
+from .gan_training import GANTrainingArguments, GANTrainingResult, create_gan_accelerator, train_gan
 from .schedulers import SCHEDULER_NAMES, CosineRestartLR, get_sr_scheduler
 from .sr import SRSampleStream, SRTrainingArguments, SRTrainingResult, StreamBatchSampler, create_accelerator, evaluate_model, release_accelerator, train_sr
 
@@ -24,6 +25,8 @@ __all__ = [
     "CosineRestartLR",
     "ExponentialMovingAverage",
     "GAN",
+    "GANTrainingArguments",
+    "GANTrainingResult",
     "SCHEDULER_NAMES",
     "SRSampleStream",
     "SRTrainingArguments",
@@ -34,6 +37,7 @@ __all__ = [
     "choose_cpu_threads",
     "configure_cpu_threads",
     "create_accelerator",
+    "create_gan_accelerator",
     "evaluate_model",
     "get_sr_scheduler",
     "image_grid",
@@ -43,6 +47,7 @@ __all__ = [
     "resolve_resume_checkpoint",
     "save_checkpoint",
     "train_gan",
+    "train_gan_loop",
     "train_sr",
     "update_checkpoint_state",
     "write_folder_atomically",

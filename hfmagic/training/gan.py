@@ -34,7 +34,6 @@ rank keeps its own BatchNorm statistics; the main process's are the ones saved.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -51,16 +50,15 @@ from .checkpointing import (
     TrainingDivergedError,
     check_finite,
     read_checkpoint_state,
-    recover_folder,
     resolve_resume_checkpoint,
     save_checkpoint,
     update_checkpoint_state,
-    write_folder_atomically,
 )
 from .cpu_threads import configure_cpu_threads
 from .ema import ExponentialMovingAverage
+from .run import read_best, restore_learning_rates, save_best, start_run
 
-__all__ = ["GAN", "image_grid", "train_gan"]
+__all__ = ["GAN", "image_grid", "train_gan_loop"]
 
 
 class _AllProcessesGenerator(CheckpointableGenerator):
@@ -386,21 +384,20 @@ def _evaluate_and_keep_best(
                     metrics=gan_metrics_for_card(results, dataset),
                     extra_text=f"## Training\n\nThe generator with the lowest SWD average ({swd_avg:.4f}) of the run, at iteration {step}.",
                 )
-                summary = {
-                    "step": step,
-                    "swd": {k: float(v) for k, v in results["swd"].items()},
-                    "ms_ssim": float(results["ms_ssim"]),
-                    "num_images": num_images,
-                }
-                (folder / "best_step.json").write_text(json.dumps(summary, indent=2))
 
-            write_folder_atomically(output_dir / "best", write_best)
+            summary = {
+                "step": step,
+                "swd": {k: float(v) for k, v in results["swd"].items()},
+                "ms_ssim": float(results["ms_ssim"]),
+                "num_images": num_images,
+            }
+            save_best(output_dir, write_best, summary)
         if best["step"] is not None:
             out.update(best_swd_avg=best["swd_avg"], best_step=best["step"])
     return out
 
 
-def train_gan(
+def train_gan_loop(
     gan: GAN,
     train_dataloader,
     *,
@@ -417,7 +414,9 @@ def train_gan(
     evaluation_dataset: str = "training images",
     num_threads: int | None = None,
 ) -> dict[str, float]:
-    """Train ``gan`` (already ``prepare``-d) for ``max_train_steps`` iterations (one batch each).
+    """The GAN loop: train ``gan`` (already ``prepare``-d) for ``max_train_steps`` iterations (one
+    batch each). :func:`hfmagic.training.train_gan` builds everything around it (accelerator,
+    optimizers, data loader, trackers, final/ and the push); call this one for a setup of your own.
 
     Args:
         gan: the GAN, after ``gan.prepare(accelerator, ...)``.
@@ -469,10 +468,7 @@ def train_gan(
     if evaluation_steps is not None and (evaluation_steps < 1 or evaluate is None):
         raise ValueError(f"evaluation_steps={evaluation_steps} needs an evaluate function and must be >= 1 (None: only at the end).")
     configure_cpu_threads(accelerator, num_threads)  # accelerate launch would leave 1 thread per process
-    output_dir = Path(output_dir)
-    if accelerator.is_main_process:
-        for name in ("best", "final"):  # a kill while one of them was being replaced
-            recover_folder(output_dir / name)
+    output_dir = start_run(accelerator, output_dir)
 
     global_step, epoch, skip_batches, last_checkpoint, state = 0, 0, 0, None, {}
     best = {"swd_avg": math.inf, "step": None, "num_images": None}  # the lowest SWD average so far (main process)
@@ -487,29 +483,17 @@ def train_gan(
             best.update(swd_avg=float(state["best_swd_avg"]), step=state.get("best_step"), num_images=state.get("best_num_images"))
         # best/ may know a better score than the checkpoint (a kill right after best/ was written):
         # take it when it comes from a step this checkpoint has passed
-        saved = output_dir / "best" / "best_step.json"
-        if accelerator.is_main_process and saved.is_file():
-            summary = json.loads(saved.read_text())
+        summary = read_best(output_dir) if accelerator.is_main_process else None
+        if summary is not None:
             if summary.get("step", math.inf) <= global_step and summary["swd"]["avg"] < best["swd_avg"]:
                 best.update(swd_avg=float(summary["swd"]["avg"]), step=summary["step"], num_images=summary.get("num_images"))
         last_checkpoint = str(resume_path)
         logger.info(f"Resumed from {resume_path} at step {global_step} (epoch {epoch}, batch {skip_batches}).")
-        # learning rates asked for now that differ from the run's initial ones win over the
-        # checkpoint's (a diverged run is resumed with lower ones); a registered LR scheduler owns
-        # the rates, so they are left to it; everything else (Adam's moments) is the checkpoint's
-        for name, opt in optimizers.items():
-            initial = [group.get("initial_lr", group["lr"]) for group in opt.param_groups]
-            if initial == requested[name]:
-                continue
-            if accelerator._schedulers:
-                logger.warning(
-                    f"{name} learning rate {requested[name]} differs from the checkpoint's {initial}, but an LR scheduler "
-                    "is registered and keeps the checkpoint's rates."
-                )
-                continue
-            for group, lr in zip(opt.param_groups, requested[name]):
-                group["lr"] = lr
-            logger.warning(f"{name} learning rate {requested[name]} replaces the checkpoint's {initial}.")
+        # a registered LR scheduler (not the loop's own) owns the rates: they are left to it
+        restore_learning_rates(
+            optimizers, requested, global_step, foreign_schedulers=bool(accelerator._schedulers),
+            main_process=accelerator.is_main_process,
+        )
     elif resume_from_checkpoint:
         logger.info(f"No checkpoint in {output_dir} yet; starting from scratch.")
 
