@@ -373,19 +373,31 @@ def save_pretrained_with_card(
     **kwargs,
 ) -> None:
     """What hfmagic models' ``save_pretrained`` does: transformers' ``save`` (the parent method),
-    then a default card when ``save_directory`` has no ``README.md`` (main process only).
+    then a card when ``save_directory`` has no ``README.md`` (main process only), with the card
+    fields given (``metrics``, ``datasets``, ``sample_image``, ``extra_text``, ``license``, ``tags``);
+    into an existing card ``metrics`` and ``tags`` are merged, the other fields are refused.
 
     With ``push_to_hub=True`` the folder is then uploaded with one commit, card included
     (transformers would replace the card with its own generic one).
     """
     push = kwargs.pop("push_to_hub", False)
     hub_kwargs = {key: kwargs.pop(key) for key in ("repo_id", "commit_message", "create_pr", "private", "revision") if key in kwargs}
+    card_kwargs = {key: kwargs.pop(key) for key in _CARD_FIELDS if key in kwargs}  # transformers would drop them
+    card = Path(save_directory) / CARD_NAME
+    if card.exists() and set(card_kwargs) - {"metrics", "tags"}:
+        raise ValueError(
+            f"{card} already exists, so {sorted(set(card_kwargs) - {'metrics', 'tags'})} cannot go into a new card "
+            "(metrics and tags are merged into an existing one): delete the card first, or write it with "
+            "hfmagic.hub.write_model_card(folder, model, ...)."
+        )
     is_main_process = args[0] if args else kwargs.get("is_main_process", True)
     save(save_directory, *args, **kwargs)
     if not _saves_on_this_rank(model, is_main_process):
         return
-    if not (Path(save_directory) / CARD_NAME).exists():
-        write_model_card(save_directory, model, repo_id=hub_kwargs.get("repo_id"))
+    if not card.exists():
+        write_model_card(save_directory, model, repo_id=hub_kwargs.get("repo_id"), **card_kwargs)
+    elif card_kwargs:
+        _merge_into_card(Path(save_directory), card_kwargs.get("metrics"), card_kwargs.get("tags"), hub_kwargs.get("repo_id"))
     if push:
         repo_id = hub_kwargs.pop("repo_id", None) or Path(save_directory).resolve().name
         push_folder_to_hub(save_directory, repo_id, token=kwargs.get("token"), **hub_kwargs)

@@ -487,3 +487,18 @@ def test_dataset_push_to_hub_and_load_back(hub_server):
     for row, array in zip(back["train"], arrays):
         assert np.array_equal(np.asarray(row["hr"]), array)
     assert len(HfApi().dataset_info(repo_id, revision="main").sha) == 40
+
+
+def test_save_pretrained_takes_card_fields(tmp_path):
+    """save_pretrained(..., metrics=, datasets=, license=) puts them in the card (transformers would drop
+    them silently); into an existing card metrics merge, other fields are refused with the fix."""
+    model = MSRResNet(MSRResNetConfig(mid_channels=4, num_blocks=1))
+    metrics = [{"dataset": "Set5", "name": "PSNR", "value": 30.25}]
+    model.save_pretrained(tmp_path / "m", metrics=metrics, datasets=["eugenesiow/Set5"], license="apache-2.0")
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "30.25" in card and "eugenesiow/Set5" in card and "license: apache-2.0" in card
+    model.save_pretrained(tmp_path / "m", metrics=[{"dataset": "Set14", "name": "PSNR", "value": 26.5}])
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "30.25" in card and "26.5" in card  # merged, the first result kept
+    with pytest.raises(ValueError, match="already exists.*datasets.*delete the card first"):
+        model.save_pretrained(tmp_path / "m", datasets=["other/data"])
