@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -337,15 +338,24 @@ def _reduce_over_processes(accelerator, step_logs: dict[str, torch.Tensor], batc
     return {k: v / accelerator.num_processes for k, v in zip(names, values)}, num_skipped
 
 
-def _best_state(best: dict) -> dict:
-    """The best-so-far fields a checkpoint carries (none before a first best)."""
-    if best["step"] is None:
-        return {}
-    return {"best_swd_avg": best["swd_avg"], "best_step": best["step"], "best_num_images": best.get("num_images")}
+@dataclass
+class _BestSoFar:
+    """The generator with the lowest SWD average so far (main process): its score, step and the
+    number of images it was evaluated on (scores of another sample size do not compare)."""
+
+    swd_avg: float = math.inf
+    step: int | None = None
+    num_images: int | None = None
+
+    def checkpoint_fields(self) -> dict:
+        """What a checkpoint carries of it (nothing before a first best)."""
+        if self.step is None:
+            return {}
+        return {"best_swd_avg": self.swd_avg, "best_step": self.step, "best_num_images": self.num_images}
 
 
 def _evaluate_and_keep_best(
-    gan: GAN, evaluate, step: int, output_dir: Path, best: dict, keep_best: int | None, dataset: str
+    gan: GAN, evaluate, step: int, output_dir: Path, best: _BestSoFar, keep_best: int | None, dataset: str
 ) -> dict[str, float]:
     """Run ``evaluate`` on the main process, log ``eval/...``, and save a new best to ``output_dir/best``."""
     accelerator = gan.accelerator
@@ -368,15 +378,15 @@ def _evaluate_and_keep_best(
     out = {"swd_avg": swd_avg, "ms_ssim": float(results["ms_ssim"])}
     if keep_best:
         num_images = results.get("num_images")
-        if best["step"] is not None and best.get("num_images") not in (None, num_images):
+        if best.step is not None and best.num_images not in (None, num_images):
             # SWD grows as the sample shrinks: scores of another evaluation size do not compare
             get_logger(__name__).warning(
-                f"The evaluation now uses {num_images} images, the best so far (step {best['step']}) {best['num_images']}: "
+                f"The evaluation now uses {num_images} images, the best so far (step {best.step}) {best.num_images}: "
                 "best/ starts again from this evaluation."
             )
-            best.update(swd_avg=math.inf, step=None)
-        if swd_avg < best["swd_avg"]:
-            best.update(swd_avg=swd_avg, step=step, num_images=num_images)
+            best.swd_avg, best.step = math.inf, None
+        if swd_avg < best.swd_avg:
+            best.swd_avg, best.step, best.num_images = swd_avg, step, num_images
 
             def write_best(folder: Path) -> None:
                 gan.save_pretrained(
@@ -392,8 +402,8 @@ def _evaluate_and_keep_best(
                 "num_images": num_images,
             }
             save_best(output_dir, write_best, summary)
-        if best["step"] is not None:
-            out.update(best_swd_avg=best["swd_avg"], best_step=best["step"])
+        if best.step is not None:
+            out.update(best_swd_avg=best.swd_avg, best_step=best.step)
     return out
 
 
@@ -471,7 +481,7 @@ def train_gan_loop(
     output_dir = start_run(accelerator, output_dir)
 
     global_step, epoch, skip_batches, last_checkpoint, state = 0, 0, 0, None, {}
-    best = {"swd_avg": math.inf, "step": None, "num_images": None}  # the lowest SWD average so far (main process)
+    best = _BestSoFar()
     resume_path = resolve_resume_checkpoint(resume_from_checkpoint, output_dir)
     if resume_path is not None:
         optimizers = {"generator": gan.generator_optimizer, "discriminator": gan.discriminator_optimizer}
@@ -480,13 +490,13 @@ def train_gan_loop(
         state = read_checkpoint_state(resume_path)
         global_step, epoch, skip_batches = state["step"], state.get("epoch", 0), state.get("step_in_epoch", 0)
         if state.get("best_swd_avg") is not None:
-            best.update(swd_avg=float(state["best_swd_avg"]), step=state.get("best_step"), num_images=state.get("best_num_images"))
+            best = _BestSoFar(float(state["best_swd_avg"]), state.get("best_step"), state.get("best_num_images"))
         # best/ may know a better score than the checkpoint (a kill right after best/ was written):
         # take it when it comes from a step this checkpoint has passed
         summary = read_best(output_dir) if accelerator.is_main_process else None
         if summary is not None:
-            if summary.get("step", math.inf) <= global_step and summary["swd"]["avg"] < best["swd_avg"]:
-                best.update(swd_avg=float(summary["swd"]["avg"]), step=summary["step"], num_images=summary.get("num_images"))
+            if summary.get("step", math.inf) <= global_step and summary["swd"]["avg"] < best.swd_avg:
+                best = _BestSoFar(float(summary["swd"]["avg"]), summary["step"], summary.get("num_images"))
         last_checkpoint = str(resume_path)
         logger.info(f"Resumed from {resume_path} at step {global_step} (epoch {epoch}, batch {skip_batches}).")
         # a registered LR scheduler (not the loop's own) owns the rates: they are left to it
@@ -503,7 +513,7 @@ def train_gan_loop(
         logs.update(_evaluate_and_keep_best(gan, evaluate, global_step, output_dir, best, evaluation_steps, evaluation_dataset))
         this_run = last_checkpoint and Path(last_checkpoint).parent.resolve() == output_dir.resolve()
         if accelerator.is_main_process and this_run and Path(last_checkpoint).name == f"checkpoint-{global_step}":
-            update_checkpoint_state(last_checkpoint, evaluated=True, **_best_state(best))
+            update_checkpoint_state(last_checkpoint, evaluated=True, **best.checkpoint_fields())
         accelerator.wait_for_everyone()
 
     logs: dict[str, float] = {"step": global_step}
@@ -552,7 +562,7 @@ def train_gan_loop(
                     extra = {"epoch": epoch, "step_in_epoch": step_in_epoch}
                     if evaluation_due:
                         extra["evaluated"] = False  # an evaluation of this step follows: set true when it is done
-                    extra.update(_best_state(best))
+                    extra.update(best.checkpoint_fields())
                     last_checkpoint = str(
                         save_checkpoint(
                             accelerator, output_dir, global_step, checkpoints_total_limit, extra_state=extra,
