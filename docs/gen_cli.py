@@ -54,7 +54,7 @@ def option_strings(parser: argparse.ArgumentParser) -> set[str]:
     for action in parser._actions:
         if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
             continue
-        names |= set(action.option_strings) if action.option_strings else {action.dest}
+        names |= set(action.option_strings) if action.option_strings else {action.metavar or action.dest}
     return names
 
 

@@ -237,6 +237,7 @@ def main(args: argparse.Namespace) -> Path:
     from accelerate.utils import set_seed
 
     from hfmagic import DCGANConfig, DCGANDiscriminator, DCGANGenerator
+    from hfmagic.logging_utils import setup_logging
     from hfmagic.training import GAN, GANTrainingArguments, create_gan_accelerator, release_accelerator, train_gan
 
     # the run's settings (optimizers, data loading, checkpoints, evaluation, trackers, Hub)
@@ -258,10 +259,9 @@ def main(args: argparse.Namespace) -> Path:
     )
     accelerator = create_gan_accelerator(training_args)
     try:
-        logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
-        if not accelerator.is_main_process:
-            logger.setLevel(logging.WARNING)
-        logger.info(accelerator.state)
+        # the same log format as train_sr.py; progress a line every 30 s off a terminal
+        setup_logging(main_process=accelerator.is_local_main_process)
+        logger.info("; ".join(line for line in str(accelerator.state).splitlines() if line.strip()))  # one line
 
         # model: MMagic's DCGAN (sizes from the flags, seeded init), per-rank or synchronised BatchNorm
         set_seed(args.seed)

@@ -23,6 +23,7 @@ from accelerate.utils import set_seed
 
 import hfmagic.models  # noqa: F401  (registers the architectures with the Auto classes)
 from hfmagic import EDSR, SRCNN, EDSRConfig, MSRResNet, MSRResNetConfig, SRCNNConfig
+from hfmagic.logging_utils import format_metrics, setup_logging
 from hfmagic.models import check_config_overrides
 from hfmagic.training import SRTrainingArguments, TrainingDivergedError, create_accelerator, release_accelerator, train_sr
 from hfmagic.training.schedulers import SCHEDULER_NAMES
@@ -259,11 +260,9 @@ def main(args: argparse.Namespace):
     # Accelerator
     accelerator = create_accelerator(training_args)
 
-    # Logging: INFO on the main process, errors only elsewhere
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S", level=logging.INFO)
-    if not accelerator.is_local_main_process:
-        logging.getLogger().setLevel(logging.ERROR)
-    logger.info(accelerator.state)
+    # Logging: INFO on the main process, errors only elsewhere; progress a line every 30 s off a terminal
+    setup_logging(main_process=accelerator.is_local_main_process)
+    logger.info("; ".join(line for line in str(accelerator.state).splitlines() if line.strip()))  # one line
     schedule_note = learning_rate_schedule(args, recipe, training_args.max_train_steps)[2]
     if schedule_note:
         logger.info(schedule_note)
@@ -320,7 +319,7 @@ def main(args: argparse.Namespace):
     if accelerator.is_main_process:
         logger.info("Saved the final model to %s%s", result.final_dir, f" and the best to {result.best_dir}" if result.best_dir else "")
         if result.final_metrics:
-            logger.info("Final validation: %s", result.final_metrics)
+            logger.info("Final validation: %s", format_metrics(result.final_metrics))
         if result.samples_per_second:
             logger.info("Throughput: %.2f samples/s", result.samples_per_second)
     return result

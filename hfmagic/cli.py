@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    from .logging_utils import quiet_library_output
+
+    quiet_library_output()  # no "Loading weights" / "Writing model shards" bars; no Hub/datasets bars off a terminal
     for name in args.imports:
         try:
             import_user_module(name)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .data import imresize, to_numpy, to_tensor
+from .logging_utils import progress_bar
 from .metrics import SlicedWassersteinDistance, psnr, ssim
 from .metrics.fid import (
     feature_statistics,
@@ -157,7 +157,7 @@ def evaluate_sr(
     try:
         for dataset, triples in sets.items():
             rows = []
-            for name, lr, hr in tqdm(triples, desc=dataset, disable=not progress, leave=False):
+            for name, lr, hr in progress_bar(triples, desc=dataset, unit="image", disable=not progress, leave=False):
                 output = upscale_image(model, lr, tile_size, quantize)
                 hr = _match_hr(name, hr, output.shape, scale)
                 row = {
@@ -296,7 +296,7 @@ def evaluate_gan(
     generator.eval()
     try:
         done = 0
-        bar = tqdm(total=num_images, desc="evaluate-gan", disable=not progress, leave=False)
+        bar = progress_bar(total=num_images, desc="evaluate-gan", unit="image", disable=not progress, leave=False)
         for real in _real_batches(real_images, num_images, batch_size, seed):
             real = ((real.float() + 1.0) * 127.5).round().clamp(0, 255)
             fake = generator(noise=noise[done : done + len(real)].to(device=device, dtype=dtype)).float().clamp(-1, 1)

@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..data.image16 import save_image
+    from ..logging_utils import progress_bar
     from ..pipelines import SuperResolutionPipeline
 
     def error(message: str) -> None:
@@ -131,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
 
     used: set[str] = set()
     written = 0
-    for path in tqdm(paths, desc="upscaling", unit="image"):
+    # tqdm on a terminal; off it a line every 30 s (HFMAGIC_PROGRESS_SECONDS), not a redraw per image
+    for path in progress_bar(paths, desc="upscaling", unit="image"):
         try:
             image = pipeline(
                 path,

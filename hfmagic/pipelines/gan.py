@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
+from ..logging_utils import progress_bar
 from .device import resolve_device, resolve_dtype
 from .image_io import to_uint8
 
@@ -96,7 +96,7 @@ class GANPipeline:
         noise = self.model.sample_noise(num_images, generator=rng)
         images: list[Image.Image] = []
         chunks = noise.split(batch_size)
-        for chunk in tqdm(chunks, desc="sampling", disable=not progress, leave=False):
+        for chunk in progress_bar(chunks, desc="sampling", disable=not progress, leave=False):
             with torch.inference_mode():
                 fakes = self.model(noise=chunk.to(device=self.device, dtype=self.dtype))
             for fake in fakes:

@@ -13,8 +13,8 @@ import warnings
 from collections.abc import Callable, Iterator
 
 import torch
-from tqdm.auto import tqdm
 
+from ..logging_utils import progress_bar
 from .exact import aligned_context, exact_kernels
 
 __all__ = ["DEFAULT_TILE_OVERLAP", "Region", "TilingMixin", "feature_region_size"]
@@ -125,7 +125,7 @@ class TilingMixin:
                 return self.model(pixel_values=inputs).reconstruction
 
         def items() -> Iterator[tuple]:
-            for core in tqdm(cores, desc="tiles", disable=not progress or len(cores) == 1, leave=False):
+            for core in progress_bar(cores, desc="tiles", unit="tile", disable=not progress or len(cores) == 1, leave=False):
                 context = _grow(core, overlap, height, width)
                 if self.exact:
                     context = aligned_context(context, height, width)
@@ -154,7 +154,7 @@ class TilingMixin:
         feature_halo, head_halo = self.split_receptive_fields
         regions = _cores(height, width, feature_region_size(self.scale, tile_size))
         total = sum(len(_cores(y1 - y0, x1 - x0, tile_size)) for y0, y1, x0, x1 in regions)
-        bar = tqdm(total=total, desc="tiles", disable=not progress or total == 1, leave=False)
+        bar = progress_bar(total=total, desc="tiles", unit="tile", disable=not progress or total == 1, leave=False)
         memory_format = self._prepare_model()
 
         def head(feats: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:

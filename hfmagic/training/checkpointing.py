@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from ..logging_utils import ACCELERATE_CHECKPOINT_LOGGERS, quiet_loggers
+
 __all__ = [
     "CHECKPOINT_STATE_FILE",
     "CheckpointableGenerator",
@@ -124,7 +126,9 @@ def save_checkpoint(
         for stale in root.glob(".checkpoint-*.tmp"):
             shutil.rmtree(stale, ignore_errors=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
+    # accelerate logs a line per file, naming the hidden .tmp folder: the loops say "Saved checkpoint-N"
+    with quiet_loggers(*ACCELERATE_CHECKPOINT_LOGGERS):
+        accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         _write_state(tmp, {"step": step, **(extra_state or {})})

@@ -34,6 +34,7 @@ rank keeps its own BatchNorm statistics; the main process's are the ones saved.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from ..logging_utils import ACCELERATE_CHECKPOINT_LOGGERS, MainProcessLogger, progress_bar, quiet_loggers
 from ..pipelines.gan import make_grid
 from .checkpointing import (
     CheckpointableGenerator,
@@ -361,8 +363,6 @@ def _evaluate_and_keep_best(
     accelerator = gan.accelerator
     if not accelerator.is_main_process:
         return {}
-    from accelerate.logging import get_logger
-
     from ..evaluation import gan_metrics_for_card
 
     results = evaluate(gan.inference_generator, step)
@@ -374,13 +374,13 @@ def _evaluate_and_keep_best(
     if results.get("inception_score") is not None:
         scalars["eval/inception_score"] = float(results["inception_score"][0])
     accelerator.log(scalars, step=step)
-    get_logger(__name__).info(f"Evaluation at step {step}: SWD avg {swd_avg:.4f}, MS-SSIM {results['ms_ssim']:.4f}")
+    logging.getLogger(__name__).info(f"Evaluation at step {step}: SWD avg {swd_avg:.4f}, MS-SSIM {results['ms_ssim']:.4f}")
     out = {"swd_avg": swd_avg, "ms_ssim": float(results["ms_ssim"])}
     if keep_best:
         num_images = results.get("num_images")
         if best.step is not None and best.num_images not in (None, num_images):
             # SWD grows as the sample shrinks: scores of another evaluation size do not compare
-            get_logger(__name__).warning(
+            logging.getLogger(__name__).warning(
                 f"The evaluation now uses {num_images} images, the best so far (step {best.step}) {best.num_images}: "
                 "best/ starts again from this evaluation."
             )
@@ -462,10 +462,7 @@ def train_gan_loop(
         TrainingDivergedError: a loss or a weight became NaN/inf; the last good checkpoint is kept
             and named in the message.
     """
-    from accelerate.logging import get_logger
-    from tqdm.auto import tqdm
-
-    logger = get_logger(__name__)
+    logger = MainProcessLogger(logging.getLogger(__name__), gan.accelerator is not None and gan.accelerator.is_main_process)
     accelerator = gan.accelerator
     if accelerator is None:
         raise ValueError("Call gan.prepare(accelerator, generator_optimizer, discriminator_optimizer) before train_gan.")
@@ -486,7 +483,8 @@ def train_gan_loop(
     if resume_path is not None:
         optimizers = {"generator": gan.generator_optimizer, "discriminator": gan.discriminator_optimizer}
         requested = {name: [group["lr"] for group in opt.param_groups] for name, opt in optimizers.items()}
-        accelerator.load_state(str(resume_path))
+        with quiet_loggers(*ACCELERATE_CHECKPOINT_LOGGERS):  # a line per file; "Resumed from" below says it
+            accelerator.load_state(str(resume_path))
         state = read_checkpoint_state(resume_path)
         global_step, epoch, skip_batches = state["step"], state.get("epoch", 0), state.get("step_in_epoch", 0)
         if state.get("best_swd_avg") is not None:
@@ -523,8 +521,10 @@ def train_gan_loop(
         logger.info(f"The evaluation of step {global_step} did not finish before the run stopped: evaluating it now.")
         evaluate_now()
 
-    bar = tqdm(
-        total=max_train_steps, initial=global_step, desc="Steps", disable=not (show_progress and accelerator.is_local_main_process)
+    # tqdm on a terminal; off it (CI, nohup, a cluster job) a log line every 30 s, not a redraw per step
+    bar = progress_bar(
+        total=max_train_steps, initial=global_step, desc="Steps", disable=not (show_progress and accelerator.is_local_main_process),
+        logger=logging.getLogger(__name__),
     )
     num_skipped = 0
     with bar as progress:  # closed even when the run stops with an error
@@ -542,8 +542,8 @@ def train_gan_loop(
                 check_finite(step_logs, global_step, last_checkpoint)
                 logs.update(step_logs, step=global_step, epoch=epoch)
                 accelerator.log(step_logs, step=global_step)
+                progress.set_postfix({k: f"{logs[k]:.4g}" for k in ("loss_d", "loss_g") if k in logs}, refresh=False)
                 progress.update(1)
-                progress.set_postfix({k: f"{logs[k]:.4f}" for k in ("loss_d", "loss_g") if k in logs}, refresh=False)
 
                 if save_images_steps and fixed_noise is not None and global_step % save_images_steps == 0:
                     if accelerator.is_main_process:

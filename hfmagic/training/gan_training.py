@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from ..logging_utils import format_metrics
 from .gan import GAN, image_grid, train_gan_loop
 from .run import FINAL_DIR, create_hub_repo, push_final, save_final, start_run
 
@@ -261,7 +262,10 @@ def _train(gan: GAN, dataset: Any, args: GANTrainingArguments, accelerator) -> G
 
         result.evaluation = last_evaluation["results"]
         metrics = gan_metrics_for_card(result.evaluation, dataset=data_name)
-        logger.info("SWD %s, MS-SSIM %.4f on %d images", result.evaluation["swd"], result.evaluation["ms_ssim"], result.evaluation["num_images"])
+        logger.info(
+            "SWD %s, MS-SSIM %.4f on %d images", format_metrics(result.evaluation["swd"]), result.evaluation["ms_ssim"],
+            result.evaluation["num_images"],
+        )
     if accelerator.is_main_process:
         card = _card_text(gan, args, logs, accelerator.num_processes)
 

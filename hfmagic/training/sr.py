@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..logging_utils import ACCELERATE_CHECKPOINT_LOGGERS, format_metrics, progress_bar, quiet_loggers
 from .checkpointing import (
     check_finite,
     read_checkpoint_state,
@@ -546,7 +547,8 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
     if args.resume_from_checkpoint and resume_path is None:
         logger.info("No checkpoint in %s yet: starting a fresh run.", output_dir)
     if resume_path is not None:
-        accelerator.load_state(str(resume_path))
+        with quiet_loggers(*ACCELERATE_CHECKPOINT_LOGGERS):  # a line per file; "Resumed from" below says it
+            accelerator.load_state(str(resume_path))
         state = read_checkpoint_state(resume_path)
         run.step = int(state["step"])
         run.best_score = float(state["best_score"]) if state.get("best_score") is not None else -math.inf
@@ -596,16 +598,15 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
         if eval_sets and accelerator.is_main_process:
             metrics = evaluate_model(eval_model(), eval_sets, crop_border=crop_border, y_channel=args.y_channel)
             accelerator.log({f"val/{name}/{key}": value for name, values in metrics.items() for key, value in values.items() if key != "num_images"}, step=step)
-            logger.info("Validation at step %d: %s", step, metrics)
+            logger.info("Validation at step %d: %s", step, format_metrics(metrics))
             if _score(metrics) > run.best_score:
                 run.best_score = _score(metrics)
                 save_best(output_dir, lambda folder: _save_model(eval_model(), folder, args, metrics, step, crop_border), {"step": step, "metrics": metrics})
         accelerator.wait_for_everyone()
         return metrics
 
-    from tqdm.auto import tqdm
-
-    progress = tqdm(total=args.max_train_steps, initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process)
+    # tqdm on a terminal; off it (CI, nohup, a cluster job) a log line every 30 s, not a redraw per step
+    progress = progress_bar(total=args.max_train_steps, initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process, logger=logger)
     model.train()
     loss_sum, micro_batches = torch.zeros((), device=accelerator.device), 0
     # training throughput: from the end of the first step (start-up excluded), validation and saving excluded
@@ -647,8 +648,9 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
                 logs["samples_per_second"] = samples_per_second
             loss_sum.zero_()
             micro_batches = 0
+            # refresh=False: shown by update's redraw (at most one per tqdm's mininterval), not one more per step
+            progress.set_postfix(loss=f"{logs['loss']:.4g}", lr=f"{logs['lr']:.2e}", samples_s=f"{samples_per_second or 0:.1f}", refresh=False)
             progress.update(1)
-            progress.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{logs['lr']:.2e}", samples_s=f"{samples_per_second or 0:.1f}")
             accelerator.log(logs, step=global_step)
 
             is_last = global_step >= args.max_train_steps
@@ -663,6 +665,7 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
                         model=accelerator.unwrap_model(model),
                     )
                 )
+                logger.info("Saved %s", run.last_checkpoint)
             if args.validation_steps and global_step % args.validation_steps == 0:
                 previous_best = run.best_score
                 final_metrics, last_validated = validate(global_step), global_step
