@@ -4,9 +4,12 @@
     accelerate launch examples/train_dcgan.py --dataset_name pcuenq/lsun-bedrooms \\
         --max_train_steps 100000 --use_ema --output_dir dcgan-lsun-bedroom --push_to_hub
 
-With a dataset the defaults are MMagic's DCGAN recipe: the full-size DCGAN, 64x64 images, batch 128,
-Adam 2e-4 with betas (0.5, 0.999) for both networks, BCE-with-logits losses, one discriminator step
-per generator step. The loop is ``hfmagic.training.train_gan`` (MMagic's BaseGAN schedule; see its
+With a dataset the model and optimisation defaults are MMagic's DCGAN recipe: the full-size DCGAN,
+64x64 images, batch 128, Adam 2e-4 with betas (0.5, 0.999) for both networks, BCE-with-logits
+losses, one discriminator step per generator step. The run's length is not: ``--max_train_steps``
+defaults to 1000 iterations, a first run that shows samples taking shape, where MMagic's DCGAN
+configs train for hundreds of thousands (e.g. 300k on CelebA); give ``--max_train_steps`` (and
+``--use_ema``, ``--evaluation_images``) for a full run, as in the command above. The loop is ``hfmagic.training.train_gan`` (MMagic's BaseGAN schedule; see its
 docstring). Without ``--dataset_name``/``--train_data_dir`` it is an offline smoke run (``SMOKE_RUN``):
 a small DCGAN for 300 iterations at batch 16 on crops of the photographs embedded in hfmagic, under a
 minute on 2 CPU cores, which leaves ``final/`` (generator, card, samples) but not a useful model;
@@ -32,13 +35,15 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
 logger = logging.getLogger("train_dcgan")
 
 # Defaults of the flags that depend on the data (None in argparse, so that a flag given explicitly
-# is told apart and always wins). With a dataset: MMagic's DCGAN recipe (REFERENCE.md, "Recipes").
+# is told apart and always wins). With a dataset: MMagic's DCGAN recipe for the model and batch
+# (REFERENCE.md, "Recipes"); the length (1000 iterations) and intervals are a short first run's, not MMagic's.
 RECIPE = {
     "train_batch_size": 128,
     "max_train_steps": 1000,
@@ -59,8 +64,22 @@ SMOKE_RUN = {
 }
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """``--help`` appends "(default: X)" to a flag's help, unless the help already states its default
+    or there is none to state (None, an off switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not action.option_strings or action.default is None or action.default is False or action.default == argparse.SUPPRESS or re.search(r"\bdefault\b", text, re.I):
+            return text
+        return f"{text[:-1]} (default: %(default)s)." if text.endswith(".") else f"{text} (default: %(default)s)"
+
+
 def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Train a DCGAN (MMagic's BaseGAN schedule) with Accelerate.")
+    parser = argparse.ArgumentParser(
+        description="Train a DCGAN (MMagic's BaseGAN schedule) with Accelerate.", formatter_class=DefaultsHelpFormatter
+    )
+
     # data
     parser.add_argument("--dataset_name", default=None, help="HF dataset with an image column: Hub id (pcuenq/lsun-bedrooms), parquet file, or save_to_disk folder.")
     parser.add_argument("--train_data_dir", default=None, help="Folder of training images (loaded as an imagefolder, sub-folder labels dropped).")
@@ -78,7 +97,7 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sync_batchnorm", action="store_true", help="Use SyncBatchNorm (batch statistics over all processes; GPUs only) instead of per-process BatchNorm.")
     # schedule (MMagic BaseGAN)
     parser.add_argument("--train_batch_size", type=int, default=None, help="Real images per process per iteration (default: MMagic's 128 with a dataset, 16 in the no-dataset smoke run).")
-    parser.add_argument("--max_train_steps", type=int, default=None, help="Training iterations (MMagic's max_iters); one batch and one discriminator backward each (default: 1000 with a dataset, 300 in the no-dataset smoke run).")
+    parser.add_argument("--max_train_steps", type=int, default=None, help="Training iterations (MMagic's max_iters); one batch and one discriminator backward each (default: 1000 with a dataset, a short first run, not MMagic's length of hundreds of thousands; 300 in the no-dataset smoke run).")
     parser.add_argument("--discriminator_steps", type=int, default=1, help="Discriminator updates per generator update.")
     parser.add_argument("--generator_steps", type=int, default=1, help="Generator updates per generator turn (on the same batch).")
     parser.add_argument("--gradient_accumulation_steps", type=int, default=None, help="Accumulate this many micro-batches before each optimizer step of both networks (sets the two flags below; default 1).")
@@ -106,7 +125,12 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--evaluation_images", type=int, default=0, help="At the end, compute SWD on this many real and generated images and MS-SSIM on at most 10000 of the generated ones (MMagic: --evaluation_images 16384), and put them in the card; 0 = skip.")
     parser.add_argument("--evaluation_steps", type=int, default=0, help="With --evaluation_images: also evaluate every this many iterations and keep the generator with the lowest SWD average in best/ (MMagic's save_best='swd/avg'); 0 = only at the end.")
     parser.add_argument("--logging_dir", default="logs", help="Tracker folder inside --output_dir.")
-    parser.add_argument("--report_to", default="tensorboard", help='Tracker: "tensorboard", "wandb", ... or "none".')
+    parser.add_argument(
+        "--report_to", default="auto",
+        help='Tracker writing --logging_dir: "auto" = tensorboard when installed (pip install tensorboard; hfmagic does not '
+        'depend on it), else none, said in one warning line; "tensorboard", "wandb", ... (must be installed) or "none".',
+    )
+    parser.add_argument("--license", default="apache-2.0", help='License the model card declares for the trained weights (a Hub license id; "none": none). Your choice: check the training data\'s terms.')
     parser.add_argument("--seed", type=int, default=0, help="Seed of the initialisation, the data order and the noise.")
     # hub
     parser.add_argument("--push_to_hub", action="store_true", help="Upload final/ (generator, discriminator/, card, samples) at the end.")
@@ -249,7 +273,8 @@ def main(args: argparse.Namespace) -> Path:
         checkpointing_steps=args.checkpointing_steps or None,
         save_images_steps=args.save_images_steps or None,
         evaluation_steps=args.evaluation_steps or None,
-        report_to=None if args.report_to == "none" else args.report_to,
+        report_to=args.report_to,
+        license=None if args.license in ("", "none") else args.license,
         tracker_project_name="train_dcgan",
         hub_private=args.hub_private,
         # the card names a local folder or file by its name, not by a path of this machine

@@ -3,10 +3,15 @@
     accelerate launch examples/train_sr.py --model msrresnet --scale 4 --train_data_dir DIV2K_sub/ \\
         --validation_dataset Set5 Set14 --output_dir msrresnet-x4
 
-Every default reproduces MMagic's recipe for the chosen ``--model`` (see ``RECIPES``); with neither
-``--dataset_name`` nor ``--train_data_dir`` the script trains on the photographs embedded in hfmagic
-(``hfmagic/assets``) and validates on the embedded validation photo, so it runs with no network.
-The loop itself is ``hfmagic.training.train_sr``.
+The training defaults (batch 16, steps, learning rate and schedule, patch size, validation and
+checkpoint intervals) are MMagic's recipe for the chosen ``--model`` (see ``RECIPES``); MMagic's
+training data (DIV2K sub-images) and validation sets (Set5, Set14) are yours to give. With neither
+``--dataset_name`` nor ``--train_data_dir`` the script trains on the photographs embedded in
+hfmagic (``hfmagic/assets``) and validates on the embedded validation photo, so it runs with no
+network. The loop itself is ``hfmagic.training.train_sr``.
+
+``final/`` and ``best/`` hold the model and its card: validation PSNR/SSIM next to plain bicubic
+upscaling's on the same images, and the gain; the license the card declares is ``--license``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -68,8 +74,22 @@ RECIPES = {
 }
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """``--help`` appends "(default: X)" to a flag's help, unless the help already states its default
+    or there is none to state (None, an off switch)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if not action.option_strings or action.default is None or action.default is False or action.default == argparse.SUPPRESS or re.search(r"\bdefault\b", text, re.I):
+            return text
+        return f"{text[:-1]} (default: %(default)s)." if text.endswith(".") else f"{text} (default: %(default)s)"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Train a super-resolution model with MMagic's recipe on Accelerate.")
+    parser = argparse.ArgumentParser(
+        description="Train a super-resolution model with MMagic's recipe on Accelerate.", formatter_class=DefaultsHelpFormatter
+    )
+
     # model
     parser.add_argument("--model", choices=sorted(RECIPES), default="msrresnet", help="Architecture to train from scratch (its MMagic recipe sets the defaults below).")
     parser.add_argument("--model_name_or_path", default=None, help="Fine-tune this hfmagic SR model (Hub id or folder) instead of building --model.")
@@ -88,17 +108,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data_on_device", action="store_true", help="Hold the training images in accelerator memory (hfmagic.data.DeviceSRData) and cut, degrade and augment every batch there instead of in DataLoader workers: for GPUs that workers cannot keep fed. The images must fit in device memory (DIV2K sub-images: ~24 GB).")
     # optimisation
     parser.add_argument("--train_batch_size", type=int, default=16, help="Batch size per process (MMagic: 16).")
-    parser.add_argument("--max_train_steps", type=int, default=None, help="Total optimisation steps (recipe: 1M for MSRResNet/SRCNN, 300k for EDSR).")
-    parser.add_argument("--learning_rate", type=float, default=None, help="Peak learning rate of Adam (recipe: 2e-4, EDSR 1e-4).")
+    parser.add_argument("--max_train_steps", type=int, default=None, help="Total optimisation steps (default: the recipe's, 1M for MSRResNet/SRCNN, 300k for EDSR).")
+    parser.add_argument("--learning_rate", type=float, default=None, help="Peak learning rate of Adam (default: the recipe's, 2e-4, EDSR 1e-4).")
     parser.add_argument("--adam_beta1", type=float, default=0.9, help="Adam beta1.")
     parser.add_argument("--adam_beta2", type=float, default=0.999, help="Adam beta2.")
     parser.add_argument("--adam_weight_decay", type=float, default=0.0, help="Adam weight decay.")
     parser.add_argument("--adam_epsilon", type=float, default=1e-8, help="Adam epsilon.")
-    parser.add_argument("--lr_scheduler", choices=SCHEDULER_NAMES, default=None, help="Schedule (recipe: cosine_restart, 4 equal cycles over --max_train_steps; a run shorter than one of the recipe's cycles (250k steps for MSRResNet/SRCNN) gets a single cosine cycle instead, no restarts; EDSR multistep); or any of transformers' schedules. Given explicitly, it is used as is.")
+    parser.add_argument("--lr_scheduler", choices=SCHEDULER_NAMES, default=None, help="Schedule (default: the recipe's, cosine_restart, 4 equal cycles over --max_train_steps; a run shorter than one of the recipe's cycles (250k steps for MSRResNet/SRCNN) gets a single cosine cycle instead, no restarts; EDSR multistep); or any of transformers' schedules. Given explicitly, it is used as is.")
     parser.add_argument("--lr_warmup_steps", type=int, default=0, help="Warm-up steps (transformers' schedules).")
     parser.add_argument("--lr_periods", type=int, nargs="+", default=None, help="cosine_restart cycle lengths (default: 4 equal cycles over --max_train_steps, or one cycle for a run shorter than the recipe's cycle).")
     parser.add_argument("--lr_restart_weights", type=float, nargs="+", default=None, help="cosine_restart peak of each cycle (default: 1 each).")
-    parser.add_argument("--lr_eta_min", type=float, default=None, help="Floor of cosine_restart (recipe: 1e-7).")
+    parser.add_argument("--lr_eta_min", type=float, default=None, help="Floor of cosine_restart (default: the recipe's, 1e-7; EDSR's multistep has none).")
     parser.add_argument("--lr_milestones", type=int, nargs="+", default=None, help="multistep: steps where the learning rate is multiplied by --lr_gamma (EDSR: 200000 of 300000, scaled to a shorter --max_train_steps).")
     parser.add_argument("--lr_gamma", type=float, default=0.5, help="multistep factor.")
     parser.add_argument("--gradient_accumulation_steps", type=int, default=1, help="Micro-batches per optimisation step.")
@@ -115,7 +135,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume_from_checkpoint", default=None, help='Resume from "latest" or a checkpoint folder/name.')
     parser.add_argument("--output_dir", default=None, help="Run folder (default sr-<model>-x<scale>): checkpoints, logs, best/ and final/ models.")
     parser.add_argument("--logging_dir", default="logs", help="Tracker folder inside --output_dir.")
-    parser.add_argument("--report_to", default="tensorboard", help='Tracker: "tensorboard", "wandb", ... or "none".')
+    parser.add_argument(
+        "--report_to", default="auto",
+        help='Tracker writing --logging_dir: "auto" = tensorboard when installed (pip install tensorboard; hfmagic does not '
+        'depend on it), else none, said in one warning line; "tensorboard", "wandb", ... (must be installed) or "none".',
+    )
+    parser.add_argument("--license", default="apache-2.0", help='License the model card declares for the trained weights (a Hub license id; "none": none). Your choice: check the training data\'s terms (DIV2K is for academic research only).')
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the data order, augmentation and initialisation.")
+    # hub
+    parser.add_argument("--push_to_hub", action="store_true", help="Upload final/ (model, config, card; not checkpoints or logs) at the end.")
+    parser.add_argument("--hub_model_id", default=None, help="Repo to push to (default: the name of --output_dir).")
+    parser.add_argument("--hub_token", default=None, help="Hub token (default: the logged-in one).")
+    parser.add_argument("--hub_private", action="store_true", help="Create the Hub repo private.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the data order, augmentation and initialisation.")
     # hub
     parser.add_argument("--push_to_hub", action="store_true", help="Upload final/ (model, config, card; not checkpoints or logs) at the end.")
@@ -239,7 +270,8 @@ def training_arguments(args: argparse.Namespace, recipe: dict, scale: int) -> SR
         checkpointing_steps=args.checkpointing_steps,
         checkpoints_total_limit=args.checkpoints_total_limit,
         resume_from_checkpoint=args.resume_from_checkpoint,
-        report_to=None if args.report_to in (None, "", "none") else args.report_to,
+        report_to=args.report_to,
+        license=None if args.license in ("", "none") else args.license,
         logging_dir=args.logging_dir,
         seed=args.seed,
         dataloader_num_workers=args.dataloader_num_workers,
@@ -279,13 +311,13 @@ def main(args: argparse.Namespace):
     validation = {item: Path(item).name if os.path.exists(item) else item for item in args.validation_dataset or []}
     # the card's YAML/links name Hub datasets only; local data is named in its text
     if source and os.path.exists(source):
-        training_args.training_data = f"the local images `{Path(source).name}`"
+        training_args.training_data = f"local images `{Path(source).name}`"
     elif source:
         training_args.dataset_names = [source]
     if source is None:
         source = str(embedded_sr_train_dir())
         validation = validation or {str(embedded_sr_validation_dir()): "hfmagic-embedded-validation"}
-        training_args.training_data = "the photographs embedded in hfmagic (a smoke run)"
+        training_args.training_data = "hfmagic's embedded photos (a smoke run)"
         logger.info("No --dataset_name/--train_data_dir: training on hfmagic's embedded photos (%s).", source)
     elif not validation:
         logger.warning(

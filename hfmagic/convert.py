@@ -33,6 +33,7 @@ __all__ = ["SOURCES", "archs", "convert_checkpoint", "detect_arch", "load_checkp
 logger = logging.getLogger(__name__)
 
 SOURCES = ("auto", "mmagic", "basicsr")
+CONVERTED_LICENSE = "apache-2.0"  # MMagic's and BasicSR's license, weights included
 
 # MMagic's top-level prefixes; the EMA one comes first since it is the longer match.
 _EMA_PREFIX, _GEN_PREFIX, _DISC_PREFIX = "generator_ema.module.", "generator.", "discriminator."
@@ -357,11 +358,16 @@ def convert_checkpoint(
 def _save(models: list[PreTrainedModel], output_dir, note: str, repo_id: str | None) -> None:
     from . import hub
 
+    # MMagic's and BasicSR's code and model zoos are Apache-2.0 (the only sources convert reads)
+    note += (
+        f" The card declares `{CONVERTED_LICENSE}`, the license of MMagic's and BasicSR's released weights; "
+        "for a checkpoint you trained yourself, it is whatever license you give those weights."
+    )
     if len(models) == 2:
-        hub.save_gan_pretrained(*models, output_dir, extra_text=note, repo_id=repo_id)
+        hub.save_gan_pretrained(*models, output_dir, extra_text=note, repo_id=repo_id, license=CONVERTED_LICENSE)
     else:
         models[0].save_pretrained(output_dir)
-        hub.write_model_card(output_dir, models[0], extra_text=note, repo_id=repo_id)
+        hub.write_model_card(output_dir, models[0], extra_text=note, repo_id=repo_id, license=CONVERTED_LICENSE)
     logger.info("Saved to %s.", output_dir)
 
 

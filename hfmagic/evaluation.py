@@ -183,25 +183,40 @@ def evaluate_sr(
     return results
 
 
+def _dataset_id(name: str) -> str:
+    """The Hub id of an evaluation set for the model-index's dataset ``type``: the ``eugenesiow/<Name>``
+    repo ``load_eval_set`` reads for Set5/Set14/BSD100/Urban100, else ``"imagefolder"`` (a local
+    folder of images, as transformers' Trainer names local data; the folder's name stays the
+    dataset's ``name``)."""
+    from .data.eval_sets import BENCHMARK_REPOS
+
+    known = BENCHMARK_REPOS.get(name.lower())
+    return known[0] if known else "imagefolder"
+
+
 def metrics_for_card(
     results: Mapping[str, Mapping], y_channel: bool, crop_border: int, split: str = "test"
 ) -> list[dict]:
-    """``evaluate_sr`` results as metric dicts for ``hfmagic.hub.add_metrics_to_card``
-    (PSNR and SSIM of the model; the bicubic baseline is not the model's result)."""
+    """``evaluate_sr`` results as metric dicts for ``hfmagic.hub.add_metrics_to_card``: PSNR and SSIM
+    of the model, each with bicubic's value on the same images (``"bicubic"``, when evaluated: the
+    card's table shows it and the gain; the model-index holds the model's value only) and the
+    dataset's Hub id (``"dataset_id"``: ``eugenesiow/Set5``..., or ``imagefolder`` for a folder)."""
     config = f"{'Y' if y_channel else 'RGB'}, crop_border={crop_border}"
     metrics = []
     for dataset, values in results.items():
         for key, name in (("psnr", "PSNR"), ("ssim", "SSIM")):
-            metrics.append(
-                {
-                    "dataset": dataset,
-                    "name": name,
-                    "value": round(float(values[key]), 4),
-                    "type": key,
-                    "split": split,
-                    "config": config,
-                }
-            )
+            metric = {
+                "dataset": dataset,
+                "dataset_id": _dataset_id(dataset),
+                "name": name,
+                "value": round(float(values[key]), 4),
+                "type": key,
+                "split": split,
+                "config": config,
+            }
+            if values.get(f"bicubic_{key}") is not None:
+                metric["bicubic"] = round(float(values[f"bicubic_{key}"]), 4)
+            metrics.append(metric)
     return metrics
 
 

@@ -13,7 +13,15 @@ A GAN repo holds the generator at its root and the discriminator under ``discrim
     DCGANDiscriminator.from_pretrained("out", subfolder="discriminator")
 
 A metric is a dict ``{"dataset": "Set5", "name": "PSNR", "value": 30.22, "type": "psnr",
-"split": "test"}``, optionally with ``"config"`` (e.g. ``"RGB, crop_border=4"``) and ``"args"``.
+"split": "test"}``, optionally with ``"config"`` (e.g. ``"RGB, crop_border=4"``), ``"args"``,
+``"dataset_id"`` (the Hub id the model-index names as the dataset's ``type``, e.g.
+``"eugenesiow/Set5"``, or ``"imagefolder"`` for a local folder, whose name then becomes the
+``config``; default: ``"dataset"``) and
+``"bicubic"`` (the same metric of plain bicubic upscaling on the same images).
+
+The ``model-index`` holds the model's own results only: the Hub shows them as this model's scores
+(leaderboards, the evaluation widget), so the bicubic baseline is not a result there; it appears in
+the card's "## Evaluation" table, in a ``bicubic`` column next to the model's value, with the gain.
 """
 
 from __future__ import annotations
@@ -98,12 +106,16 @@ def _eval_results(metrics: list[dict], task_type: str, task_name: str) -> list[E
             value = float(metric["value"])
         except (TypeError, ValueError):
             raise ValueError(f"Metric {metric!r} has a non-numeric value; pass a number such as 30.22.") from None
+        dataset_type = str(metric.get("dataset_id") or metric["dataset"])
         results.append(
             EvalResult(
                 task_type=task_type,
                 task_name=task_name,
-                dataset_type=str(metric["dataset"]),
+                dataset_type=dataset_type,
                 dataset_name=str(metric["dataset"]),
+                # huggingface_hub groups results by (type, config, split): local folders, all of type
+                # "imagefolder", are told apart by their name as the config
+                dataset_config=metric.get("dataset_config") or (str(metric["dataset"]) if dataset_type == "imagefolder" else None),
                 dataset_split=metric.get("split"),
                 metric_type=str(metric.get("type") or str(metric["name"]).lower()),
                 metric_name=str(metric["name"]),
@@ -115,7 +127,9 @@ def _eval_results(metrics: list[dict], task_type: str, task_name: str) -> list[E
     return results
 
 
-def _details(kind: str, class_name: str, config: PretrainedConfig, num_parameters: int | None) -> list[str]:
+def _details(
+    kind: str, class_name: str, config: PretrainedConfig, num_parameters: int | None, license: str | None = None
+) -> list[str]:
     lines = [f"- **Architecture:** `{class_name}` (`model_type: {config.model_type}`)"]
     mmagic_module = getattr(type(config), "mmagic_module", None)  # MMagic's module with the same weights
     if mmagic_module:
@@ -139,7 +153,24 @@ def _details(kind: str, class_name: str, config: PretrainedConfig, num_parameter
         )
     if num_parameters is not None:
         lines.append(f"- **Parameters:** {num_parameters:,}")
+    if license:
+        lines.append(f"- **License:** `{license}`")
     return lines
+
+
+def _title(kind: str, class_name: str, config: PretrainedConfig, classes: dict, datasets, training_data) -> str:
+    """A descriptive title: architecture, scale or size, and the training data when known, e.g.
+    "MSRResNet x4 trained on DIV2K" or "DCGAN 64x64 trained on pcuenq/lsun-bedrooms"."""
+    if kind == "super-resolution":
+        title = f"{class_name} x{config.upscale_factor}"
+    else:
+        is_generator = class_name != classes.get("discriminator")
+        name = class_name.removesuffix("Generator") if is_generator else class_name
+        title = f"{name or class_name} {config.image_size}x{config.image_size}"
+    data = training_data or ", ".join(datasets or [])
+    if data:
+        return f"{title} trained on {data}"
+    return f"{title} {'super-resolution model' if kind == 'super-resolution' else 'GAN'}"
 
 
 def _usage(kind: str, class_name: str, classes: dict, repo_id: str, discriminator_subfolder: str | None) -> str:
@@ -187,10 +218,44 @@ def _usage(kind: str, class_name: str, classes: dict, repo_id: str, discriminato
 
 
 def _results_table(metrics: list[dict]) -> str:
-    rows = ["| dataset | split | metric | value | setting |", "|---|---|---|---|---|"]
+    """The card's results as a Markdown table; with ``bicubic`` and ``gain`` (model - bicubic)
+    columns when any metric has a bicubic baseline."""
+    if not any(m.get("bicubic") is not None for m in metrics):
+        rows = ["| dataset | split | metric | value | setting |", "|---|---|---|---|---|"]
+        for m in metrics:
+            rows.append(f"| {m['dataset']} | {m.get('split') or ''} | {m['name']} | {float(m['value']):.4f} | {m.get('config') or ''} |")
+        return "\n".join(rows)
+    rows = ["| dataset | split | metric | value | bicubic | gain | setting |", "|---|---|---|---|---|---|---|"]
     for m in metrics:
-        rows.append(f"| {m['dataset']} | {m.get('split') or ''} | {m['name']} | {float(m['value']):.4f} | {m.get('config') or ''} |")
+        value, baseline = float(m["value"]), m.get("bicubic")
+        bicubic, gain = ("", "") if baseline is None else (f"{float(baseline):.4f}", f"{value - float(baseline):+.4f}")
+        rows.append(f"| {m['dataset']} | {m.get('split') or ''} | {m['name']} | {value:.4f} | {bicubic} | {gain} | {m.get('config') or ''} |")
     return "\n".join(rows)
+
+
+_BICUBIC_NOTE = (
+    "*bicubic*: plain MATLAB-bicubic upscaling of the same low-resolution images, scored the same way; "
+    "*gain*: the model's value minus bicubic's. The metadata (model-index) lists the model's values only."
+)
+
+
+def _table_baselines(text: str) -> dict[tuple, float]:
+    """The bicubic values of a card's "## Evaluation" table written by :func:`_results_table`, keyed
+    by (dataset, split, metric name, setting): they are not in the model-index, so a merge reads them here."""
+    section = re.search(r"^## Evaluation[ \t]*\n+((?:\|.*(?:\n|$))+)", text, flags=re.M)
+    if not section:
+        return {}
+    lines = section.group(1).strip().splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    if "bicubic" not in header:
+        return {}
+    baselines = {}
+    for line in lines[2:]:
+        row = dict(zip(header, (cell.strip() for cell in line.strip().strip("|").split("|"))))
+        with contextlib.suppress(KeyError, ValueError):
+            key = (row["dataset"], row["split"] or None, row["metric"], row["setting"] or None)
+            baselines[key] = float(row["bicubic"])
+    return baselines
 
 
 def model_card(
@@ -204,6 +269,8 @@ def model_card(
     tags: list[str] | None = None,
     license: str | None = None,
     discriminator_subfolder: str | None = None,
+    training_data: str | None = None,
+    load_path: str | None = None,
 ) -> ModelCard:
     """Build the model card of an hfmagic model (or of its config).
 
@@ -211,13 +278,18 @@ def model_card(
         model: a super-resolution or DCGAN model, or its config.
         metrics: results for the ``model-index``, e.g. ``[{"dataset": "Set5", "name": "PSNR",
             "value": 30.22, "type": "psnr", "split": "test", "config": "RGB, crop_border=4"}]``.
-        datasets: Hub ids of the training data, listed in the YAML ``datasets``.
+        datasets: Hub ids of the training data, listed in the YAML ``datasets`` (and named in the title).
         sample_image: path (relative to the repo) or URL of an image shown in the card.
         extra_text: Markdown appended at the end (training recipe, license notes, ...).
-        repo_id: the repo the usage snippet loads from (a placeholder when omitted).
+        repo_id: the repo the usage snippet loads from.
         tags: extra tags besides ``hfmagic``, the kind, the architecture and ``mmagic``.
-        license: a Hub license id (``apache-2.0``, ...), when known.
+        license: a Hub license id (``apache-2.0``, ...) of the weights, when known (left out otherwise:
+            hfmagic's own Apache-2.0 covers its code, not weights of unknown origin).
         discriminator_subfolder: for a GAN repo, where the discriminator lives (mentioned in the card).
+        training_data: what the model was trained on, for the title when it is not a Hub dataset
+            of ``datasets`` (e.g. a local folder's name).
+        load_path: where the usage snippet loads from without ``repo_id`` (``write_model_card``
+            passes the folder); without either, a marked placeholder.
     Returns:
         a ``huggingface_hub.ModelCard``; ``card.data`` holds the YAML metadata.
     """
@@ -225,7 +297,7 @@ def model_card(
     kind = _kind(config)
     kind_tag, pipeline_tag, task_name = _KINDS[kind]
     class_name = _class_name(model, config)
-    shown_id = repo_id or "path/or/repo-id"
+    shown_id = repo_id or load_path or "path/to/model-folder-or-repo-id"
     card_tags = ["hfmagic", kind_tag, config.model_type, "mmagic"]
     card_tags += [t for t in (tags or []) if t not in card_tags]
     eval_results = _eval_results(metrics, pipeline_tag, task_name) if metrics else None
@@ -239,16 +311,16 @@ def model_card(
         eval_results=eval_results,
     )
     num_parameters = sum(p.numel() for p in model.parameters()) if isinstance(model, PreTrainedModel) else None
-    title = repo_id.split("/")[-1] if repo_id else class_name
-    what = "super-resolution model" if kind == "super-resolution" else "GAN generator"
     classes = getattr(type(config), "card_classes", {})
+    title = _title(kind, class_name, config, classes, datasets, training_data)
+    what = "super-resolution model" if kind == "super-resolution" else "GAN generator"
     if class_name == classes.get("discriminator"):
         what = "GAN discriminator"
     parts = [
         f"# {title}",
         f"A {what} (`{class_name}`) for **hfmagic**, MMagic's models as "
         "Hugging Face `PreTrainedModel`s (`from_pretrained`, `push_to_hub`, Accelerate training).",
-        "## Model details\n\n" + "\n".join(_details(kind, class_name, config, num_parameters)),
+        "## Model details\n\n" + "\n".join(_details(kind, class_name, config, num_parameters, license)),
     ]
     if discriminator_subfolder:
         parts.append(
@@ -260,7 +332,8 @@ def model_card(
     if datasets:
         parts.append("## Training data\n\n" + "\n".join(f"- [{d}](https://huggingface.co/datasets/{d})" for d in datasets))
     if metrics:
-        parts.append("## Evaluation\n\n" + _results_table(metrics))
+        table = _results_table(metrics)
+        parts.append("## Evaluation\n\n" + table + ("\n\n" + _BICUBIC_NOTE if "| bicubic |" in table else ""))
     if extra_text:
         parts.append(extra_text.strip())
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(parts) + "\n")
@@ -283,32 +356,44 @@ def write_model_card(folder: str | os.PathLike, model: PreTrainedModel | Pretrai
         else:
             card_kwargs["sample_image"] = sample_path.relative_to(folder.resolve()).as_posix()
     path = folder / CARD_NAME
+    if not card_kwargs.get("repo_id"):  # the snippet loads the folder (a path of this machine, as given)
+        card_kwargs.setdefault("load_path", folder.as_posix())
     model_card(model, **card_kwargs).save(path)
     return path
 
 
 def _result_key(result: EvalResult) -> tuple:
-    return (result.task_type, result.dataset_type, result.dataset_config, result.dataset_split,
+    # the name too: local folders share the dataset type "imagefolder"
+    return (result.task_type, result.dataset_type, result.dataset_name, result.dataset_config, result.dataset_split,
             result.metric_type, result.metric_config)
 
 
-def _with_results_table(text: str, results: list[EvalResult]) -> str:
+def _with_results_table(text: str, results: list[EvalResult], new_metrics: list[dict] = ()) -> str:
     """The card body with its "## Evaluation" table showing ``results`` (the section hfmagic writes;
     added at the end when the card has no such heading; prose under a heading of the author's own,
-    without a table, is left alone)."""
+    without a table, is left alone). Bicubic baselines come from ``new_metrics``, else from the old table."""
+    baselines = _table_baselines(text)
+    for m in new_metrics:
+        key = (str(m["dataset"]), m.get("split"), str(m["name"]), m.get("config"))
+        if m.get("bicubic") is not None:
+            baselines[key] = float(m["bicubic"])
+        else:  # a new value without a baseline: an old baseline may not belong to it
+            baselines.pop(key, None)
     table = _results_table(
         [
             {"dataset": r.dataset_name, "split": r.dataset_split, "name": r.metric_name, "value": r.metric_value,
-             "config": r.metric_config}
+             "config": r.metric_config,
+             "bicubic": baselines.get((r.dataset_name, r.dataset_split, r.metric_name, r.metric_config))}
             for r in results
         ]
     )
+    note = "\n" + _BICUBIC_NOTE + "\n" if "| bicubic |" in table and _BICUBIC_NOTE not in text else ""
     section = re.search(r"^## Evaluation[ \t]*\n+((?:\|.*(?:\n|$))+)", text, flags=re.M)
     if section:
-        return text[: section.start(1)] + table + "\n" + text[section.end(1):]
+        return text[: section.start(1)] + table + "\n" + note + text[section.end(1):]
     if re.search(r"^## Evaluation", text, flags=re.M):
         return text
-    return text.rstrip("\n") + "\n\n## Evaluation\n\n" + table + "\n"
+    return text.rstrip("\n") + "\n\n## Evaluation\n\n" + table + "\n" + note
 
 
 def add_metrics_to_card(
@@ -347,7 +432,7 @@ def add_metrics_to_card(
     card.data.eval_results = list(merged.values())
     if not card.data.model_name:
         card.data.model_name = model_name or folder.resolve().name
-    card.text = _with_results_table(card.text, card.data.eval_results)
+    card.text = _with_results_table(card.text, card.data.eval_results, metrics)
     card.save(path)
     if tags:
         _add_tags(folder, tags)
@@ -503,7 +588,7 @@ def push_folder_to_hub(
     return str(url)
 
 
-_CARD_FIELDS = ("metrics", "datasets", "sample_image", "extra_text", "license", "tags")
+_CARD_FIELDS = ("metrics", "datasets", "sample_image", "extra_text", "license", "tags", "training_data")
 
 
 def _check_card_kwargs(card_kwargs: dict) -> None:

@@ -179,7 +179,11 @@ def test_convert_notes_an_unused_ema_generator_and_refuses_a_file_as_output(tmp_
     path = save(tmp_path, mmagic_checkpoint(randomize(MSRResNet(config), seed=1), ema=randomize(MSRResNet(config), seed=2)))
     assert main(["convert", str(path), str(tmp_path / "auto"), "--arch", "msrresnet"]) == 0
     assert "Converting the EMA generator ('generator_ema.module.*'), which MMagic tests with; --no-ema" in capsys.readouterr().err
-    assert "(EMA generator)" in (tmp_path / "auto" / "README.md").read_text()
+    card = (tmp_path / "auto" / "README.md").read_text()
+    assert "(EMA generator)" in card
+    # MMagic's (and BasicSR's) released weights are Apache-2.0; the card says so and why
+    assert "\nlicense: apache-2.0\n" in card and "the license of MMagic's and BasicSR's released weights" in card
+    assert "\n# MSRResNet x2 super-resolution model\n" in card
     assert main(["convert", str(path), str(tmp_path / "raw"), "--arch", "msrresnet", "--no-ema"]) == 0
     assert "the checkpoint's EMA generator ('generator_ema.module.*') is what MMagic tests with" in capsys.readouterr().err
     assert "(EMA generator)" not in (tmp_path / "raw" / "README.md").read_text()

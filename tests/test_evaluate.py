@@ -106,19 +106,24 @@ def test_evaluate_sr_on_a_folder_and_bad_pairs(tiny_sr, tmp_path):
 
 def test_metrics_for_card():
     metrics = metrics_for_card(
-        {"Set5": {"psnr": 30.123456, "ssim": 0.85, "bicubic_psnr": 28.0}}, y_channel=False, crop_border=4
+        {"Set5": {"psnr": 30.123456, "ssim": 0.85, "bicubic_psnr": 28.0}, "my_photos": {"psnr": 25.0, "ssim": 0.7}},
+        y_channel=False,
+        crop_border=4,
     )
-    assert metrics == [
+    assert metrics[:2] == [
         {
             "dataset": "Set5",
+            "dataset_id": "eugenesiow/Set5",  # the Hub repo load_eval_set reads
             "name": "PSNR",
             "value": 30.1235,
             "type": "psnr",
             "split": "test",
             "config": "RGB, crop_border=4",
+            "bicubic": 28.0,  # bicubic on the same images, for the card's table
         },
         {
             "dataset": "Set5",
+            "dataset_id": "eugenesiow/Set5",
             "name": "SSIM",
             "value": 0.85,
             "type": "ssim",
@@ -126,6 +131,8 @@ def test_metrics_for_card():
             "config": "RGB, crop_border=4",
         },
     ]
+    # a local folder has no Hub id: "imagefolder", as transformers' Trainer names local data
+    assert {m["dataset_id"] for m in metrics[2:]} == {"imagefolder"} and "bicubic" not in metrics[2]
 
 
 def card_yaml(path):
@@ -161,6 +168,12 @@ def test_evaluate_command_prints_table_and_writes_card(tiny_sr, tmp_path, capsys
     values = {(r["dataset"]["name"], m["name"]): m["value"] for r in results for m in r["metrics"]}
     assert values[(dataset, "PSNR")] == pytest.approx(expected[dataset]["psnr"], abs=1e-4)
     assert values[(dataset, "SSIM")] == pytest.approx(expected[dataset]["ssim"], abs=1e-4)
+    # a local folder is named, not given a made-up Hub id; bicubic is in the table, not the model-index
+    assert {r["dataset"]["type"] for r in results} == {"imagefolder"}
+    assert len(results) == 1 and {m["name"] for m in results[0]["metrics"]} == {"PSNR", "SSIM"}
+    text = (model_dir / "README.md").read_text()
+    psnr, bicubic = expected[dataset]["psnr"], expected[dataset]["bicubic_psnr"]
+    assert f"| {dataset} | test | PSNR | {psnr:.4f} | {bicubic:.4f} | {round(psnr, 4) - round(bicubic, 4):+.4f} | RGB, crop_border=2 |" in text
     # a second run with the Y channel adds results, it does not duplicate the RGB ones
     assert main(argv + ["--write-card", "--y-channel"]) == 0
     results = card_yaml(model_dir / "README.md")["model-index"][0]["results"]

@@ -502,3 +502,57 @@ def test_save_pretrained_takes_card_fields(tmp_path):
     assert "30.25" in card and "26.5" in card  # merged, the first result kept
     with pytest.raises(ValueError, match="already exists.*datasets.*delete the card first"):
         model.save_pretrained(tmp_path / "m", datasets=["other/data"])
+
+
+def test_card_title_license_and_local_snippet(tmp_path, monkeypatch):
+    """The title says architecture, scale/size and data; the license is declared only when given;
+    a local card's snippet loads its own folder (and runs), a pushed one the repo id."""
+    import re
+
+    sr = make("msrresnet")
+    text = str(model_card(sr, datasets=["eugenesiow/Div2k"], license="apache-2.0"))
+    assert "\n# MSRResNet x4 trained on eugenesiow/Div2k\n" in text
+    assert card_yaml(text)["license"] == "apache-2.0" and "- **License:** `apache-2.0`" in text
+    plain = str(model_card(sr))
+    assert "\n# MSRResNet x4 super-resolution model\n" in plain and "license" not in card_yaml(plain)
+    gan = str(model_card(make("dcgan-generator"), training_data="pcuenq/lsun-bedrooms"))
+    assert "\n# DCGAN 16x16 trained on pcuenq/lsun-bedrooms\n" in gan
+    assert "\n# DCGANDiscriminator 16x16 GAN\n" in str(model_card(make("dcgan-discriminator")))
+    assert 'from_pretrained("me/sr-x4")' in str(model_card(sr, repo_id="me/sr-x4"))
+
+    monkeypatch.chdir(tmp_path)
+    sr.save_pretrained("saved")  # a relative folder, as the user typed it
+    card = (tmp_path / "saved" / "README.md").read_text()
+    assert 'MSRResNet.from_pretrained("saved")' in card and "path/or/repo-id" not in card
+    (code,) = re.findall(r"```python\n(.*?)```", card, flags=re.S)
+    from PIL import Image
+
+    Image.new("RGB", (10, 12)).save("photo.png")
+    exec(compile(code, "card-snippet", "exec"), {})
+    assert Image.open("photo_sr.png").size == (40, 48)
+
+
+def test_bicubic_baseline_is_in_the_table_not_the_model_index(tmp_path):
+    """Bicubic's value on the same images goes in the card's table with the gain; the model-index holds
+    the model's results only; merging other results keeps the baselines; a new value without one drops it."""
+    model = make("msrresnet")
+    psnr = dict(SET5, value=30.5, bicubic=28.25, dataset_id="eugenesiow/Set5")
+    write_model_card(tmp_path, model, metrics=[psnr])
+    text = (tmp_path / "README.md").read_text()
+    assert "| Set5 | test | PSNR | 30.5000 | 28.2500 | +2.2500 | RGB, crop_border=4 |" in text
+    assert "*bicubic*: plain MATLAB-bicubic upscaling" in text
+    (result,) = card_yaml(text)["model-index"][0]["results"]
+    assert result["dataset"] == {"name": "Set5", "type": "eugenesiow/Set5", "split": "test"}
+    assert result["metrics"] == [{"type": "psnr", "value": 30.5, "name": "PSNR", "config": "RGB, crop_border=4"}]
+
+    add_metrics_to_card(tmp_path, [{"dataset": "Set14", "name": "PSNR", "value": 26.0, "bicubic": 25.5}])
+    text = (tmp_path / "README.md").read_text()
+    assert "| Set5 | test | PSNR | 30.5000 | 28.2500 | +2.2500 |" in text  # kept from the old table
+    assert "| Set14 |  | PSNR | 26.0000 | 25.5000 | +0.5000 |  |" in text
+    assert text.count("*bicubic*: plain MATLAB-bicubic") == 1
+    add_metrics_to_card(tmp_path, [dict(SET5, value=31.0, dataset_id="eugenesiow/Set5")])  # no baseline this time
+    assert "| Set5 | test | PSNR | 31.0000 |  |  | RGB, crop_border=4 |" in (tmp_path / "README.md").read_text()
+    # two local folders share the type "imagefolder" but stay two results
+    add_metrics_to_card(tmp_path, [{"dataset": name, "dataset_id": "imagefolder", "name": "PSNR", "value": 20.0} for name in ("a", "b")])
+    names = [r["dataset"]["name"] for r in card_yaml((tmp_path / "README.md").read_text())["model-index"][0]["results"]]
+    assert sorted(names) == ["Set14", "Set5", "a", "b"]

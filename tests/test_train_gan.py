@@ -468,6 +468,11 @@ def test_script_trains_offline_saves_card_and_pushes(tmp_path, hub_server):
     assert sorted(p.name for p in final.iterdir()) == ["README.md", "config.json", "discriminator", "model.safetensors", "samples.png"]
     card = (final / "README.md").read_text()
     assert "![samples](samples.png)" in card and "SWD" in card and "MS-SSIM" in card and "discriminator/" in card
+    # a descriptive title, the license, and the snippet loading the repo it was pushed to
+    assert "\n# DCGAN 16x16 trained on hfmagic embedded photos\n" in card and "license: apache-2.0" in card
+    assert 'DCGANGenerator.from_pretrained("me/tiny-dcgan")' in card
+    # best/ was written into a temporary sibling, but its card loads best/ itself
+    assert f'from_pretrained("{(out / "best").as_posix()}")' in (out / "best" / "README.md").read_text()
     # TensorBoard got both losses every step and the sample grid every --save_images_steps
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -566,7 +571,8 @@ def test_script_argument_checks():
     defaults = script.parse_args(["--dataset_name", "pcuenq/lsun-bedrooms"])  # with a dataset: MMagic's DCGAN recipe
     assert (defaults.resolution, defaults.train_batch_size, defaults.learning_rate, defaults.adam_beta1, defaults.adam_beta2) == (
         64, 128, 2e-4, 0.5, 0.999)
-    assert (defaults.discriminator_steps, defaults.generator_steps, defaults.num_channels, defaults.report_to) == (1, 1, 3, "tensorboard")
+    assert (defaults.discriminator_steps, defaults.generator_steps, defaults.num_channels, defaults.report_to) == (1, 1, 3, "auto")
+    assert defaults.license == "apache-2.0"
     assert (defaults.max_train_steps, defaults.checkpointing_steps, defaults.save_images_steps) == (1000, 500, 500)
     assert defaults.model_config_overrides is None and not defaults.smoke_run  # the full-size DCGAN
     # diffusers' flag sets both networks' accumulation; a network's own flag wins
@@ -581,6 +587,57 @@ def test_script_argument_checks():
                 ["--discriminator_accumulation_steps", "3", "--checkpointing_steps", "10"], ["--evaluation_images", "3"]):
         with pytest.raises(SystemExit):
             script.parse_args(bad)
+
+
+def _help_by_flag(out: str) -> dict[str, str]:
+    """``--help`` output -> {flag: its help block, whitespace collapsed} (argparse wraps lines)."""
+    blocks, flag = {}, None
+    for line in out.split("options:")[1].splitlines():
+        if line.startswith("  -"):
+            flag = line.split()[0].rstrip(",")
+            blocks[flag] = line
+        elif flag:
+            blocks[flag] += line
+    return {name: " ".join(block.split()) for name, block in blocks.items()}
+
+
+def test_script_help_shows_defaults_and_the_recipe_is_stated_truly(capsys):
+    """--help gives each flag's default ("(default: X)" unless its help states it); the docstring does not
+    call the 1000-iteration default MMagic's recipe."""
+    script = _import_script()
+    with pytest.raises(SystemExit):
+        script.parse_args(["--help"])
+    out = capsys.readouterr().out
+    text, helps = " ".join(out.split()), _help_by_flag(out)
+    for flag, default in (("--resolution", "64"), ("--learning_rate", "0.0002"), ("--adam_beta1", "0.5"),
+                          ("--num_sample_images", "64"), ("--output_dir", "dcgan-output"), ("--seed", "0"),
+                          ("--report_to", "auto"), ("--license", "apache-2.0")):
+        assert f"(default: {default})" in helps[flag], (flag, helps[flag])
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert "default: 1000 with a dataset, a short first run, not MMagic's length" in text
+    assert "The run's length is not" in script.__doc__
+
+
+def test_report_to_auto_uses_tensorboard_only_when_installed(monkeypatch, caplog):
+    """The default tracker ("auto") is tensorboard when installed, else none with a warning saying how to
+    get logs/; a tracker named explicitly but not installed is an error, not a silent no-op."""
+    import logging
+
+    import accelerate.tracking
+    from accelerate.utils import LoggerType
+
+    from hfmagic.training import GANTrainingArguments
+    from hfmagic.training.run import resolve_report_to
+
+    assert GANTrainingArguments().report_to == "tensorboard"  # installed here (the dev extra)
+    assert resolve_report_to("none") is None and resolve_report_to(None) is None
+    monkeypatch.setattr(accelerate.tracking, "get_available_trackers", lambda: [LoggerType.WANDB])
+    with caplog.at_level(logging.WARNING):
+        assert GANTrainingArguments().report_to is None
+    assert "tensorboard is not installed, so the run writes no logs/" in caplog.text and "pip install tensorboard" in caplog.text
+    with pytest.raises(ValueError, match=r"report_to='tensorboard', but the tensorboard package is not installed.*pip install tensorboard"):
+        GANTrainingArguments(report_to="tensorboard")
+    assert resolve_report_to("wandb") == "wandb"
 
 
 def test_script_defaults_without_a_dataset_are_a_short_smoke_run(tmp_path):

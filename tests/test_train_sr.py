@@ -171,7 +171,16 @@ def test_script_trains_validates_and_saves_best_and_final(image_dir, val_dir, tm
         assert model(torch.rand(1, 3, 6, 6)).reconstruction.shape == (1, 3, 12, 12)
         card = (folder / "README.md").read_text()
         assert "model-index" in card and "PSNR" in card and val_dir.name in card
-        assert f"on the local images `{image_dir.name}`" in card and "huggingface.co/datasets" not in card
+        assert f"on local images `{image_dir.name}`" in card and "huggingface.co/datasets" not in card
+        assert f"\n# MSRResNet x2 trained on local images `{image_dir.name}`\n" in card and "license: apache-2.0" in card
+        assert f'from_pretrained("{folder.as_posix()}")' in card  # the folder itself, not its temporary sibling
+    # the final card: the model's validation PSNR/SSIM next to bicubic's on the same images, and the gain
+    card = (out / "final" / "README.md").read_text()
+    final = result.final_metrics[val_dir.name]
+    for key, name in (("psnr", "PSNR"), ("ssim", "SSIM")):
+        value, bicubic = round(final[key], 4), round(final[f"bicubic_{key}"], 4)
+        assert f"| {val_dir.name} | validation | {name} | {value:.4f} | {bicubic:.4f} | {value - bicubic:+.4f} | RGB, crop_border=2 |" in card
+    assert "bicubic" not in card.split("---")[1]  # the model-index holds the model's results only
     best_step = json.loads((out / "best" / "best_step.json").read_text())
     assert best_step["step"] in (6, 12)
     assert result.final_metrics[val_dir.name]["psnr"] > 10
@@ -513,8 +522,33 @@ def test_embedded_photos_train_offline_with_defaults(tmp_path, capsys, caplog):
     metrics = result.final_metrics["hfmagic-embedded-validation"]
     assert metrics["num_images"] == 1 and 5 < metrics["psnr"] < 60 and "bicubic_psnr" in metrics
     card = (out / "final" / "README.md").read_text()
-    assert "hfmagic-embedded-validation" in card and "on the photographs embedded in hfmagic" in card
+    assert "hfmagic-embedded-validation" in card and "\n# SRCNN x4 trained on hfmagic's embedded photos (a smoke run)\n" in card
     assert "datasets:" not in card and "huggingface.co/datasets" not in card  # local data: no Hub links
+
+
+def _help_by_flag(out: str) -> dict[str, str]:
+    """``--help`` output -> {flag: its help block, whitespace collapsed} (argparse wraps lines)."""
+    blocks, flag = {}, None
+    for line in out.split("options:")[1].splitlines():
+        if line.startswith("  -"):
+            flag = line.split()[0].rstrip(",")
+            blocks[flag] = line
+        elif flag:
+            blocks[flag] += line
+    return {name: " ".join(block.split()) for name, block in blocks.items()}
+
+
+def test_script_help_shows_defaults(capsys):
+    """--help gives each flag's default: "(default: X)" appended unless the help states it already."""
+    with pytest.raises(SystemExit):
+        script.parse_args(["--help"])
+    out = capsys.readouterr().out
+    text, helps = " ".join(out.split()), _help_by_flag(out)
+    for flag, default in (("--train_batch_size", "16"), ("--validation_steps", "5000"), ("--lr_warmup_steps", "0"),
+                          ("--seed", "0"), ("--report_to", "auto"), ("--license", "apache-2.0"), ("--model", "msrresnet")):
+        assert f"(default: {default})" in helps[flag], (flag, helps[flag])
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert "(default: the recipe's, 1M for MSRResNet/SRCNN" in text  # None defaults say what they stand for
 
 
 def test_recipes_and_argument_errors():

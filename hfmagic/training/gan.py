@@ -393,6 +393,7 @@ def _evaluate_and_keep_best(
                     folder,
                     metrics=gan_metrics_for_card(results, dataset),
                     extra_text=f"## Training\n\nThe generator with the lowest SWD average ({swd_avg:.4f}) of the run, at iteration {step}.",
+                    load_path=(Path(output_dir) / "best").as_posix(),  # folder is best/'s temporary sibling
                 )
 
             summary = {

@@ -20,7 +20,7 @@ import torch
 
 from ..logging_utils import format_metrics
 from .gan import GAN, image_grid, train_gan_loop
-from .run import FINAL_DIR, create_hub_repo, push_final, save_final, start_run
+from .run import FINAL_DIR, create_hub_repo, push_final, resolve_report_to, save_final, start_run
 
 __all__ = ["GANTrainingArguments", "GANTrainingResult", "create_gan_accelerator", "train_gan"]
 
@@ -51,7 +51,8 @@ class GANTrainingArguments:
             generated ones at the end (0: no evaluation), in the card.
         evaluation_steps: with ``evaluation_images``, also every this many iterations, keeping the
             generator with the lowest SWD average in ``best/``.
-        report_to: accelerate tracker ("tensorboard", "wandb", ...) or None.
+        report_to: accelerate tracker ("tensorboard", "wandb", ...), None, or "auto" (default):
+            tensorboard when installed, else none with a warning (``run.resolve_report_to``).
         logging_dir: tracker folder inside ``output_dir``.
         tracker_project_name: the trackers' project name.
         push_to_hub, hub_model_id, hub_token, hub_private: upload ``final/`` at the end (the repo
@@ -60,6 +61,9 @@ class GANTrainingArguments:
         training_data: what the card calls the training images (a Hub id, a folder name, ...).
         dataset_names: Hub dataset ids for the card's metadata.
         card_text: more text for ``final/``'s card.
+        license: the license ``final/``'s card declares for the weights (a Hub license id; None:
+            none declared). Apache-2.0, hfmagic's own, by default; the choice is yours, and the
+            training data's terms may restrict it.
         show_progress: a progress bar on the main process.
     """
 
@@ -81,7 +85,7 @@ class GANTrainingArguments:
     num_sample_images: int = 64
     evaluation_images: int = 0
     evaluation_steps: int | None = None
-    report_to: str | None = "tensorboard"
+    report_to: str | None = "auto"
     logging_dir: str = "logs"
     tracker_project_name: str = "train_gan"
     push_to_hub: bool = False
@@ -92,6 +96,7 @@ class GANTrainingArguments:
     training_data: str | None = None
     dataset_names: list[str] | None = None
     card_text: str | None = None
+    license: str | None = "apache-2.0"
     show_progress: bool = True
 
     def __post_init__(self):
@@ -106,8 +111,7 @@ class GANTrainingArguments:
             raise ValueError(f"evaluation_images must be an even number >= 2 (MS-SSIM compares pairs), got {self.evaluation_images}.")
         if self.evaluation_steps and not self.evaluation_images:
             raise ValueError("evaluation_steps needs evaluation_images (how many images each evaluation compares, e.g. 2048).")
-        if self.report_to in ("none", ""):
-            self.report_to = None
+        self.report_to = resolve_report_to(self.report_to)
 
     @property
     def generator_lr(self) -> float:
@@ -274,6 +278,8 @@ def _train(gan: GAN, dataset: Any, args: GANTrainingArguments, accelerator) -> G
             gan.save_pretrained(
                 folder, metrics=metrics, datasets=args.dataset_names, sample_image=str(folder / "samples.png"),
                 extra_text=card, repo_id=repo_id if args.push_to_hub else args.hub_model_id,
+                training_data=args.training_data, license=args.license,
+                load_path=(output_dir / FINAL_DIR).as_posix(),  # folder is final/'s temporary sibling
             )
 
         save_final(output_dir, write_final)  # a kill while saving keeps the previous final/

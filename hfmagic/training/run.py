@@ -25,6 +25,7 @@ __all__ = [
     "create_hub_repo",
     "push_final",
     "read_best",
+    "resolve_report_to",
     "restore_learning_rates",
     "save_best",
     "save_final",
@@ -35,6 +36,38 @@ logger = logging.getLogger(__name__)
 
 BEST_DIR, FINAL_DIR = "best", "final"
 BEST_SUMMARY = "best_step.json"
+
+
+def resolve_report_to(report_to: str | None) -> str | None:
+    """The tracker a run logs to ``logs/`` with, checked before training starts.
+
+    ``None``, ``"none"`` or ``""``: no tracker. ``"auto"``: ``"tensorboard"`` when the
+    ``tensorboard`` package is installed, else no tracker, with a warning saying how to get
+    ``logs/`` (hfmagic does not depend on tensorboard: it is the ``dev`` extra or
+    ``pip install tensorboard``). A tracker named explicitly must be installed: accelerate would
+    otherwise drop it without a word and write no logs.
+    """
+    if report_to in (None, "", "none"):
+        return None
+    from accelerate.tracking import get_available_trackers
+    from accelerate.utils import LoggerType
+
+    available = {str(getattr(t, "value", t)) for t in get_available_trackers()}
+    if report_to == "auto":
+        if "tensorboard" in available:
+            return "tensorboard"
+        logger.warning(
+            "report_to='auto': tensorboard is not installed, so the run writes no logs/ (the loss and learning "
+            "rate are still printed). pip install tensorboard to get them, or pass report_to='none' to silence this."
+        )
+        return None
+    known = {t.value for t in LoggerType}
+    if report_to in known and report_to != "all" and report_to not in available:
+        raise ValueError(
+            f"report_to={report_to!r}, but the {report_to} package is not installed (accelerate would silently log "
+            f"nothing): pip install {report_to.replace('_', '-')}, or pass 'auto' (tensorboard when installed) or 'none'."
+        )
+    return report_to
 
 
 def start_run(accelerator, output_dir: str | os.PathLike, training_args: Mapping | None = None) -> Path:

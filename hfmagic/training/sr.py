@@ -52,7 +52,18 @@ from .checkpointing import (
 )
 from .cpu_threads import configure_cpu_threads
 from .ema import ExponentialMovingAverage
-from .run import BEST_DIR, FINAL_DIR, create_hub_repo, push_final, read_best, restore_learning_rates, save_best, save_final, start_run
+from .run import (
+    BEST_DIR,
+    FINAL_DIR,
+    create_hub_repo,
+    push_final,
+    read_best,
+    resolve_report_to,
+    restore_learning_rates,
+    save_best,
+    save_final,
+    start_run,
+)
 from .schedulers import get_sr_scheduler
 
 __all__ = [
@@ -99,7 +110,8 @@ class SRTrainingArguments:
         checkpointing_steps: save a resumable checkpoint every this many steps (0: never).
         checkpoints_total_limit: keep at most this many checkpoints.
         resume_from_checkpoint: ``"latest"`` or a checkpoint path/name.
-        report_to: an accelerate tracker (``"tensorboard"``, ``"wandb"``, ...) or None.
+        report_to: an accelerate tracker (``"tensorboard"``, ``"wandb"``, ...), None, or ``"auto"``:
+            tensorboard when installed, else none with a warning (``run.resolve_report_to``).
         logging_dir: tracker folder, relative to ``output_dir``.
         tracker_project_name: run name given to the tracker.
         seed: seeds the data order, the augmentation and ``accelerate.utils.set_seed``.
@@ -118,7 +130,10 @@ class SRTrainingArguments:
         hub_private: create the repo private.
         dataset_names: Hub ids of the training data (the card's YAML ``datasets``, with links).
         training_data: how the card names training data that is not on the Hub (e.g. a local
-            folder's name).
+            folder's name); with ``dataset_names``, it goes into the card's title.
+        license: the license the card declares for the trained weights (a Hub license id; None:
+            none declared). Apache-2.0, hfmagic's own, by default; the choice is yours, and the
+            training data's terms may restrict it (DIV2K, for one, is for academic research only).
     """
 
     output_dir: str = "sr-model"
@@ -160,6 +175,7 @@ class SRTrainingArguments:
     hub_private: bool | None = None
     dataset_names: list[str] | None = None
     training_data: str | None = None
+    license: str | None = "apache-2.0"
 
     def __post_init__(self):
         positive = ("train_batch_size", "max_train_steps", "gradient_accumulation_steps")
@@ -187,6 +203,7 @@ class SRTrainingArguments:
             warnings.warn(f"{name} does not apply to lr_scheduler={self.lr_scheduler!r} and is ignored.", stacklevel=3)
         if self.max_grad_norm is not None and self.max_grad_norm <= 0:
             raise ValueError(f"max_grad_norm must be > 0 (or None for no clipping), got {self.max_grad_norm}.")
+        self.report_to = resolve_report_to(self.report_to)
 
     def to_json_dict(self) -> dict:
         """The settings as JSON-serialisable values (the hub token left out)."""
@@ -408,9 +425,12 @@ def release_accelerator(accelerator) -> None:
 
 
 def _save_model(
-    model: torch.nn.Module, folder: Path, args: SRTrainingArguments, metrics: dict | None, step: int, crop_border: int
+    model: torch.nn.Module, folder: Path, args: SRTrainingArguments, metrics: dict | None, step: int, crop_border: int,
+    repo_id: str | None = None, destination: Path | None = None,
 ) -> None:
-    """``save_pretrained`` + a model card with the validation metrics (main process only)."""
+    """``save_pretrained`` + a model card with the validation metrics next to bicubic's on the same
+    images (main process only). ``folder`` may be the temporary sibling that ``write_folder_atomically``
+    renames to ``destination``: the card's snippet loads ``repo_id``, else ``destination``."""
     from .. import hub
     from ..evaluation import metrics_for_card
 
@@ -426,6 +446,10 @@ def _save_model(
         model,
         metrics=metrics_for_card(metrics, args.y_channel, crop_border, split="validation") if metrics else None,
         datasets=args.dataset_names or None,
+        training_data=args.training_data,
+        license=args.license,
+        repo_id=repo_id,
+        load_path=Path(destination or folder).as_posix(),
         extra_text=extra,
     )
 
@@ -601,7 +625,11 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
             logger.info("Validation at step %d: %s", step, format_metrics(metrics))
             if _score(metrics) > run.best_score:
                 run.best_score = _score(metrics)
-                save_best(output_dir, lambda folder: _save_model(eval_model(), folder, args, metrics, step, crop_border), {"step": step, "metrics": metrics})
+                save_best(
+                    output_dir,
+                    lambda folder: _save_model(eval_model(), folder, args, metrics, step, crop_border, destination=output_dir / BEST_DIR),
+                    {"step": step, "metrics": metrics},
+                )
         accelerator.wait_for_everyone()
         return metrics
 
@@ -687,7 +715,10 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
                 update_checkpoint_state(run.last_checkpoint, best_score=run.best_score)  # a longer resumed run knows it
         result = SRTrainingResult(global_step=global_step, final_dir=output_dir / FINAL_DIR, samples_per_second=samples_per_second)
         if accelerator.is_main_process:
-            save_final(output_dir, lambda folder: _save_model(eval_model(), folder, args, final_metrics, global_step, crop_border))
+            save_final(output_dir, lambda folder: _save_model(
+                eval_model(), folder, args, final_metrics, global_step, crop_border,
+                repo_id if args.push_to_hub else args.hub_model_id, output_dir / FINAL_DIR,
+            ))
             result.final_metrics = final_metrics
             best = read_best(output_dir)
             if best is not None:
