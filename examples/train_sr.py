@@ -89,7 +89,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Train a super-resolution model with MMagic's recipe on Accelerate.", formatter_class=DefaultsHelpFormatter
     )
-
     # model
     parser.add_argument("--model", choices=sorted(RECIPES), default="msrresnet", help="Architecture to train from scratch (its MMagic recipe sets the defaults below).")
     parser.add_argument("--model_name_or_path", default=None, help="Fine-tune this hfmagic SR model (Hub id or folder) instead of building --model.")
@@ -141,12 +140,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         'depend on it), else none, said in one warning line; "tensorboard", "wandb", ... (must be installed) or "none".',
     )
     parser.add_argument("--license", default="apache-2.0", help='License the model card declares for the trained weights (a Hub license id; "none": none). Your choice: check the training data\'s terms (DIV2K is for academic research only).')
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the data order, augmentation and initialisation.")
-    # hub
-    parser.add_argument("--push_to_hub", action="store_true", help="Upload final/ (model, config, card; not checkpoints or logs) at the end.")
-    parser.add_argument("--hub_model_id", default=None, help="Repo to push to (default: the name of --output_dir).")
-    parser.add_argument("--hub_token", default=None, help="Hub token (default: the logged-in one).")
-    parser.add_argument("--hub_private", action="store_true", help="Create the Hub repo private.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the data order, augmentation and initialisation.")
     # hub
     parser.add_argument("--push_to_hub", action="store_true", help="Upload final/ (model, config, card; not checkpoints or logs) at the end.")
