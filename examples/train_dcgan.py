@@ -137,6 +137,10 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hub_model_id", default=None, help="Repo to push to (default: the name of --output_dir).")
     parser.add_argument("--hub_token", default=None, help="Hub token (default: the logged-in one).")
     parser.add_argument("--hub_private", action="store_true", help="Create the Hub repo private.")
+    parser.add_argument("--debug", action="store_true", help="Show the full traceback of an error (also HFMAGIC_DEBUG=1); by default a mistake prints one line.")
+    from hfmagic.errors import short_usage_errors
+
+    short_usage_errors(parser)  # a bad flag: the message, not the whole usage above it
     args = parser.parse_args(input_args)
 
     # cross-flag checks
@@ -183,6 +187,12 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
             check_config_overrides(DCGANConfig, args.model_config_overrides, {"image_size": "--resolution", "num_channels": "--num_channels"})
         except ValueError as error:
             parser.error(f"--model_config_overrides: {error}")
+    from hfmagic import DCGANConfig
+
+    try:  # --resolution, --num_channels and the overrides' values, before the run starts
+        DCGANConfig(image_size=args.resolution, num_channels=args.num_channels, **(args.model_config_overrides or {}))
+    except (ValueError, TypeError) as error:
+        parser.error(f"--resolution {args.resolution}: {error}" if "image_size" in str(error) else str(error))
     for name in ("learning_rate", "generator_learning_rate", "discriminator_learning_rate"):
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             parser.error(f"--{name} must be > 0, got {getattr(args, name)}.")
@@ -329,10 +339,12 @@ def main(args: argparse.Namespace) -> Path:
 
 
 if __name__ == "__main__":
+    from hfmagic.errors import USER_ERRORS, report_errors, set_debug
     from hfmagic.training import TrainingDivergedError
 
-    try:
-        main(parse_args())
-    except (TrainingDivergedError, ConnectionError) as err:  # a clear message and exit code 1, not a traceback
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+    arguments = parse_args()
+    set_debug(arguments.debug)
+    # a user mistake (flags, paths, data, an offline Hub id) or a diverged run: one line and exit code 1,
+    # not a traceback (--debug / HFMAGIC_DEBUG=1 show it)
+    with report_errors(Path(sys.argv[0]).name, USER_ERRORS + (TrainingDivergedError,)):
+        main(arguments)

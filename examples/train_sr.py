@@ -30,6 +30,7 @@ from accelerate.utils import set_seed
 import hfmagic.models  # noqa: F401  (registers the architectures with the Auto classes)
 from hfmagic import EDSR, SRCNN, EDSRConfig, MSRResNet, MSRResNetConfig, SRCNNConfig
 from hfmagic.logging_utils import format_metrics, setup_logging
+from hfmagic.errors import USER_ERRORS, check_model_source, report_errors, set_debug, short_usage_errors
 from hfmagic.models import check_config_overrides
 from hfmagic.training import SRTrainingArguments, TrainingDivergedError, create_accelerator, release_accelerator, train_sr
 from hfmagic.training.schedulers import SCHEDULER_NAMES
@@ -146,6 +147,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hub_model_id", default=None, help="Repo to push to (default: the name of --output_dir).")
     parser.add_argument("--hub_token", default=None, help="Hub token (default: the logged-in one).")
     parser.add_argument("--hub_private", action="store_true", help="Create the Hub repo private.")
+    parser.add_argument("--debug", action="store_true", help="Show the full traceback of an error (also HFMAGIC_DEBUG=1); by default a mistake prints one line.")
+    short_usage_errors(parser)  # a bad flag: the message, not 38 lines of usage above it
     args = parser.parse_args(argv)
 
     if args.dataset_name and args.train_data_dir:
@@ -167,6 +170,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             check_config_overrides(RECIPES[args.model]["config_class"], args.model_config_overrides, {"upscale_factor": "--scale"})
         except ValueError as err:
             parser.error(f"--model_config_overrides: {err}")
+    if args.model_name_or_path:
+        try:  # an MMagic checkpoint file or a folder without config.json: say so before anything starts
+            check_model_source(args.model_name_or_path, "--model_name_or_path")
+        except ValueError as err:
+            parser.error(str(err))
+    else:
+        try:  # --scale (and the overrides' values) against what the architecture supports, before the run starts
+            RECIPES[args.model]["config_class"](upscale_factor=args.scale or 4, **(args.model_config_overrides or {}))
+        except (ValueError, TypeError) as err:
+            parser.error(f"--model {args.model} --scale {args.scale or 4}: {err}")
     if args.num_threads is not None and args.num_threads < 1:
         parser.error(f"--num_threads must be >= 1 (leave it out for one share of the cores per process), got {args.num_threads}.")
     for name in ("max_train_steps", "learning_rate"):  # None means "the recipe's"; 0 is an error, not a default
@@ -328,7 +341,8 @@ def main(args: argparse.Namespace):
             logger.info("Training images on %s: %.1f MB.", accelerator.device, train_dataset.memory_bytes() / 2**20)
         else:
             # no `seed` here: train_sr seeds every sample's crop and flips from (seed, position)
-            train_dataset = build_sr_dataset(source, lr_column=args.lr_column, **common)
+            # check_sizes: an image smaller than the patch is named now, not at the first batch in a run folder
+            train_dataset = build_sr_dataset(source, lr_column=args.lr_column, check_sizes=True, **common)
     eval_sets = {}
     if validation and accelerator.is_main_process:  # validation runs on the main process only
         from hfmagic.data import load_eval_set
@@ -351,8 +365,9 @@ def main(args: argparse.Namespace):
 
 
 if __name__ == "__main__":
-    try:
-        main(parse_args())
-    except (TrainingDivergedError, ConnectionError) as err:  # a clear message and exit code 1, not a traceback
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+    arguments = parse_args()
+    set_debug(arguments.debug)
+    # a user mistake (flags, paths, data, models, an offline Hub id) or a diverged run: one line and exit
+    # code 1, not a traceback (--debug / HFMAGIC_DEBUG=1 show it)
+    with report_errors(Path(sys.argv[0]).name, USER_ERRORS + (TrainingDivergedError,)):
+        main(arguments)

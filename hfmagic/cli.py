@@ -34,11 +34,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="Import a module or .py file first (repeatable), e.g. one that defines your own model and calls "
         "hfmagic.register_model, so that the commands can load it: hfmagic --import my_models upscale ...",
     )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="Show the full traceback of an error (also HFMAGIC_DEBUG=1); by default a mistake prints one line.",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         module = importlib.import_module(module_name)
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(sub)
+        # also after the command (hfmagic upscale ... --debug); SUPPRESS keeps a --debug given before it
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="Show the full traceback of an error.")
         sub.set_defaults(_module=module)
     return parser
 
@@ -76,13 +83,23 @@ def main(argv: list[str] | None = None) -> int:
     from .logging_utils import quiet_library_output
 
     quiet_library_output()  # no "Loading weights" / "Writing model shards" bars; no Hub/datasets bars off a terminal
+    from .errors import report_errors, set_debug
+
+    set_debug(args.debug)
     for name in args.imports:
         try:
             import_user_module(name)
         except (FileNotFoundError, ModuleNotFoundError) as err:
+            if args.debug:
+                raise
             print(f"hfmagic: error: {err}", file=sys.stderr)
             return 2
-    return int(args._module.run(args) or 0)
+    # a user mistake (ValueError, OSError) that the command did not word itself: one line, exit 1
+    try:
+        with report_errors(f"hfmagic {args.command}"):
+            return int(args._module.run(args) or 0)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import argparse
 import logging
 import sys
 
+from ..errors import debug_enabled, error_message
+
 # Kept here (not imported from hfmagic.convert) so that `hfmagic --help` does not import torch.
 SOURCES = ("auto", "mmagic", "basicsr")
 
@@ -91,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
             token=args.token,
         )
     except (ValueError, FileNotFoundError) as err:
-        print(f"hfmagic convert: error: {err}", file=sys.stderr)
+        if debug_enabled():  # --debug / HFMAGIC_DEBUG: the traceback
+            raise
+        print(f"hfmagic convert: error: {error_message(err)}", file=sys.stderr)
         return 1
     finally:
         log.removeHandler(handler)

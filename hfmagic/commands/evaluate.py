@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..errors import debug_enabled, error_message
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -103,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
         # float32 whatever the device: the figures are compared with MMagic's published (fp32) tables
         model = SuperResolutionPipeline.from_pretrained(args.model, device=args.device, dtype="float32").model
     except (OSError, ValueError, TypeError) as err:
-        return error(f"cannot load --model {args.model}: {err}")
+        if debug_enabled():  # --debug / HFMAGIC_DEBUG: the traceback
+            raise
+        return error(f"cannot load --model {args.model}: {error_message(err)}")
     scale = model.config.upscale_factor
     crop = scale if args.crop_border is None else args.crop_border
     try:
@@ -119,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
             progress=True,
         )
     except (OSError, ValueError) as err:
-        return error(str(err))
+        if debug_enabled():  # --debug / HFMAGIC_DEBUG: the traceback
+            raise
+        return error(error_message(err))
 
     print(f"{type(model).__name__} x{scale}, {'Y' if args.y_channel else 'RGB'}, crop_border={crop}")
     print(format_table(results))

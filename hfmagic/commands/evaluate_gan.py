@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..errors import debug_enabled, error_message
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -112,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         generator = GANPipeline.from_pretrained(args.model, device=args.device).model
     except (OSError, ValueError, TypeError) as err:
-        return error(f"cannot load --model {args.model}: {err}")
+        if debug_enabled():  # --debug / HFMAGIC_DEBUG: the traceback
+            raise
+        return error(f"cannot load --model {args.model}: {error_message(err)}")
     config = generator.config
     try:
         real = build_gan_dataset(
@@ -135,7 +139,9 @@ def run(args: argparse.Namespace) -> int:
             inception_score_splits=args.inception_score_splits or None,
         )
     except (OSError, ValueError) as err:
-        return error(str(err))
+        if debug_enabled():  # --debug / HFMAGIC_DEBUG: the traceback
+            raise
+        return error(error_message(err))
 
     size = config.image_size
     ms_note = "" if results["ms_ssim_images"] == results["num_images"] else f" (MS-SSIM on {results['ms_ssim_images']})"

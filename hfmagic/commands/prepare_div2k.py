@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import debug_enabled, error_message
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", help="Folder of HR images (e.g. DIV2K_train_HR) or a zip of them (DIV2K_train_HR.zip).")
@@ -58,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
         )
     except (OSError, ValueError) as err:  # a missing source, a taken output, bad numbers: one line, exit 1
-        print(f"hfmagic prepare-div2k: error: {err}", file=sys.stderr)
+        if debug_enabled():  # --debug / HFMAGIC_DEBUG: the traceback
+            raise
+        print(f"hfmagic prepare-div2k: error: {error_message(err)}", file=sys.stderr)
         return 1
     images = len(set(dataset["source"]))
     print(f"Wrote {len(dataset)} sub-images of {images} images to {args.output}" + (f" and pushed them to {args.push_to_hub}" if args.push_to_hub else ""))

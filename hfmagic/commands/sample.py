@@ -7,6 +7,8 @@ import math
 import sys
 from pathlib import Path
 
+from ..errors import debug_enabled, error_message
+
 from .upscale import DTYPE_CHOICES
 
 
@@ -49,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         pipeline = GANPipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype)
     except (OSError, ValueError, TypeError) as err:
-        return error(f"cannot load --model {args.model}: {err}")
+        if debug_enabled():  # --debug / HFMAGIC_DEBUG: the traceback
+            raise
+        return error(f"cannot load --model {args.model}: {error_message(err)}")
     images = pipeline(num_images=args.num_images, seed=args.seed, batch_size=args.batch_size, progress=True)
     output.mkdir(parents=True, exist_ok=True)
     digits = max(5, len(str(args.num_images - 1)))

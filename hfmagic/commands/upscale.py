@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from ..errors import debug_enabled, error_message
+
 # Kept here (not imported from hfmagic.pipelines) so that `hfmagic --help` does not import torch.
 DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16")
 # Files picked up from a folder (any file named explicitly is tried, whatever its extension).
@@ -123,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
         device = args.device or ("cpu" if args.exact else None)  # exact mode is CPU-only
         pipeline = SuperResolutionPipeline.from_pretrained(args.model, device=device, dtype=args.dtype, exact=args.exact)
     except (OSError, ValueError) as err:
-        error(f"cannot load --model {args.model}: {err}")
+        if debug_enabled():  # --debug / HFMAGIC_DEBUG: the traceback
+            raise
+        error(f"cannot load --model {args.model}: {error_message(err)}")
         return 1
     finally:
         log.removeHandler(handler)

@@ -249,8 +249,9 @@ def sr_collate_fn(examples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Te
 # --------------------------------------------------------------------------- builder
 
 
-def _drop_small(dataset, image_column: str, min_size: int, scale: int):
-    """Rows whose (mod-cropped) HR image is at least min_size on both sides; reads image headers only."""
+def _drop_small(dataset, image_column: str, min_size: int, scale: int, skip: bool = True):
+    """Rows whose (mod-cropped) HR image is at least min_size on both sides; reads image headers only.
+    ``skip=False``: raise a ValueError naming the smaller images instead (before any training)."""
     keep, skipped = [], []
     columns = [image_column] + ([ROW_COLUMN] if ROW_COLUMN in dataset.column_names else [])
     for start, batch in zip(range(0, len(dataset), 256), dataset.select_columns(columns).iter(batch_size=256)):
@@ -268,6 +269,12 @@ def _drop_small(dataset, image_column: str, min_size: int, scale: int):
                 skipped.append(f"{PairedSRTransform._describe(start + offset, source)} {h}x{w}")
     if skipped:
         shown = "; ".join(skipped[:5]) + (f"; ... ({len(skipped) - 5} more)" if len(skipped) > 5 else "")
+        if not skip:
+            raise ValueError(
+                f"{len(skipped)} of {len(dataset)} training image(s) are smaller than gt_patch_size={min_size} (HxW after "
+                f"cropping to a multiple of {scale}): {shown}. Remove them, lower gt_patch_size, or skip them with "
+                "skip_small=True (examples/train_sr.py: --gt_patch_size, --skip_small_images)."
+            )
         warnings.warn(f"build_sr_dataset skipped {len(skipped)} image(s) smaller than {min_size} px: {shown}", stacklevel=3)
     return dataset.select(keep) if skipped else dataset
 
@@ -284,6 +291,7 @@ def build_sr_dataset(
     skip_small: bool = False,
     seed: int | None = None,
     data_files: Any = None,
+    check_sizes: bool = False,
 ) -> "datasets.Dataset | datasets.IterableDataset":
     """A paired SR dataset: every item is ``{"pixel_values": LR, "labels": HR}``.
 
@@ -307,6 +315,9 @@ def build_sr_dataset(
             ``set_seed``, or ``DataLoader(generator=...)``). ``train_sr`` needs neither: it seeds
             every sample itself.
         data_files: passed to ``datasets.load_dataset`` (Hub ids and image folders).
+        check_sizes: without ``skip_small``, read every image's header now and raise a
+            ``ValueError`` naming those smaller than ``gt_patch_size`` (a training script: before
+            the run starts), instead of when their sample is drawn. Not for streamed datasets.
 
     Returns:
         The ``datasets.Dataset`` with the transform attached (``with_transform``): indexing or
@@ -348,8 +359,8 @@ def build_sr_dataset(
 
     # Row numbers (of the source dataset) for error messages; added before any filtering.
     dataset = dataset.add_column(ROW_COLUMN, np.arange(len(dataset)))
-    if skip_small:
-        dataset = _drop_small(dataset, image_column, gt_patch_size or scale, scale)
+    if skip_small or (check_sizes and gt_patch_size):
+        dataset = _drop_small(dataset, image_column, gt_patch_size or scale, scale, skip=skip_small)
         if len(dataset) == 0:
             raise ValueError(f"No image of {source!r} is at least {gt_patch_size} px on both sides; lower gt_patch_size.")
     return dataset.with_transform(transform, columns=used + [ROW_COLUMN], output_all_columns=False)

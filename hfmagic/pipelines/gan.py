@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..errors import check_model_source
 from ..logging_utils import progress_bar
 from .device import resolve_device, resolve_dtype
 from .image_io import to_uint8
@@ -60,6 +61,7 @@ class GANPipeline:
         ``model_type`` to the registered generator class); ``kwargs`` go to ``from_pretrained``."""
         from transformers import AutoConfig, AutoModel
 
+        check_model_source(model_id_or_path)  # an MMagic checkpoint or a folder without config.json: say so
         torch_dtype = resolve_dtype(dtype, resolve_device(device))
         hub_options = ("revision", "subfolder", "token", "cache_dir", "local_files_only", "force_download", "proxies", "trust_remote_code")
         config_kwargs = {k: v for k, v in kwargs.items() if k in hub_options}

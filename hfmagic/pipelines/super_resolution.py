@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..errors import check_model_source
 from ..models import SuperResolutionPreTrainedModel
 from . import exact
 from .device import AUTO_DTYPE, resolve_device, resolve_dtype
@@ -137,6 +138,7 @@ class SuperResolutionPipeline(TilingMixin):
         """Load an SR model from a Hub id or a local folder (``config.json`` + weights) through
         ``AutoModelForImageToImage``; ``dtype`` (default ``"auto"``) and ``exact`` as for the class;
         extra ``kwargs`` (``revision``, ``subfolder``, ``token``, ...) go to ``from_pretrained``."""
+        check_model_source(model_id_or_path)  # an MMagic checkpoint or a folder without config.json: say so
         resolved_device = resolve_device(device)
         if exact and resolved_device.type != "cpu":
             raise ValueError(f"exact=True is only available on CPU, got device={str(resolved_device)!r}.")
