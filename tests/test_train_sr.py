@@ -512,13 +512,15 @@ def test_embedded_photos_train_offline_with_defaults(tmp_path, capsys, caplog):
     import logging
 
     caplog.set_level(logging.INFO, logger="train_sr")
+    caplog.set_level(logging.INFO, logger="hfmagic.training.sr")
     out = tmp_path / "run"
     argv = ["--model", "srcnn", "--model_config_overrides", '{"channels": [3, 8, 4, 3]}', "--gt_patch_size", "32",
             "--train_batch_size", "2", "--max_train_steps", "2", "--report_to", "none", "--output_dir", str(out)]
     result = script.main(script.parse_args(argv))
     assert "--max_train_steps 2 is shorter than one cosine cycle of the recipe (250000 steps)" in caplog.text
-    progress = capsys.readouterr().err  # tqdm's bar: steps, loss, learning rate and throughput
-    assert "2/2" in progress and "loss=" in progress and "samples_s=" in progress
+    # off a terminal, the progress bar is a log line: steps, loss, learning rate and throughput (test_logging_utils.py)
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Steps ")]
+    assert len(progress) == 1 and progress[0].startswith("Steps 2/2 (100%)") and "loss=" in progress[0] and "samples_s=" in progress[0]
     metrics = result.final_metrics["hfmagic-embedded-validation"]
     assert metrics["num_images"] == 1 and 5 < metrics["psnr"] < 60 and "bicubic_psnr" in metrics
     card = (out / "final" / "README.md").read_text()
