@@ -36,7 +36,6 @@ import logging
 import math
 import os
 import re
-import sys
 from pathlib import Path
 
 logger = logging.getLogger("train_dcgan")
@@ -79,7 +78,6 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Train a DCGAN (MMagic's BaseGAN schedule) with Accelerate.", formatter_class=DefaultsHelpFormatter
     )
-
     # data
     parser.add_argument("--dataset_name", default=None, help="HF dataset with an image column: Hub id (pcuenq/lsun-bedrooms), parquet file, or save_to_disk folder.")
     parser.add_argument("--train_data_dir", default=None, help="Folder of training images (loaded as an imagefolder, sub-folder labels dropped).")
@@ -338,13 +336,17 @@ def main(args: argparse.Namespace) -> Path:
         release_accelerator(accelerator)
 
 
-if __name__ == "__main__":
+def cli(argv: list[str] | None = None) -> Path:
+    """The command line: a user mistake (flags, paths, data, an offline Hub id) or a diverged run
+    prints one line and exits with 1, not a traceback (``--debug`` / ``HFMAGIC_DEBUG=1`` show it)."""
     from hfmagic.errors import USER_ERRORS, report_errors, set_debug
     from hfmagic.training import TrainingDivergedError
 
-    arguments = parse_args()
+    arguments = parse_args(argv)
     set_debug(arguments.debug)
-    # a user mistake (flags, paths, data, an offline Hub id) or a diverged run: one line and exit code 1,
-    # not a traceback (--debug / HFMAGIC_DEBUG=1 show it)
-    with report_errors(Path(sys.argv[0]).name, USER_ERRORS + (TrainingDivergedError,)):
-        main(arguments)
+    with report_errors("train_dcgan.py", USER_ERRORS + (TrainingDivergedError,)):
+        return main(arguments)
+
+
+if __name__ == "__main__":
+    cli()

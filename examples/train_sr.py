@@ -22,7 +22,6 @@ import logging
 import math
 import os
 import re
-import sys
 from pathlib import Path
 
 from accelerate.utils import set_seed
@@ -364,10 +363,14 @@ def main(args: argparse.Namespace):
     return result
 
 
-if __name__ == "__main__":
-    arguments = parse_args()
+def cli(argv: list[str] | None = None):
+    """The command line: a user mistake (flags, paths, data, models, an offline Hub id) or a diverged
+    run prints one line and exits with 1, not a traceback (``--debug`` / ``HFMAGIC_DEBUG=1`` show it)."""
+    arguments = parse_args(argv)
     set_debug(arguments.debug)
-    # a user mistake (flags, paths, data, models, an offline Hub id) or a diverged run: one line and exit
-    # code 1, not a traceback (--debug / HFMAGIC_DEBUG=1 show it)
-    with report_errors(Path(sys.argv[0]).name, USER_ERRORS + (TrainingDivergedError,)):
-        main(arguments)
+    with report_errors("train_sr.py", USER_ERRORS + (TrainingDivergedError,)):
+        return main(arguments)
+
+
+if __name__ == "__main__":
+    cli()

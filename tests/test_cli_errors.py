@@ -2,6 +2,7 @@
 is wrong and what to do, a non-zero exit code, no traceback, and no run folder for a mistake that is
 knowable before training starts. ``--debug`` / ``HFMAGIC_DEBUG=1`` show the traceback."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -88,10 +89,11 @@ def test_debug_flag_and_environment_variable_show_the_traceback(files, monkeypat
     with pytest.raises(ValueError, match="is a checkpoint file"):
         main([*argv, "--debug"])  # after the command too
     assert main(argv) == 1  # --debug does not stick to the process
-    env = {**os.environ, **OFFLINE, "HFMAGIC_DEBUG": "1"}
-    proc = subprocess.run([sys.executable, "-m", "hfmagic", *argv], env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1
-    assert "Traceback (most recent call last)" in proc.stderr and "ValueError: " in proc.stderr
+    monkeypatch.setenv("HFMAGIC_DEBUG", "1")
+    with pytest.raises(ValueError, match="is a checkpoint file"):
+        main(argv)
+    monkeypatch.setenv("HFMAGIC_DEBUG", "0")
+    assert main(argv) == 1
 
 
 def test_a_dataloader_worker_error_is_reported_as_the_worker_s_last_line():
@@ -102,40 +104,83 @@ def test_a_dataloader_worker_error_is_reported_as_the_worker_s_last_line():
     assert error_message(err) == "row 2 (a.png) is 20x20, smaller than gt_patch_size=128."
 
 
-def _script(name, *argv, env_extra=None):
-    env = {**os.environ, **OFFLINE, "PYTHONPATH": str(ROOT), **(env_extra or {})}
+def _load_script(name):
+    spec = importlib.util.spec_from_file_location(f"cli_errors_{name[:-3]}", ROOT / "examples" / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _script(name, *argv):
+    """The script in a subprocess, as a user runs it (its ``__main__`` block)."""
+    env = {**os.environ, **OFFLINE, "PYTHONPATH": str(ROOT)}
     env.pop("HFMAGIC_DEBUG", None)
-    env.update(env_extra or {})
     return subprocess.run([sys.executable, str(ROOT / "examples" / name), *argv], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=240)
 
 
-# (script, flags with {root} and {out}, phrase); every case has --output_dir {out}, which must not appear
+# (script, flags with {root}, phrase); each run gets --output_dir, which must not appear. In-process
+# through the scripts' cli() (what their __main__ runs), except the mistakes train_sr meets after
+# creating its accelerator, which run as a user runs them, in a subprocess (a few seconds each).
 SCRIPT_MISTAKES = [
     ("train_sr.py", "--scale 8", "MSRResNetConfig does not support upscale_factor=8"),
     ("train_sr.py", "--model_name_or_path {root}/msr_x4 --scale 2", "--scale 2 differs from"),
     ("train_sr.py", "--model_name_or_path {root}/iter_1000.pth", "is a checkpoint file, not a model folder"),
-    ("train_sr.py", "--train_data_dir {root}/small", "2 of 2 training image(s) are smaller than gt_patch_size=128"),
-    ("train_sr.py", "--validation_dataset Set5", "Could not get data/Set5_HR.tar.gz"),
+    ("train_sr.py", "--foo 1", "unrecognized arguments: --foo 1"),
     ("train_dcgan.py", "--resolution 48", "--resolution 48: image_size=48 must be"),
     ("train_dcgan.py", "--dataset_name org/not-downloaded", "the Hub cannot be reached from here"),
     ("train_dcgan.py", "--train_data_dir {root}/small --num_channels 2", "invalid choice"),
+    ("train_dcgan.py", "--train_data_dir {root}/no_config", "holds no image files"),
+]
+SUBPROCESS_MISTAKES = [
+    ("train_sr.py", "--train_data_dir {root}/small", "2 of 2 training image(s) are smaller than gt_patch_size=128"),
+    ("train_sr.py", "--validation_dataset Set5", "Could not get data/Set5_HR.tar.gz"),
 ]
 
 
-@pytest.mark.parametrize("script, flags, phrase", SCRIPT_MISTAKES, ids=[f"{s[:-3]}-{i}" for i, (s, _, _) in enumerate(SCRIPT_MISTAKES)])
-def test_script_mistakes_print_the_reason_and_create_no_run_folder(script, flags, phrase, files, tmp_path):
-    out = tmp_path / "run"
-    argv = flags.format(root=files).split() + ["--output_dir", str(out), "--report_to", "none", "--max_train_steps", "1"]
-    proc = _script(script, *argv)
-    assert proc.returncode != 0
-    assert f"{script}: error:" in proc.stderr and phrase in proc.stderr, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    assert len(proc.stderr.splitlines()) < 12  # a few log lines at most, no 38-line usage
+def _argv(flags, root, out):
+    return flags.format(root=root).split() + ["--output_dir", str(out), "--report_to", "none", "--max_train_steps", "1"]
+
+
+def _check(script, phrase, code, err, out):
+    assert code not in (0, None)
+    assert f"{script}: error:" in err and phrase in err, err[-2000:]
+    assert "Traceback" not in err
+    assert len(err.splitlines()) < 12  # a few log lines at most, not a 38-line usage
     assert not out.exists()
 
 
-def test_script_debug_shows_the_traceback(files, tmp_path):
+@pytest.mark.parametrize("script, flags, phrase", SCRIPT_MISTAKES, ids=[f"{s[:-3]}-{i}" for i, (s, _, _) in enumerate(SCRIPT_MISTAKES)])
+def test_script_mistakes_print_the_reason_and_create_no_run_folder(script, flags, phrase, files, tmp_path, capsys, monkeypatch):
+    for key, value in OFFLINE.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("HFMAGIC_DEBUG", raising=False)
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "examples" / script)])  # argparse's prog, as when run
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_:
+        _load_script(script).cli(_argv(flags, files, out))
+    _check(script, phrase, exit_.value.code, capsys.readouterr().err, out)
+
+
+@pytest.mark.parametrize("script, flags, phrase", SUBPROCESS_MISTAKES, ids=["small-images", "offline-Set5"])
+def test_script_data_mistakes_end_before_the_run_folder(script, flags, phrase, files, tmp_path):
+    out = tmp_path / "run"
+    proc = _script(script, *_argv(flags, files, out))
+    _check(script, phrase, proc.returncode, proc.stderr, out)
+
+
+def test_script_debug_shows_the_traceback(files, tmp_path, monkeypatch):
+    from hfmagic.errors import set_debug
+
+    monkeypatch.delenv("HFMAGIC_DEBUG", raising=False)
+    script = _load_script("train_sr.py")
     argv = ["--model_name_or_path", str(files / "msr_x4"), "--scale", "2", "--output_dir", str(tmp_path / "run")]
-    proc = _script("train_sr.py", *argv, "--debug")
-    assert proc.returncode == 1 and "Traceback (most recent call last)" in proc.stderr and "--scale 2 differs" in proc.stderr
+    try:
+        with pytest.raises(ValueError, match="--scale 2 differs"):
+            script.cli([*argv, "--debug"])
+        set_debug(False)
+        monkeypatch.setenv("HFMAGIC_DEBUG", "1")
+        with pytest.raises(ValueError, match="--scale 2 differs"):
+            script.cli(argv)
+    finally:
+        set_debug(False)
