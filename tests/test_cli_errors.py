@@ -127,10 +127,13 @@ SCRIPT_MISTAKES = [
     ("train_sr.py", "--model_name_or_path {root}/msr_x4 --scale 2", "--scale 2 differs from"),
     ("train_sr.py", "--model_name_or_path {root}/iter_1000.pth", "is a checkpoint file, not a model folder"),
     ("train_sr.py", "--foo 1", "unrecognized arguments: --foo 1"),
+    ("train_sr.py", "--model srcnn --gt_patch_size 32 --train_batch_size 1 --resume_from_checkpoint checkpoint-7",
+     "Cannot resume from 'checkpoint-7'"),
     ("train_dcgan.py", "--resolution 48", "--resolution 48: image_size=48 must be"),
     ("train_dcgan.py", "--dataset_name org/not-downloaded", "the Hub cannot be reached from here"),
     ("train_dcgan.py", "--train_data_dir {root}/small --num_channels 2", "invalid choice"),
     ("train_dcgan.py", "--train_data_dir {root}/no_config", "holds no image files"),
+    ("train_dcgan.py", "--resume_from_checkpoint {root}/no_config", "not a complete hfmagic checkpoint folder"),
 ]
 SUBPROCESS_MISTAKES = [
     ("train_sr.py", "--train_data_dir {root}/small", "2 of 2 training image(s) are smaller than gt_patch_size=128"),
@@ -184,3 +187,15 @@ def test_script_debug_shows_the_traceback(files, tmp_path, monkeypatch):
             script.cli(argv)
     finally:
         set_debug(False)
+
+
+def test_bugs_keep_their_traceback_and_user_errors_exit_1(capsys):
+    from hfmagic.errors import report_errors
+
+    with pytest.raises(RuntimeError, match="a bug"):  # not a user error: the traceback is the bug report
+        with report_errors("prog"):
+            raise RuntimeError("a bug")
+    with pytest.raises(SystemExit) as exit_:
+        with report_errors("prog"):
+            raise FileNotFoundError("data.parquet does not exist")
+    assert exit_.value.code == 1 and capsys.readouterr().err == "prog: error: data.parquet does not exist\n"

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from ..logging_utils import format_metrics
+from .checkpointing import resolve_resume_checkpoint
 from .gan import GAN, image_grid, train_gan_loop
 from .run import FINAL_DIR, create_hub_repo, push_final, resolve_report_to, save_final, start_run
 
@@ -188,7 +189,10 @@ def _train(gan: GAN, dataset: Any, args: GANTrainingArguments, accelerator) -> G
 
     from ..data.gan_dataset import collate_gan_batch
 
-    # run folder and Hub repo (created now, so that a bad token fails before the training)
+    # run folder and Hub repo (created now, so that a bad token fails before the training); a wrong
+    # checkpoint name is said before the run folder is created
+    if args.resume_from_checkpoint not in (None, "latest"):
+        resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
     output_dir = start_run(accelerator, args.output_dir, {k: v for k, v in asdict(args).items() if k != "hub_token"})
     repo_id = args.hub_model_id or output_dir.resolve().name
     if args.push_to_hub:

@@ -511,6 +511,8 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
     """The body of :func:`train_sr`, in diffusers' order."""
     from accelerate.utils import set_seed
 
+    if args.resume_from_checkpoint not in (None, "latest"):  # a wrong name: said before the run folder is created
+        resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
     output_dir = start_run(accelerator, args.output_dir, args.to_json_dict())
     set_seed(args.seed)
     scale = int(model.config.upscale_factor)
