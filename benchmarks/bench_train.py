@@ -452,7 +452,7 @@ def bench_launch(args, device: torch.device) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p),
            "HF_HUB_OFFLINE": "1"}
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1"]
-    bare_rates, runs = [], {"python": [], "launcher": []}
+    bare_rates, loads, runs = [], [], {"python": [], "launcher": []}
     with tempfile.TemporaryDirectory() as out:
         for r in range(rounds):
             bare_step()  # warm-up
@@ -462,6 +462,7 @@ def bench_launch(args, device: torch.device) -> dict:
                 bare_step()
                 times.append(time.perf_counter() - start)
             bare_rates.append(batch / statistics.median(times))
+            loads.append(os.getloadavg()[0])
             for name, prefix in (("python", [sys.executable]), ("launcher", launcher)):
                 log(f"  round {r + 1}/{rounds}: {name} ...")
                 runs[name].append(_script_throughput([*prefix, *script, "--output_dir", f"{out}/{name}-{r}"], env))
@@ -475,13 +476,17 @@ def bench_launch(args, device: torch.device) -> dict:
         "rounds": rounds,
         "bare_threads": torch.get_num_threads(),
         "bare_samples_per_s": bare_rate,
+        "bare_samples_per_s_rounds": bare_rates,
+        "load_average_1min_rounds": loads,  # after each round's bare steps: others' load skews a round
         "target_launcher_ratio": 0.85,
     }
     for name, values in runs.items():
-        rate = statistics.median(v["samples_per_s"] for v in values)
+        rates = [v["samples_per_s"] for v in values]
         result.update({
-            f"{name}_samples_per_s": rate,
-            f"{name}_ratio": rate / bare_rate,
+            f"{name}_samples_per_s": statistics.median(rates),
+            f"{name}_samples_per_s_rounds": rates,
+            # each run against the bare steps of its own round (closest in time: others' load drifts)
+            f"{name}_ratio": statistics.median(rate / bare for rate, bare in zip(rates, bare_rates)),
             f"{name}_threads": values[-1]["threads"],
             f"{name}_threads_reason": values[-1]["threads_reason"],
         })

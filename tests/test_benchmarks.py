@@ -125,7 +125,7 @@ def test_bench_train_quick(tmp_path):
     launch = report["launch"]
     for key in ("bare_samples_per_s", "python_samples_per_s", "launcher_samples_per_s", "python_ratio", "launcher_ratio"):
         assert _positive(launch[key]), key
-    assert launch["launcher_ratio"] == pytest.approx(launch["launcher_samples_per_s"] / launch["bare_samples_per_s"])
+    assert launch["launcher_ratio"] == pytest.approx(launch["launcher_samples_per_s"] / launch["bare_samples_per_s"])  # one round
     assert launch["python_threads"] == launch["launcher_threads"] == launch["bare_threads"] == 1
     assert "--num_threads" in launch["launcher_threads_reason"] and launch["batch_size"] == 4
 
