@@ -60,7 +60,8 @@ CLI_MISTAKES = [
     ("evaluate --model {root}/iter_1000.pth --dataset {root}/small", "is a checkpoint file"),
     ("evaluate --model {root}/msr_x4 --dataset Set5", "Could not get data/Set5_HR.tar.gz"),
     ("evaluate --model {root}/msr_x4 --dataset {root}/nowhere", "nowhere"),
-    ("evaluate-gan --model {root}/gan --dataset org/not-downloaded --num-images 2", "the Hub cannot be reached from here"),
+    # the message depends on whether datasets was imported offline; either way it names the id
+    ("evaluate-gan --model {root}/gan --dataset org/not-downloaded --num-images 2", "'org/not-downloaded'"),
     ("evaluate-gan --model {root}/gan --dataset {root}/small --num-images 3", "--num-images must be an even number"),
     ("prepare-div2k {root}/no_such_div2k {root}/prepared", "does not exist"),
 ]
@@ -94,6 +95,11 @@ def test_debug_flag_and_environment_variable_show_the_traceback(files, monkeypat
         main(argv)
     monkeypatch.setenv("HFMAGIC_DEBUG", "0")
     assert main(argv) == 1
+
+
+def test_an_offline_hub_error_says_what_to_do():
+    message = error_message(ConnectionError("Couldn't reach 'org/data' on the Hub (OfflineModeIsEnabled)"))
+    assert message.startswith("Couldn't reach 'org/data'") and "pass a local folder or file instead" in message
 
 
 def test_a_dataloader_worker_error_is_reported_as_the_worker_s_last_line():
@@ -130,7 +136,7 @@ SCRIPT_MISTAKES = [
     ("train_sr.py", "--model srcnn --gt_patch_size 32 --train_batch_size 1 --resume_from_checkpoint checkpoint-7",
      "Cannot resume from 'checkpoint-7'"),
     ("train_dcgan.py", "--resolution 48", "--resolution 48: image_size=48 must be"),
-    ("train_dcgan.py", "--dataset_name org/not-downloaded", "the Hub cannot be reached from here"),
+    ("train_dcgan.py", "--dataset_name org/not-downloaded", "'org/not-downloaded'"),
     ("train_dcgan.py", "--train_data_dir {root}/small --num_channels 2", "invalid choice"),
     ("train_dcgan.py", "--train_data_dir {root}/no_config", "holds no image files"),
     ("train_dcgan.py", "--resume_from_checkpoint {root}/no_config", "not a complete hfmagic checkpoint folder"),
