@@ -94,7 +94,12 @@ def test_folder_to_disk_and_build_sr_dataset(div2k_folder, tmp_path):
 def test_zip_two_processes_to_parquet(div2k_zip, tmp_path, capfd, monkeypatch):
     import os
 
+    import datasets
+
     import hfmagic.data.prepare as prepare_module
+
+    # an in-process `hfmagic` command earlier in the session turns datasets' bars off (off a terminal)
+    datasets.enable_progress_bars()
 
     # record which process cuts which image: the work is split between 2 worker processes
     generate, log = prepare_module._generate_subimages, tmp_path / "pids.txt"
