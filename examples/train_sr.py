@@ -222,7 +222,7 @@ def learning_rate_schedule(args: argparse.Namespace, recipe: dict, steps: int) -
     be a few dozen (or thousand) steps each: restarts that stand for nothing in the recipe. So a run
     shorter than one of the recipe's cycles gets one cosine cycle over the whole run (the recipe's peak
     and eta_min, no restart), the shape of one of MMagic's cycles. Measured on the embedded photos
-    (README, "Shorter runs"): one cycle and 4 scaled cycles end within ~0.05 dB of each other at
+    (docs/training_sr.md, "Shorter runs"): one cycle and 4 scaled cycles end within ~0.05 dB of each other at
     150-1200 steps; a constant rate does better below ~600 steps and worse from there, so it stays one
     flag away. Runs of at least one recipe cycle keep the 4 scaled cycles; an explicit
     ``--lr_scheduler``, ``--lr_periods`` or ``--lr_restart_weights`` is used as given.
