@@ -252,6 +252,7 @@ def test_periodic_evaluation_keeps_the_best_generator_across_resume(tmp_path):
     assert (best / "discriminator" / "model.safetensors").is_file()
     card = (best / "README.md").read_text()
     assert "SWD (avg)" in card and "toy" in card and "iteration 4" in card
+    assert "trained on toy\n" in card  # the title names the data, as final/'s does
     # the checkpoint saved at step 4 (before that evaluation) was told of the new best; later ones carry it
     for step in (4, 6):
         state = json.loads((tmp_path / f"checkpoint-{step}" / "hfmagic_state.json").read_text())
@@ -472,7 +473,9 @@ def test_script_trains_offline_saves_card_and_pushes(tmp_path, hub_server):
     assert "\n# DCGAN 16x16 trained on hfmagic embedded photos\n" in card and "license: apache-2.0" in card
     assert 'DCGANGenerator.from_pretrained("me/tiny-dcgan")' in card
     # best/ was written into a temporary sibling, but its card loads best/ itself
-    assert f'from_pretrained("{(out / "best").as_posix()}")' in (out / "best" / "README.md").read_text()
+    best_card = (out / "best" / "README.md").read_text()
+    assert f'from_pretrained("{(out / "best").as_posix()}")' in best_card
+    assert "\n# DCGAN 16x16 trained on hfmagic embedded photos\n" in best_card and "license: apache-2.0" in best_card
     # TensorBoard got both losses every step and the sample grid every --save_images_steps
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -357,7 +357,8 @@ class _BestSoFar:
 
 
 def _evaluate_and_keep_best(
-    gan: GAN, evaluate, step: int, output_dir: Path, best: _BestSoFar, keep_best: int | None, dataset: str
+    gan: GAN, evaluate, step: int, output_dir: Path, best: _BestSoFar, keep_best: int | None, dataset: str,
+    license: str | None = None,
 ) -> dict[str, float]:
     """Run ``evaluate`` on the main process, log ``eval/...``, and save a new best to ``output_dir/best``."""
     accelerator = gan.accelerator
@@ -393,6 +394,8 @@ def _evaluate_and_keep_best(
                     folder,
                     metrics=gan_metrics_for_card(results, dataset),
                     extra_text=f"## Training\n\nThe generator with the lowest SWD average ({swd_avg:.4f}) of the run, at iteration {step}.",
+                    training_data=dataset,
+                    license=license,
                     load_path=(Path(output_dir) / "best").as_posix(),  # folder is best/'s temporary sibling
                 )
 
@@ -424,6 +427,7 @@ def train_gan_loop(
     evaluation_steps: int | None = None,
     evaluation_dataset: str = "training images",
     num_threads: int | None = None,
+    license: str | None = None,
 ) -> dict[str, float]:
     """The GAN loop: train ``gan`` (already ``prepare``-d) for ``max_train_steps`` iterations (one
     batch each). :func:`hfmagic.training.train_gan` builds everything around it (accelerator,
@@ -452,6 +456,7 @@ def train_gan_loop(
             checkpoints, so a resumed run knows the best so far (an evaluation with another number
             of images starts the best again: SWD values of different sample sizes do not compare).
         evaluation_dataset: the name the card gives the evaluation images.
+        license: the license best/'s card declares (a Hub license id), as final/'s.
         num_threads: torch threads of each process on CPU; None: the cores available to the process
             divided by the local processes, unless ``OMP_NUM_THREADS`` was set by the user
             (``accelerate launch``'s default of 1 is replaced; see ``hfmagic.training.cpu_threads``).
@@ -509,7 +514,9 @@ def train_gan_loop(
     def evaluate_now() -> None:
         """Evaluate at ``global_step`` (main process); the checkpoint of this step, if any, records that
         it was evaluated and the best score, so a resumed run neither repeats nor skips it."""
-        logs.update(_evaluate_and_keep_best(gan, evaluate, global_step, output_dir, best, evaluation_steps, evaluation_dataset))
+        logs.update(
+            _evaluate_and_keep_best(gan, evaluate, global_step, output_dir, best, evaluation_steps, evaluation_dataset, license)
+        )
         this_run = last_checkpoint and Path(last_checkpoint).parent.resolve() == output_dir.resolve()
         if accelerator.is_main_process and this_run and Path(last_checkpoint).name == f"checkpoint-{global_step}":
             update_checkpoint_state(last_checkpoint, evaluated=True, **best.checkpoint_fields())

@@ -257,6 +257,7 @@ def _train(gan: GAN, dataset: Any, args: GANTrainingArguments, accelerator) -> G
         evaluation_steps=args.evaluation_steps or None,
         evaluation_dataset=data_name,
         num_threads=args.num_threads,
+        license=args.license,
     )
 
     # final/: generator (EMA when on) at the root, discriminator/, samples.png and the card
