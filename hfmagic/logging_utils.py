@@ -228,6 +228,23 @@ def quiet_loggers(*names: str, level: int = logging.WARNING) -> Iterator[None]:
             log.setLevel(old)
 
 
+@contextmanager
+def log_to_stderr(name: str, prefix: str = "", level: int = logging.INFO) -> Iterator[None]:
+    """Show logger ``name``'s records of at least ``level`` on stderr for the block (a command's notes,
+    e.g. what ``hfmagic convert`` skipped), each line prefixed; the logger is restored after."""
+    log = logging.getLogger(name)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{prefix}%(message)s"))
+    previous = log.level
+    log.addHandler(handler)
+    log.setLevel(level)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(previous)
+
+
 class MainProcessLogger(logging.LoggerAdapter):
     """A logger that logs on the main process only, like ``accelerate.logging.get_logger``, without its
     ``[RANK 0]`` prefix (the lines then look like every other hfmagic line)."""

@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 from hfmagic import DCGANConfig, DCGANDiscriminator, DCGANGenerator
 from hfmagic.training import TrainingDivergedError
 from hfmagic.training.gan import GAN, image_grid, train_gan_loop
+from cli_help import help_by_flag
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "examples" / "train_dcgan.py"
@@ -594,18 +595,6 @@ def test_script_argument_checks():
             script.parse_args(bad)
 
 
-def _help_by_flag(out: str) -> dict[str, str]:
-    """``--help`` output -> {flag: its help block, whitespace collapsed} (argparse wraps lines)."""
-    blocks, flag = {}, None
-    for line in out.split("options:")[1].splitlines():
-        if line.startswith("  -"):
-            flag = line.split()[0].rstrip(",")
-            blocks[flag] = line
-        elif flag:
-            blocks[flag] += line
-    return {name: " ".join(block.split()) for name, block in blocks.items()}
-
-
 def test_script_help_shows_defaults_and_the_recipe_is_stated_truly(capsys):
     """--help gives each flag's default ("(default: X)" unless its help states it); the docstring does not
     call the 1000-iteration default MMagic's recipe."""
@@ -613,7 +602,7 @@ def test_script_help_shows_defaults_and_the_recipe_is_stated_truly(capsys):
     with pytest.raises(SystemExit):
         script.parse_args(["--help"])
     out = capsys.readouterr().out
-    text, helps = " ".join(out.split()), _help_by_flag(out)
+    text, helps = " ".join(out.split()), help_by_flag(out)
     for flag, default in (("--resolution", "64"), ("--learning_rate", "0.0002"), ("--adam_beta1", "0.5"),
                           ("--num_sample_images", "64"), ("--output_dir", "dcgan-output"), ("--seed", "0"),
                           ("--report_to", "auto"), ("--license", "apache-2.0")):

@@ -24,6 +24,7 @@ from hfmagic.training import (
     list_checkpoints,
     train_sr,
 )
+from cli_help import help_by_flag
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "train_sr.py"
@@ -528,24 +529,12 @@ def test_embedded_photos_train_offline_with_defaults(tmp_path, capsys, caplog):
     assert "datasets:" not in card and "huggingface.co/datasets" not in card  # local data: no Hub links
 
 
-def _help_by_flag(out: str) -> dict[str, str]:
-    """``--help`` output -> {flag: its help block, whitespace collapsed} (argparse wraps lines)."""
-    blocks, flag = {}, None
-    for line in out.split("options:")[1].splitlines():
-        if line.startswith("  -"):
-            flag = line.split()[0].rstrip(",")
-            blocks[flag] = line
-        elif flag:
-            blocks[flag] += line
-    return {name: " ".join(block.split()) for name, block in blocks.items()}
-
-
 def test_script_help_shows_defaults(capsys):
     """--help gives each flag's default: "(default: X)" appended unless the help states it already."""
     with pytest.raises(SystemExit):
         script.parse_args(["--help"])
     out = capsys.readouterr().out
-    text, helps = " ".join(out.split()), _help_by_flag(out)
+    text, helps = " ".join(out.split()), help_by_flag(out)
     for flag, default in (("--train_batch_size", "16"), ("--validation_steps", "5000"), ("--lr_warmup_steps", "0"),
                           ("--seed", "0"), ("--report_to", "auto"), ("--license", "apache-2.0"), ("--model", "msrresnet")):
         assert f"(default: {default})" in helps[flag], (flag, helps[flag])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from ..errors import debug_enabled, error_message
@@ -70,34 +69,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..convert import convert_checkpoint
+    from ..logging_utils import log_to_stderr
 
     # Show the converter's notes (what was skipped, what was read from the shapes) on stderr.
-    log = logging.getLogger("hfmagic.convert")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    log.addHandler(handler)
-    previous_level = log.level
-    log.setLevel(logging.INFO)
-    try:
-        convert_checkpoint(
-            args.checkpoint,
-            args.output_dir,
-            arch=args.arch,
-            scale=args.scale,
-            source=args.source,
-            ema=args.ema,
-            bgr_to_rgb=args.bgr_to_rgb,
-            res_scale=args.res_scale,
-            push_to_hub=args.push_to_hub,
-            private=args.private,
-            token=args.token,
-        )
-    except (ValueError, FileNotFoundError) as err:
-        if debug_enabled():  # --debug / HFMAGIC_DEBUG: the traceback
-            raise
-        print(f"hfmagic convert: error: {error_message(err)}", file=sys.stderr)
-        return 1
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(previous_level)
+    with log_to_stderr("hfmagic.convert"):
+        try:
+            convert_checkpoint(
+                args.checkpoint,
+                args.output_dir,
+                arch=args.arch,
+                scale=args.scale,
+                source=args.source,
+                ema=args.ema,
+                bgr_to_rgb=args.bgr_to_rgb,
+                res_scale=args.res_scale,
+                push_to_hub=args.push_to_hub,
+                private=args.private,
+                token=args.token,
+            )
+        except (ValueError, FileNotFoundError) as err:
+            if debug_enabled():  # --debug / HFMAGIC_DEBUG: the traceback
+                raise
+            print(f"hfmagic convert: error: {error_message(err)}", file=sys.stderr)
+            return 1
     return 0

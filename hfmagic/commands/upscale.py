@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -84,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..data.image16 import save_image
-    from ..logging_utils import progress_bar
+    from ..logging_utils import log_to_stderr, progress_bar
     from ..pipelines import SuperResolutionPipeline
 
     def error(message: str) -> None:
@@ -115,23 +114,15 @@ def run(args: argparse.Namespace) -> int:
         error(f"--device: {err}")
         return 1
     # Say which precision --dtype auto chose (the pipeline logs it at INFO level).
-    log = logging.getLogger("hfmagic.pipelines")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("hfmagic upscale: %(message)s"))
-    log.addHandler(handler)
-    previous_level = log.level
-    log.setLevel(logging.INFO)
-    try:
-        device = args.device or ("cpu" if args.exact else None)  # exact mode is CPU-only
-        pipeline = SuperResolutionPipeline.from_pretrained(args.model, device=device, dtype=args.dtype, exact=args.exact)
-    except (OSError, ValueError) as err:
-        if debug_enabled():  # --debug / HFMAGIC_DEBUG: the traceback
-            raise
-        error(f"cannot load --model {args.model}: {error_message(err)}")
-        return 1
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(previous_level)
+    with log_to_stderr("hfmagic.pipelines", prefix="hfmagic upscale: "):
+        try:
+            device = args.device or ("cpu" if args.exact else None)  # exact mode is CPU-only
+            pipeline = SuperResolutionPipeline.from_pretrained(args.model, device=device, dtype=args.dtype, exact=args.exact)
+        except (OSError, ValueError) as err:
+            if debug_enabled():  # --debug / HFMAGIC_DEBUG: the traceback
+                raise
+            error(f"cannot load --model {args.model}: {error_message(err)}")
+            return 1
     output.mkdir(parents=True, exist_ok=True)
 
     used: set[str] = set()
