@@ -389,6 +389,91 @@ def _score(results: dict[str, dict[str, float]]) -> float:
 # --------------------------------------------------------------------------- the loop
 
 
+class _Update:
+    """What one training step does to the networks; the loop (:func:`_train`) owns the rest (data,
+    LR schedules, EMA of the generator, validation, checkpoints, saving).
+
+    ``train_sr``'s update is :class:`_PixelLossUpdate`; an SR GAN's is
+    ``hfmagic.training.srgan.SRGAN``. An update names its optimizers (one LR schedule each, built by
+    the loop from the same settings), wraps its networks with ``accelerator.prepare``, runs a step and
+    returns the loss terms to log, and may save more than the generator (a discriminator).
+    """
+
+    function_name = "train_sr"  # named in model cards
+
+    @property
+    def generator(self) -> torch.nn.Module:
+        """The (unwrapped) super-resolution network: validated, averaged by the EMA and saved."""
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimizers by name (before and after ``prepare``)."""
+        raise NotImplementedError
+
+    def prepare(self, accelerator) -> None:
+        raise NotImplementedError
+
+    def train_step(self, pixel_values: torch.Tensor, labels: torch.Tensor, step: int, check: Callable) -> dict[str, torch.Tensor]:
+        """One micro-batch at 0-based optimisation step ``step``. ``check(losses)`` averages the named
+        loss terms over processes and stops a diverged run; call it before ``backward``. Returns the
+        averaged terms to log (``"loss"``: the total)."""
+        raise NotImplementedError
+
+    def train(self) -> None:
+        """Put the trained networks in training mode."""
+
+    def save_extra(self, folder: Path) -> None:
+        """Save what belongs next to the generator in ``folder`` (main process)."""
+
+    def describe(self, args: SRTrainingArguments) -> str:
+        """The recipe in a few words, for the model card."""
+        return f"lr {args.learning_rate:g}, schedule `{args.lr_scheduler}`{', EMA weights' if args.use_ema else ''}"
+
+
+class _PixelLossUpdate(_Update):
+    """``train_sr``'s step: the model's own pixel loss (``config.loss_type``), Adam, gradient
+    accumulation and clipping by accelerate."""
+
+    def __init__(self, model: torch.nn.Module, args: SRTrainingArguments):
+        self.model = model
+        self.max_grad_norm = args.max_grad_norm
+        # MMagic: Adam, betas (0.9, 0.999)
+        self.optimizer = torch.optim.Adam(
+            model.parameters(),
+            lr=args.learning_rate,
+            betas=(args.adam_beta1, args.adam_beta2),
+            eps=args.adam_epsilon,
+            weight_decay=args.adam_weight_decay,
+        )
+        self.accelerator = None
+
+    @property
+    def generator(self) -> torch.nn.Module:
+        return self.accelerator.unwrap_model(self.model) if self.accelerator is not None else self.model
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"model": self.optimizer}
+
+    def prepare(self, accelerator) -> None:
+        self.accelerator = accelerator
+        self.model, self.optimizer = accelerator.prepare(self.model, self.optimizer)
+
+    def train(self) -> None:
+        self.model.train()
+
+    def train_step(self, pixel_values, labels, step, check):
+        accelerator = self.accelerator
+        with accelerator.accumulate(self.model):
+            loss = self.model(pixel_values=pixel_values, labels=labels).loss
+            logs = check({"loss": loss})
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and self.max_grad_norm is not None:
+                accelerator.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return logs
+
+
 @dataclass
 class _SRRunState:
     """What the loop carries from step to step besides the models: the step, the best validation
@@ -399,18 +484,21 @@ class _SRRunState:
     last_checkpoint: str | None = None
 
 
-def create_accelerator(args: SRTrainingArguments):
+def create_accelerator(args: SRTrainingArguments, *, broadcast_buffers: bool = True):
     """The ``accelerate.Accelerator`` :func:`train_sr` uses (build it first to load data under
-    ``accelerator.main_process_first()``, then pass it to ``train_sr``)."""
+    ``accelerator.main_process_first()``, then pass it to ``train_sr``). ``broadcast_buffers=False``:
+    DDP leaves each rank its own buffers (BatchNorm statistics of a GAN's discriminator, as MMagic)."""
     from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
+    from accelerate.utils import DistributedDataParallelKwargs, ProjectConfiguration
 
     project = ProjectConfiguration(project_dir=args.output_dir, logging_dir=str(Path(args.output_dir) / args.logging_dir))
+    handlers = [] if broadcast_buffers else [DistributedDataParallelKwargs(broadcast_buffers=False)]
     return Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision,
         log_with=args.report_to or None,
         project_config=project,
+        kwargs_handlers=handlers,
     )
 
 
@@ -426,20 +514,26 @@ def release_accelerator(accelerator) -> None:
 
 def _save_model(
     model: torch.nn.Module, folder: Path, args: SRTrainingArguments, metrics: dict | None, step: int, crop_border: int,
-    repo_id: str | None = None, destination: Path | None = None,
+    repo_id: str | None = None, destination: Path | None = None, update: _Update | None = None,
 ) -> None:
     """``save_pretrained`` + a model card with the validation metrics next to bicubic's on the same
     images (main process only). ``folder`` may be the temporary sibling that ``write_folder_atomically``
-    renames to ``destination``: the card's snippet loads ``repo_id``, else ``destination``."""
+    renames to ``destination``: the card's snippet loads ``repo_id``, else ``destination``. ``update``
+    (the run's update rule) may save more networks into the folder (an SR GAN's discriminator) and
+    says how the model was trained in the card."""
     from .. import hub
     from ..evaluation import metrics_for_card
 
     model.save_pretrained(folder)
+    if update is not None:
+        update.save_extra(folder)
     data = args.training_data or ", ".join(args.dataset_names or [])
+    how = update.describe(args) if update is not None else (
+        f"lr {args.learning_rate:g}, schedule `{args.lr_scheduler}`{', EMA weights' if args.use_ema else ''}"
+    )
     extra = (
-        f"Trained with `hfmagic.training.train_sr`{f' on {data}' if data else ''} for {step} steps "
-        f"(batch {args.train_batch_size} per process, "
-        f"lr {args.learning_rate:g}, schedule `{args.lr_scheduler}`{', EMA weights' if args.use_ema else ''})."
+        f"Trained with `hfmagic.training.{update.function_name if update is not None else 'train_sr'}`"
+        f"{f' on {data}' if data else ''} for {step} steps (batch {args.train_batch_size} per process, {how})."
     )
     hub.write_model_card(
         folder,
@@ -501,20 +595,21 @@ def train_sr(
         )
     configure_cpu_threads(accelerator, args.num_threads)  # accelerate launch would leave 1 thread per process
     try:
-        return _train(model, train_dataset, args, eval_sets, accelerator, callbacks)
+        return _train(_PixelLossUpdate(model, args), train_dataset, args, eval_sets, accelerator, callbacks)
     finally:
         if owns_accelerator:
             release_accelerator(accelerator)
 
 
-def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerator, callbacks) -> SRTrainingResult:
-    """The body of :func:`train_sr`, in diffusers' order."""
+def _train(update: _Update, train_dataset, args: SRTrainingArguments, eval_sets, accelerator, callbacks) -> SRTrainingResult:
+    """The body of :func:`train_sr` (and of ``train_srgan``), in diffusers' order."""
     from accelerate.utils import set_seed
 
     if args.resume_from_checkpoint not in (None, "latest"):  # a wrong name: said before the run folder is created
         resolve_resume_checkpoint(args.resume_from_checkpoint, args.output_dir)
     output_dir = start_run(accelerator, args.output_dir, args.to_json_dict())
     set_seed(args.seed)
+    model = update.generator
     scale = int(model.config.upscale_factor)
     repo_id = args.hub_model_id or output_dir.resolve().name
     if args.push_to_hub:
@@ -530,38 +625,40 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
         ema.to(accelerator.device)
         accelerator.register_for_checkpointing(ema)
 
-    # Optimizer (MMagic: Adam, betas (0.9, 0.999))
-    optimizer = torch.optim.Adam(
-        model.parameters(),
-        lr=args.learning_rate,
-        betas=(args.adam_beta1, args.adam_beta2),
-        eps=args.adam_epsilon,
-        weight_decay=args.adam_weight_decay,
-    )
+    # Optimizers: the update's (train_sr: one Adam; an SR GAN: the generator's and the discriminator's)
+    optimizers = update.optimizers()
+    requested_lrs = {name: [group["lr"] for group in opt.param_groups] for name, opt in optimizers.items()}
 
     # Data: the deterministic stream (see the module docstring), or batches made on the device
     device_data = _as_device_data(train_dataset, scale, accelerator.device)
     stream = None if device_data is not None else SRSampleStream(train_dataset, seed=args.seed)
 
-    # Schedule: stepped by us once per optimisation step (not prepared, so accelerate does not step
-    # it once per process), saved through register_for_checkpointing.
+    # Schedules, one per optimizer with the same settings (MMagic's param_scheduler): stepped by us
+    # once per optimisation step (not prepared, so accelerate does not step them once per process),
+    # saved through register_for_checkpointing.
     periods = args.lr_periods
     if args.lr_scheduler == "cosine_restart" and not periods:
         periods = [math.ceil(args.max_train_steps / 4)] * 4  # MMagic: 4 x 250k for 1M steps
-    lr_scheduler = get_sr_scheduler(
-        args.lr_scheduler,
-        optimizer,
-        num_training_steps=args.max_train_steps,
-        num_warmup_steps=args.lr_warmup_steps,
-        periods=periods,
-        restart_weights=args.lr_restart_weights,
-        eta_min=args.lr_eta_min,
-        milestones=args.lr_milestones,
-        gamma=args.lr_gamma,
-    )
-    accelerator.register_for_checkpointing(lr_scheduler)
+    lr_schedulers = {
+        name: get_sr_scheduler(
+            args.lr_scheduler,
+            optimizer,
+            num_training_steps=args.max_train_steps,
+            num_warmup_steps=args.lr_warmup_steps,
+            periods=periods,
+            restart_weights=args.lr_restart_weights,
+            eta_min=args.lr_eta_min,
+            milestones=args.lr_milestones,
+            gamma=args.lr_gamma,
+        )
+        for name, optimizer in optimizers.items()
+    }
+    for lr_scheduler in lr_schedulers.values():
+        accelerator.register_for_checkpointing(lr_scheduler)
+    lr_scheduler = next(iter(lr_schedulers.values()))  # the generator's: logged as "lr"
 
-    model, optimizer = accelerator.prepare(model, optimizer)
+    update.prepare(accelerator)
+    optimizers = update.optimizers()
 
     if accelerator.is_main_process and args.report_to:
         config = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in args.to_json_dict().items() if v is not None}
@@ -581,8 +678,7 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
         run.last_checkpoint = str(resume_path)
         logger.info("Resumed from %s at step %d.", resume_path, run.step)
         restore_learning_rates(
-            {"model": optimizer}, {"model": [args.learning_rate]}, run.step, schedulers={"model": lr_scheduler},
-            main_process=accelerator.is_main_process,
+            optimizers, requested_lrs, run.step, schedulers=lr_schedulers, main_process=accelerator.is_main_process
         )
     global_step = run.step
 
@@ -609,14 +705,14 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
 
     logger.info(
         "Training %s x%d: %d steps from step %d, %d %s, batch %d per process x %d processes x %d accumulation = %d.",
-        type(accelerator.unwrap_model(model)).__name__, scale, args.max_train_steps, global_step,
+        type(update.generator).__name__, scale, args.max_train_steps, global_step,
         len(device_data if device_data is not None else stream),
         f"images on {device_data.device}" if device_data is not None else "samples",
         args.train_batch_size, world, accumulation, global_batch,
     )
 
     def eval_model() -> torch.nn.Module:
-        return ema.module if ema is not None else accelerator.unwrap_model(model)
+        return ema.module if ema is not None else update.generator
 
     def validate(step: int) -> dict | None:
         """Validate (main process) and keep a new best in best/; ``run.best_score`` follows."""
@@ -629,7 +725,7 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
                 run.best_score = _score(metrics)
                 save_best(
                     output_dir,
-                    lambda folder: _save_model(eval_model(), folder, args, metrics, step, crop_border, destination=output_dir / BEST_DIR),
+                    lambda folder: _save_model(eval_model(), folder, args, metrics, step, crop_border, destination=output_dir / BEST_DIR, update=update),
                     {"step": step, "metrics": metrics},
                 )
         accelerator.wait_for_everyone()
@@ -637,8 +733,18 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
 
     # tqdm on a terminal; off it (CI, nohup, a cluster job) a log line every 30 s, not a redraw per step
     progress = progress_bar(total=args.max_train_steps, initial=global_step, desc="Steps", disable=not accelerator.is_local_main_process, logger=logger)
-    model.train()
-    loss_sum, micro_batches = torch.zeros((), device=accelerator.device), 0
+    update.train()
+    loss_sums: dict[str, torch.Tensor] = {}
+    micro_batches = 0
+
+    def check(losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        # One collective per micro-batch: every rank sees the same means (and the same NaN)
+        names = sorted(losses)
+        means = accelerator.reduce(torch.stack([losses[n].detach().float() for n in names]), reduction="mean")
+        reduced = dict(zip(names, means.unbind()))
+        check_finite(reduced, step=global_step + 1, last_checkpoint=run.last_checkpoint)
+        return reduced
+
     # training throughput: from the end of the first step (start-up excluded), validation and saving excluded
     started, steps_timed, paused, samples_per_second = None, 0, 0.0, None
     final_metrics, last_validated = None, None  # last_validated: the same on every rank
@@ -646,26 +752,19 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
         for batch in dataloader:
             pixel_values = batch["pixel_values"].to(accelerator.device, non_blocking=True)
             labels = batch["labels"].to(accelerator.device, non_blocking=True)
-            with accelerator.accumulate(model):
-                loss = model(pixel_values=pixel_values, labels=labels).loss
-                # One collective per micro-batch: every rank sees the same mean (and the same NaN)
-                mean_loss = accelerator.reduce(loss.detach().float(), reduction="mean")
-                check_finite({"loss": mean_loss}, step=global_step + 1, last_checkpoint=run.last_checkpoint)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and args.max_grad_norm is not None:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            loss_sum += mean_loss
+            step_logs = update.train_step(pixel_values, labels, global_step, check)
+            for name, value in step_logs.items():
+                loss_sums[name] = loss_sums.get(name, 0.0) + value.detach()
             micro_batches += 1
             if not accelerator.sync_gradients:
                 continue
 
             # One optimisation step done
-            if not getattr(optimizer, "step_was_skipped", False):  # fp16 overflow: no step, no schedule
-                lr_scheduler.step()
+            for name, scheduler in lr_schedulers.items():
+                if not getattr(optimizers[name], "step_was_skipped", False):  # fp16 overflow: no step, no schedule
+                    scheduler.step()
             if ema is not None:
-                ema.update_parameters(accelerator.unwrap_model(model))
+                ema.update_parameters(update.generator)
             global_step += 1
             now = time.perf_counter()
             if started is None:  # time from the end of the first step (skips start-up costs)
@@ -673,13 +772,14 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
             else:
                 steps_timed += 1
                 samples_per_second = steps_timed * global_batch / max(now - started - paused, 1e-9)
-            logs = {"loss": float(loss_sum) / micro_batches, "lr": lr_scheduler.get_last_lr()[0]}
+            logs = {name: float(total) / micro_batches for name, total in loss_sums.items()}
+            logs["lr"] = lr_scheduler.get_last_lr()[0]
             if samples_per_second is not None:
                 logs["samples_per_second"] = samples_per_second
-            loss_sum.zero_()
+            loss_sums.clear()
             micro_batches = 0
             # refresh=False: shown by update's redraw (at most one per tqdm's mininterval), not one more per step
-            progress.set_postfix(loss=f"{logs['loss']:.4g}", lr=f"{logs['lr']:.2e}", samples_s=f"{samples_per_second or 0:.1f}", refresh=False)
+            progress.set_postfix(loss=f"{logs.get('loss', math.nan):.4g}", lr=f"{logs['lr']:.2e}", samples_s=f"{samples_per_second or 0:.1f}", refresh=False)
             progress.update(1)
             accelerator.log(logs, step=global_step)
 
@@ -692,7 +792,7 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
                     save_checkpoint(
                         accelerator, output_dir, global_step, total_limit=args.checkpoints_total_limit,
                         extra_state={"best_score": run.best_score if math.isfinite(run.best_score) else None},
-                        model=accelerator.unwrap_model(model),
+                        model=update.generator,
                     )
                 )
                 logger.info("Saved %s", run.last_checkpoint)
@@ -719,7 +819,7 @@ def _train(model, train_dataset, args: SRTrainingArguments, eval_sets, accelerat
         if accelerator.is_main_process:
             save_final(output_dir, lambda folder: _save_model(
                 eval_model(), folder, args, final_metrics, global_step, crop_border,
-                repo_id if args.push_to_hub else args.hub_model_id, output_dir / FINAL_DIR,
+                repo_id if args.push_to_hub else args.hub_model_id, output_dir / FINAL_DIR, update,
             ))
             result.final_metrics = final_metrics
             best = read_best(output_dir)
