@@ -261,3 +261,5 @@ def test_feature_extractor_directly(state, images):
     assert set(out) == {"2", "16"}
     for k in out:
         torch.testing.assert_close(out[k], ref[k])
+    with pytest.raises(ValueError, match=r"built up to features\[16\]"):
+        vgg(images[0], ["34"])

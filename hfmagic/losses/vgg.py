@@ -252,6 +252,8 @@ class VGGFeatureExtractor(nn.Module):
             x = (x - self.mean) / self.std
         wanted = {int(layer) for layer in layers}
         deepest = max(wanted)
+        if deepest >= len(self.features):
+            raise ValueError(f"Layer {deepest} was asked for, but this extractor was built up to features[{len(self.features) - 1}].")
         output = {}
         for index, layer in enumerate(self.features):
             x = layer(x)
