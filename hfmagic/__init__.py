@@ -43,6 +43,7 @@ _LAZY = {
         ["imresize", "build_sr_dataset", "sr_collate_fn", "prepare_div2k", "load_eval_set", "load_rgb"], "hfmagic.data"
     ),
     "DeviceSRData": "hfmagic.data.gpu_pipeline",
+    **dict.fromkeys(["PerceptualLoss", "GANLoss"], "hfmagic.losses"),
 }
 
 __all__ = sorted(_LAZY)

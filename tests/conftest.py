@@ -79,6 +79,22 @@ def offline_hf_cache(tmp_path):
     return populate
 
 
+@pytest.fixture(scope="session")
+def tiny_vgg19_on_hub(hub_server, tmp_path_factory) -> str:
+    """Serves a tiny random VGG19 (tests/tiny_vgg.py) as ``timm/vgg19.tv_in1k`` on the test Hub, the
+    default weights of ``hfmagic.losses.PerceptualLoss``; returns the repo id."""
+    from huggingface_hub import HfApi
+
+    from tiny_vgg import save_tiny_vgg19
+
+    repo_id = "timm/vgg19.tv_in1k"
+    folder = save_tiny_vgg19(tmp_path_factory.mktemp("tiny-vgg19"))
+    api = HfApi()
+    api.create_repo(repo_id, exist_ok=True)
+    api.upload_folder(folder_path=str(folder), repo_id=repo_id)
+    return repo_id
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _auto_dtype_is_float32():
     """``dtype="auto"`` (the SR pipeline's default) resolves as on a device without native bf16, i.e.

@@ -12,24 +12,15 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import ImageSuperResolutionOutput
 
 from ..layers import init_module
+from ..losses.pixel import LOSSES, charbonnier_loss
 from .card_mixin import ModelCardMixin
 from .config_checks import check_int_fields
 
 __all__ = ["SuperResolutionConfig", "SuperResolutionPreTrainedModel", "LOSSES", "charbonnier_loss"]
-
-
-def charbonnier_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """MMagic's CharbonnierLoss (mean of sqrt((pred - target)^2 + eps))."""
-    return torch.sqrt((pred - target) ** 2 + eps).mean()
-
-
-# The loss kinds a config may name (MMagic's pixel losses with reduction "mean").
-LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss, "charbonnier": charbonnier_loss}
 
 
 class SuperResolutionConfig(PretrainedConfig):
