@@ -310,3 +310,16 @@ def test_unrecognised_or_broken_discriminators(tmp_path, capsys, caplog):
     vgg.linear1 = nn.Linear(2 * 8 * 8 * 8, 100)
     with pytest.raises(ValueError, match=r"discriminator\.linear1\.weight takes 1024 features, not 2\*8\*4\*4 = 256"):
         convert_checkpoint(srgan_checkpoint(generator, vgg))
+
+
+def test_loading_the_wrong_network_of_an_srgan_folder_says_where_each_is(tmp_path):
+    from hfmagic import SuperResolutionPipeline
+
+    generator = MSRResNet(MSRResNetConfig(upscale_factor=2, mid_channels=4, num_blocks=1))
+    save_gan_pretrained(generator, ModifiedVGGDiscriminator(ModifiedVGGConfig(mid_channels=2)), tmp_path)
+    with pytest.raises(ValueError, match=r"saved as ModifiedVGGDiscriminator .*not MSRResNet.*subfolder='discriminator'"):
+        MSRResNet.from_pretrained(tmp_path / "discriminator")
+    with pytest.raises(ValueError, match=r"saved as MSRResNet.*ModifiedVGGDiscriminator.from_pretrained\(path, subfolder='discriminator'\)"):
+        ModifiedVGGDiscriminator.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"is a GAN discriminator \(ModifiedVGGDiscriminator\).*load the repo's root"):
+        SuperResolutionPipeline.from_pretrained(tmp_path / "discriminator", device="cpu")
