@@ -9,8 +9,11 @@ The spec reads every hyper-parameter (channels, blocks, scale, image size, ...) 
 shapes, renames keys to hfmagic's (MMagic's names already are hfmagic's) and builds the model,
 which gives the same outputs as the original.
 
-Tensors outside the converted network(s) (an SRGAN's discriminator or perceptual loss, a data
-preprocessor) are skipped and logged; inside it, a missing or left-over key is an error.
+An SR checkpoint's ``discriminator.*`` (MMagic's SRGAN / ESRGAN / Real-ESRGAN) is converted too
+when a registered stand-alone discriminator recognises its keys (``discriminator_conversion_specs``);
+the folder then holds the generator at its root and the discriminator under ``discriminator/``.
+Tensors outside the converted network(s) (an unrecognised discriminator, a perceptual loss, a data
+preprocessor) are skipped and logged; inside them, a missing or left-over key is an error.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel
 
-from .models import conversion_specs
+from .models import conversion_specs, discriminator_conversion_specs
 from .models.conversion import ConversionSpec, Network, preview
 
 __all__ = ["SOURCES", "archs", "convert_checkpoint", "detect_arch", "load_checkpoint"]
@@ -237,6 +240,18 @@ def _choose_spec(arch: str | None, generator: Network) -> ConversionSpec:
     return specs[arch]
 
 
+def _discriminator_spec(discriminator: Network):
+    """The registered stand-alone discriminator spec recognising ``discriminator``'s keys, or None."""
+    keys = set(discriminator.tensors)
+    found = [spec for _, spec in sorted(discriminator_conversion_specs().items()) if spec.identifies(keys)]
+    if len(found) > 1:
+        raise ValueError(
+            f"The discriminator's keys ({preview(map(discriminator.name, keys), 4)}) are recognised by several "
+            f"discriminators: {', '.join(spec.display_name for spec in found)}."
+        )
+    return found[0] if found else None
+
+
 def _naming(spec: ConversionSpec, net: Network, container: str, source: str) -> str:
     """Whose key names the generator uses; a clash with the file's layout or ``source`` is an error
     (it decides the forward's details, e.g. BasicSR's LeakyReLU after the pixel shuffles)."""
@@ -285,6 +300,7 @@ def convert_checkpoint(
     push_to_hub: str | None = None,
     private: bool | None = None,
     token: str | None = None,
+    return_discriminator: bool = False,
 ) -> PreTrainedModel | tuple[PreTrainedModel, PreTrainedModel | None]:
     """Convert an MMagic or BasicSR checkpoint into hfmagic model(s), optionally saved and pushed.
 
@@ -309,10 +325,14 @@ def convert_checkpoint(
             or 0.1 for the large EDSR with 256 features and 32 blocks).
         push_to_hub: a repo id to upload the folder to (via ``hfmagic.hub.push_folder_to_hub``).
         private, token: passed to the push.
+        return_discriminator: also return the discriminator converted next to an SR generator
+            (MMagic's SRGAN / ESRGAN / Real-ESRGAN checkpoints): ``(generator, discriminator or
+            None)``. It is converted and saved (under ``discriminator/``) either way.
 
     Returns:
-        The SR model in eval mode, or ``(generator, discriminator)`` for a GAN (the
-        discriminator is None when the checkpoint has none).
+        The SR model in eval mode (``(model, discriminator or None)`` with
+        ``return_discriminator=True``), or ``(generator, discriminator)`` for a GAN whose spec
+        converts its own discriminator (DCGAN; the discriminator is None when the checkpoint has none).
     """
     if source not in SOURCES:
         raise ValueError(f"Unknown source {source!r}; choose one of {list(SOURCES)}.")
@@ -327,18 +347,30 @@ def convert_checkpoint(
     spec = _choose_spec(arch, generator)
     options = {"res_scale": res_scale, "bgr_to_rgb": None if bgr_to_rgb else False}
     _check_options(spec, scale, options)
+    d_spec = None  # a stand-alone discriminator next to a generator that has none of its own
     if discriminator is not None and not spec.has_discriminator:
-        logger.info(
-            "Skipped the discriminator (%d tensors): only the generator of %s is converted.",
-            len(discriminator.tensors),
-            spec.display_name,
-        )
-        discriminator = None
+        d_spec = _discriminator_spec(discriminator)
+        if d_spec is None:
+            logger.info(
+                "Skipped the discriminator (%d tensors): only the generator of %s is converted.",
+                len(discriminator.tensors),
+                spec.display_name,
+            )
+            discriminator = None
     naming = _naming(spec, generator, container, source)
-    result = spec.convert(generator, discriminator, naming, scale, **{k: options[k] for k in spec.options})
+    result = spec.convert(
+        generator, None if d_spec else discriminator, naming, scale, **{k: options[k] for k in spec.options}
+    )
     models = [m for m in result if m is not None] if spec.has_discriminator else [result]
     origin = "BasicSR" if naming == "basicsr" else "MMagic"
     logger.info("Converted the %s %s%s.", origin, spec.describe(models[0].config), " (EMA generator)" if ema else "")
+    if d_spec is not None:
+        models.append(d_spec.convert(discriminator))
+        logger.info("Converted its discriminator, %s.", d_spec.describe(models[1].config))
+        if return_discriminator:
+            result = (result, models[1])
+    elif return_discriminator and not spec.has_discriminator:
+        result = (result, None)
 
     name = f" `{label}`" if label else ""
     note = f"Converted from the {origin} checkpoint{name}{' (EMA generator)' if ema else ''} with `hfmagic convert`."

@@ -12,6 +12,12 @@ A GAN repo holds the generator at its root and the discriminator under ``discrim
     DCGANGenerator.from_pretrained("out")
     DCGANDiscriminator.from_pretrained("out", subfolder="discriminator")
 
+The same layout holds a super-resolution GAN (SRGAN, ESRGAN): the SR generator at the root, its
+stand-alone discriminator (a config with ``hub_kind = "discriminator"``, e.g. ModifiedVGG) under
+``discriminator/``. A stand-alone discriminator's card reads what it scores from its config class:
+``input_range`` (e.g. ``(0.0, 1.0)``), ``card_input_shape`` / ``card_output_shape`` (with
+``{field}`` filled from the config) and ``example_image_size``.
+
 A metric is a dict ``{"dataset": "Set5", "name": "PSNR", "value": 30.22, "type": "psnr",
 "split": "test"}``, optionally with ``"config"`` (e.g. ``"RGB, crop_border=4"``), ``"args"``,
 ``"dataset_id"`` (the Hub id the model-index names as the dataset's ``type``, e.g.
@@ -58,6 +64,8 @@ DISCRIMINATOR_SUBFOLDER = "discriminator"
 _KINDS = {
     "super-resolution": ("super-resolution", "image-to-image", "Image Super-Resolution"),
     "gan": ("gan", "unconditional-image-generation", "Unconditional Image Generation"),
+    # a stand-alone discriminator scores images: no Hub task fits, so no pipeline_tag and no results
+    "discriminator": ("discriminator", None, None),
 }
 _METRIC_KEYS = ("dataset", "name", "value")
 
@@ -90,7 +98,12 @@ def _class_name(model: PreTrainedModel | PretrainedConfig, config: PretrainedCon
     return architectures[0] if architectures else type(config).__name__.removesuffix("Config")
 
 
-def _eval_results(metrics: list[dict], task_type: str, task_name: str) -> list[EvalResult]:
+def _eval_results(metrics: list[dict], task_type: str | None, task_name: str | None) -> list[EvalResult]:
+    if task_type is None:
+        raise ValueError(
+            "A discriminator's card holds no evaluation results (it scores images; no Hub task fits): put the "
+            "GAN's metrics on its generator's card."
+        )
     if not isinstance(metrics, (list, tuple)):
         raise ValueError(f"metrics must be a list of dicts such as {{'dataset': 'Set5', 'name': 'PSNR', 'value': 30.2}}, got {type(metrics).__name__}.")
     results = []
@@ -144,6 +157,15 @@ def _details(
             f"- **Input:** `pixel_values` (N, {config.in_channels}, H, W), RGB float in [0, 1]; "
             f"**output:** `reconstruction` (N, {config.out_channels}, {scale}H, {scale}W)"
         )
+    elif kind == "discriminator":
+        cls = type(config)
+        low, high = cls.input_range
+        lines.append("- **Task:** scoring images as real or fake, the adversarial term of GAN training")
+        lines.append(
+            f"- **Input:** `pixel_values` {cls.card_input_shape.format(**config.to_dict())}, float in "
+            f"[{low:g}, {high:g}]; **output:** real/fake logits {cls.card_output_shape.format(**config.to_dict())} "
+            "(no sigmoid)"
+        )
     else:
         size = config.image_size
         lines.append("- **Task:** unconditional image generation")
@@ -163,6 +185,8 @@ def _title(kind: str, class_name: str, config: PretrainedConfig, classes: dict, 
     "MSRResNet x4 trained on DIV2K" or "DCGAN 64x64 trained on pcuenq/lsun-bedrooms"."""
     if kind == "super-resolution":
         title = f"{class_name} x{config.upscale_factor}"
+    elif kind == "discriminator":
+        title = class_name
     else:
         is_generator = class_name != classes.get("discriminator")
         name = class_name.removesuffix("Generator") if is_generator else class_name
@@ -170,13 +194,54 @@ def _title(kind: str, class_name: str, config: PretrainedConfig, classes: dict, 
     data = training_data or ", ".join(datasets or [])
     if data:
         return f"{title} trained on {data}"
-    return f"{title} {'super-resolution model' if kind == 'super-resolution' else 'GAN'}"
+    return f"{title} {_TITLE_SUFFIX[kind]}"
 
 
-def _usage(kind: str, class_name: str, classes: dict, repo_id: str, discriminator_subfolder: str | None) -> str:
+def _discriminator_usage(config: PretrainedConfig, class_name: str, repo_id: str, subfolder: str | None) -> str:
+    """Loading and running a stand-alone discriminator (``hub_kind = "discriminator"``), on images in
+    its config's ``input_range``."""
+    cls = type(config)
+    low, high = cls.input_range
+    size, channels = cls.example_image_size, config.in_channels
+    images = "torch.rand" if (low, high) == (0.0, 1.0) else f"{low:g} + {high - low:g} * torch.rand"
+    where = f'"{repo_id}", subfolder="{subfolder}"' if subfolder else f'"{repo_id}"'
+    return (
+        f'discriminator = {class_name}.from_pretrained({where})\n'
+        f"images = {images}(2, {channels}, {size}, {size})   # float in [{low:g}, {high:g}]\n"
+        "with torch.no_grad():\n"
+        f"    logits = discriminator(images)   # {cls.card_output_shape.format(**config.to_dict())}, real/fake logits\n"
+    )
+
+
+_TITLE_SUFFIX = {"super-resolution": "super-resolution model", "gan": "GAN", "discriminator": "GAN discriminator"}
+
+
+def _usage(
+    kind: str,
+    class_name: str,
+    classes: dict,
+    repo_id: str,
+    discriminator_subfolder: str | None,
+    config: PretrainedConfig | None = None,
+    discriminator: tuple[PretrainedConfig, str] | None = None,
+) -> str:
     """The card's usage snippet; ``classes`` is the GAN config's ``card_classes`` (the names of its
-    discriminator and pipeline classes)."""
+    discriminator and pipeline classes); ``discriminator`` the (config, class name) of a stand-alone
+    discriminator saved under ``discriminator_subfolder`` next to a super-resolution generator."""
+    if kind == "discriminator":
+        return (
+            "```python\nimport torch\n"
+            f"from hfmagic import {class_name}\n\n" + _discriminator_usage(config, class_name, repo_id, None) + "```"
+        )
     if kind == "super-resolution":
+        extra = ""
+        if discriminator_subfolder and discriminator is not None:
+            d_config, d_name = discriminator
+            extra = (
+                "\n# the discriminator, e.g. to resume adversarial (SRGAN/ESRGAN) training:\n"
+                f"from hfmagic import {d_name}\n\n"
+                + _discriminator_usage(d_config, d_name, repo_id, discriminator_subfolder)
+            )
         return (
             "```python\n"
             "import torch\n"
@@ -187,6 +252,7 @@ def _usage(kind: str, class_name: str, classes: dict, repo_id: str, discriminato
             "# or on images, tiled for large photos:\n"
             f'pipe = SuperResolutionPipeline.from_pretrained("{repo_id}")\n'
             'pipe("photo.png", tile_size=256).save("photo_sr.png")   # one image in, one PIL image out\n'
+            f"{extra}"
             "```\n\n"
             f"From the command line: `hfmagic upscale photo.png --model {repo_id} --output out/`."
         )
@@ -271,6 +337,7 @@ def model_card(
     discriminator_subfolder: str | None = None,
     training_data: str | None = None,
     load_path: str | None = None,
+    discriminator: PreTrainedModel | PretrainedConfig | None = None,
 ) -> ModelCard:
     """Build the model card of an hfmagic model (or of its config).
 
@@ -290,6 +357,9 @@ def model_card(
             of ``datasets`` (e.g. a local folder's name).
         load_path: where the usage snippet loads from without ``repo_id`` (``write_model_card``
             passes the folder); without either, a marked placeholder.
+        discriminator: with ``discriminator_subfolder``, the discriminator saved there (or its
+            config), which the snippet of a super-resolution GAN's card loads (``save_gan_pretrained``
+            passes it).
     Returns:
         a ``huggingface_hub.ModelCard``; ``card.data`` holds the YAML metadata.
     """
@@ -298,7 +368,7 @@ def model_card(
     kind_tag, pipeline_tag, task_name = _KINDS[kind]
     class_name = _class_name(model, config)
     shown_id = repo_id or load_path or "path/to/model-folder-or-repo-id"
-    card_tags = ["hfmagic", kind_tag, config.model_type, "mmagic"]
+    card_tags = ["hfmagic", kind_tag, config.model_type, "mmagic"] + (["gan"] if kind == "discriminator" else [])
     card_tags += [t for t in (tags or []) if t not in card_tags]
     eval_results = _eval_results(metrics, pipeline_tag, task_name) if metrics else None
     data = ModelCardData(
@@ -314,7 +384,7 @@ def model_card(
     classes = getattr(type(config), "card_classes", {})
     title = _title(kind, class_name, config, classes, datasets, training_data)
     what = "super-resolution model" if kind == "super-resolution" else "GAN generator"
-    if class_name == classes.get("discriminator"):
+    if class_name == classes.get("discriminator") or kind == "discriminator":
         what = "GAN discriminator"
     parts = [
         f"# {title}",
@@ -328,7 +398,12 @@ def model_card(
         )
     if sample_image:
         parts.append(f"![samples]({sample_image})")
-    parts.append("## How to use\n\n" + _usage(kind, class_name, classes, shown_id, discriminator_subfolder))
+    d_info = None
+    if discriminator is not None and getattr(type(_config_of(discriminator)), "hub_kind", None) == "discriminator":
+        d_info = (_config_of(discriminator), _class_name(discriminator, _config_of(discriminator)))
+    parts.append(
+        "## How to use\n\n" + _usage(kind, class_name, classes, shown_id, discriminator_subfolder, config, d_info)
+    )
     if datasets:
         parts.append("## Training data\n\n" + "\n".join(f"- [{d}](https://huggingface.co/datasets/{d})" for d in datasets))
     if metrics:
@@ -514,6 +589,13 @@ def save_gan_pretrained(
                 f"generator and discriminator disagree on {field} ({getattr(g_cfg, field, None)} vs "
                 f"{getattr(d_cfg, field, None)}): they must come from the same config."
             )
+    # a super-resolution GAN: the discriminator scores the generator's output
+    g_out, d_in = getattr(g_cfg, "out_channels", None), getattr(d_cfg, "in_channels", None)
+    if g_out is not None and d_in is not None and g_out != d_in:
+        raise ValueError(
+            f"the generator draws {g_out}-channel images but the discriminator scores {d_in}-channel ones "
+            "(out_channels vs in_channels): build them for the same images."
+        )
     save_directory = Path(save_directory)
     # transformers' own save_pretrained (no per-network card): the one card goes at the root, below.
     PreTrainedModel.save_pretrained(generator, save_directory, is_main_process=is_main_process)
@@ -523,7 +605,9 @@ def save_gan_pretrained(
     if (save_directory / CARD_NAME).exists():
         _merge_into_card(save_directory, card_kwargs.get("metrics"), card_kwargs.get("tags"), card_kwargs.get("repo_id"))
     else:
-        write_model_card(save_directory, generator, discriminator_subfolder=DISCRIMINATOR_SUBFOLDER, **card_kwargs)
+        write_model_card(
+            save_directory, generator, discriminator_subfolder=DISCRIMINATOR_SUBFOLDER, discriminator=discriminator, **card_kwargs
+        )
 
 
 # ------------------------------------------------------------------------------ pushing

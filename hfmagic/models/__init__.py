@@ -5,26 +5,38 @@ import inspect
 
 from transformers import AutoConfig, AutoModel, AutoModelForImageToImage, PretrainedConfig, PreTrainedModel
 
-from .conversion import ConversionSpec
+from .conversion import ConversionSpec, DiscriminatorConversionSpec
 from .dcgan import DCGANConfig, DCGANConversion, DCGANDiscriminator, DCGANGenerator, DCGANPreTrainedModel
+from .discriminator_base import DiscriminatorConfig, DiscriminatorPreTrainedModel
 from .edsr import EDSR, EDSRConfig, EDSRConversion
+from .modified_vgg import ModifiedVGGConfig, ModifiedVGGConversion, ModifiedVGGDiscriminator
 from .msrresnet import MSRResNet, MSRResNetConfig, MSRResNetConversion
 from .sr_base import SuperResolutionConfig, SuperResolutionPreTrainedModel
 from .srcnn import SRCNN, SRCNNConfig, SRCNNConversion
+from .unet_discriminator_sn import UNetDiscriminatorSN, UNetDiscriminatorSNConfig, UNetDiscriminatorSNConversion
 
 # model_type -> how `hfmagic convert` recognises and converts that architecture's checkpoints.
 _CONVERSIONS: dict[str, ConversionSpec] = {}
+# model_type -> how `hfmagic convert` recognises a stand-alone discriminator next to a generator.
+_DISCRIMINATOR_CONVERSIONS: dict[str, DiscriminatorConversionSpec] = {}
 # model_type -> (config class, model class), in registration order.
 _REGISTERED: dict[str, tuple[type[PretrainedConfig], type[PreTrainedModel]]] = {}
 
 
 def register_model(
-    config_class: type[PretrainedConfig], model_class: type[PreTrainedModel], conversion: ConversionSpec | None = None
+    config_class: type[PretrainedConfig],
+    model_class: type[PreTrainedModel],
+    conversion: ConversionSpec | DiscriminatorConversionSpec | None = None,
 ) -> None:
     """Register a (config, model) pair with ``AutoConfig``/``AutoModel`` (and, for super-resolution
     models, ``AutoModelForImageToImage``), so ``AutoModel.from_pretrained`` finds it by ``model_type``;
     with ``conversion`` (a ``hfmagic.models.conversion.ConversionSpec`` whose ``arch`` is the
     ``model_type``), ``hfmagic convert`` recognises and converts its checkpoints too.
+
+    A stand-alone discriminator (its config a ``DiscriminatorConfig`` subclass, e.g. SRGAN's
+    ``ModifiedVGGDiscriminator``) is registered the same way, with a ``DiscriminatorConversionSpec``:
+    it is then no ``--arch`` of its own, but ``hfmagic convert`` converts a checkpoint's
+    ``discriminator.*`` with it next to the generator (see :func:`discriminator_conversion_specs`).
 
     Registering the same pair twice is a no-op; a ``model_type`` already taken by another class
     raises ``ValueError``.
@@ -59,23 +71,33 @@ def register_model(
         auto_class.register(config_class, model_class, exist_ok=True)
     _REGISTERED[model_type] = (config_class, model_class)
     if conversion is not None:
-        if not isinstance(conversion, ConversionSpec) or conversion.arch != model_type:
+        is_discriminator = issubclass(config_class, DiscriminatorConfig)
+        expected = DiscriminatorConversionSpec if is_discriminator else ConversionSpec
+        if not isinstance(conversion, expected) or conversion.arch != model_type:
             raise ValueError(
-                f"conversion must be a ConversionSpec instance whose arch is {model_type!r} (the config's model_type), "
+                f"conversion must be a {expected.__name__} instance whose arch is {model_type!r} (the config's model_type), "
                 f"got {conversion!r}."
             )
-        _CONVERSIONS[model_type] = conversion
+        (_DISCRIMINATOR_CONVERSIONS if is_discriminator else _CONVERSIONS)[model_type] = conversion
 
 
 def registered_models() -> dict[str, tuple[type[PretrainedConfig], type[PreTrainedModel]]]:
     """Every registered architecture: ``model_type -> (config class, model class)`` (for a GAN,
-    the generator; hfmagic's own first, then the user's)."""
+    the generator; hfmagic's own first, then the user's). Stand-alone discriminators are among them;
+    their config classes subclass ``DiscriminatorConfig``."""
     return dict(_REGISTERED)
 
 
 def conversion_specs() -> dict[str, ConversionSpec]:
-    """The registered architectures that ``hfmagic convert`` converts, by ``model_type``."""
+    """The registered architectures that ``hfmagic convert`` converts (its ``--arch`` values), by
+    ``model_type``; stand-alone discriminators are in :func:`discriminator_conversion_specs`."""
     return dict(_CONVERSIONS)
+
+
+def discriminator_conversion_specs() -> dict[str, DiscriminatorConversionSpec]:
+    """The registered stand-alone discriminators ``hfmagic convert`` converts from a checkpoint's
+    ``discriminator.*`` (next to a generator that has no discriminator of its own), by ``model_type``."""
+    return dict(_DISCRIMINATOR_CONVERSIONS)
 
 
 def config_fields(config_class: type[PretrainedConfig]) -> list[str]:
@@ -116,13 +138,17 @@ for _config, _model, _conversion in (
     (MSRResNetConfig, MSRResNet, MSRResNetConversion()),
     (EDSRConfig, EDSR, EDSRConversion()),
     (DCGANConfig, DCGANGenerator, DCGANConversion()),
+    (ModifiedVGGConfig, ModifiedVGGDiscriminator, ModifiedVGGConversion()),
+    (UNetDiscriminatorSNConfig, UNetDiscriminatorSN, UNetDiscriminatorSNConversion()),
 ):
     register_model(_config, _model, conversion=_conversion)
 
 __all__ = [
     "check_config_overrides",
     "conversion_specs",
+    "discriminator_conversion_specs",
     "ConversionSpec",
+    "DiscriminatorConversionSpec",
     "registered_models",
     "config_fields",
     "register_model",
@@ -138,4 +164,10 @@ __all__ = [
     "DCGANGenerator",
     "DCGANDiscriminator",
     "DCGANPreTrainedModel",
+    "DiscriminatorConfig",
+    "DiscriminatorPreTrainedModel",
+    "ModifiedVGGConfig",
+    "ModifiedVGGDiscriminator",
+    "UNetDiscriminatorSNConfig",
+    "UNetDiscriminatorSN",
 ]

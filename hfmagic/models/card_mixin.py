@@ -62,11 +62,14 @@ def _check_saved_architecture(cls, pretrained_model_name_or_path, kwargs: dict) 
             continue
         hint = ""
         # a GAN's config names its discriminator class (card_classes), whichever network was saved
-        discriminator = getattr(getattr(saved, "config_class", None), "card_classes", {}).get("discriminator")
+        saved_config = getattr(saved, "config_class", None)
+        discriminator = getattr(saved_config, "card_classes", {}).get("discriminator")
+        if getattr(saved_config, "hub_kind", None) == "discriminator":  # a stand-alone one (SRGAN's, ...)
+            discriminator = name
         if name == discriminator:
             hint = " A GAN repo holds the generator at its root and the discriminator under subfolder='discriminator'."
-        elif cls.__name__ == discriminator:
-            hint = f" A GAN repo's discriminator loads with {discriminator}.from_pretrained(path, subfolder='discriminator')."
+        elif cls.__name__ == discriminator or getattr(getattr(cls, "config_class", None), "hub_kind", None) == "discriminator":
+            hint = f" A GAN repo's discriminator loads with {cls.__name__}.from_pretrained(path, subfolder='discriminator')."
         raise ValueError(
             f"{pretrained_model_name_or_path!s} was saved as {name} (config.json 'architectures'), not {cls.__name__}: "
             f"load it with {name}.from_pretrained(...), or with transformers' AutoModel.{hint}"

@@ -4,9 +4,10 @@
 registered specs which one recognises the network's keys; the chosen spec reads the
 hyper-parameters from the tensor shapes, renames keys and builds the model. A model folder's
 ``convert_<arch>.py`` subclasses :class:`SRConversionSpec` (super-resolution networks: one
-generator, an upscale factor) or :class:`ConversionSpec` (anything else, e.g. a GAN with its
-discriminator), and ``register_model(config, model, conversion=Spec())`` makes ``hfmagic convert``
-use it.
+generator, an upscale factor), :class:`ConversionSpec` (anything else, e.g. a GAN with its
+discriminator) or :class:`DiscriminatorConversionSpec` (a stand-alone discriminator, converted
+from an SR checkpoint's ``discriminator.*`` next to the generator), and
+``register_model(config, model, conversion=Spec())`` makes ``hfmagic convert`` use it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import ClassVar
 import torch
 from transformers import PretrainedConfig, PreTrainedModel
 
-__all__ = ["ConversionSpec", "SRConversionSpec", "Network", "Shapes", "RenameRules", "rename", "load_strict", "preview"]
+__all__ = ["ConversionSpec", "SRConversionSpec", "DiscriminatorConversionSpec", "Network", "Shapes", "RenameRules", "rename", "load_strict", "preview"]
 
 logger = logging.getLogger("hfmagic.convert")
 
@@ -200,4 +201,54 @@ class SRConversionSpec(ConversionSpec):
         self.finish_config(config, naming, **options)
         model = self.model_class(self.config_class(**config))
         load_strict(model, tensors, name, generator.where, self.describe(model.config))
+        return model
+
+
+class DiscriminatorConversionSpec:
+    """A stand-alone discriminator (its own config and model class): converted from the
+    ``discriminator.*`` tensors of a checkpoint whose generator another spec converts (MMagic's
+    SRGAN / ESRGAN / Real-ESRGAN). Not an ``--arch`` value: ``hfmagic convert`` asks every
+    registered discriminator spec whether it ``identifies`` the discriminator's keys, and skips
+    the discriminator (logged) when none does.
+
+    Subclasses set ``arch`` (the config's ``model_type``), ``display_name``, ``config_class``,
+    ``model_class``, ``summary_fields``, ``identifies`` and ``infer_config``; a codebase whose
+    names differ from hfmagic's goes in ``mmagic_to_hf`` / ``hf_to_mmagic`` with ``naming``.
+    """
+
+    arch: ClassVar[str] = ""
+    display_name: ClassVar[str] = ""
+    config_class: ClassVar[type[PretrainedConfig]]
+    model_class: ClassVar[type[PreTrainedModel]]
+    summary_fields: ClassVar[tuple[str, ...]] = ()
+    mmagic_to_hf: ClassVar[RenameRules] = []
+    hf_to_mmagic: ClassVar[RenameRules] = []
+
+    def identifies(self, keys: set[str]) -> bool:
+        """Whether a discriminator's keys (any naming this spec reads) are this architecture's."""
+        raise NotImplementedError
+
+    def naming(self, keys) -> str | None:
+        """"mmagic" when ``keys`` use MMagic's names and those differ from hfmagic's (then
+        ``mmagic_to_hf`` renames them); None otherwise."""
+        return None
+
+    def infer_config(self, shapes: Shapes) -> dict:
+        """The config fields, read from the tensor shapes (hfmagic names)."""
+        raise NotImplementedError
+
+    def describe(self, config: Mapping | PretrainedConfig) -> str:
+        """E.g. "ModifiedVGG (in_channels=3, mid_channels=64)"."""
+        get = config.get if isinstance(config, Mapping) else lambda k: getattr(config, k, None)
+        parts = [f"{k}={v}" for k in self.summary_fields if (v := get(k)) is not None]
+        return f"{self.display_name} ({', '.join(parts)})" if parts else self.display_name
+
+    def convert(self, discriminator: Network) -> PreTrainedModel:
+        """The converted discriminator, in eval mode; a missing, left-over or mis-shaped key is an error."""
+        tensors, name = discriminator.tensors, discriminator.name
+        if self.naming(tensors) == "mmagic" and self.mmagic_to_hf:
+            tensors = {rename(k, self.mmagic_to_hf): v for k, v in tensors.items()}
+            name = lambda key: discriminator.name(rename(key, self.hf_to_mmagic))  # noqa: E731
+        model = self.model_class(self.config_class(**self.infer_config(Shapes(tensors, name))))
+        load_strict(model, tensors, name, discriminator.where, f"discriminator {self.describe(model.config)}")
         return model

@@ -27,6 +27,11 @@ def _not_super_resolution(model_id_or_path, kwargs: dict, err: Exception) -> str
 
     hub_options = ("revision", "subfolder", "token", "cache_dir", "local_files_only")
     config = AutoConfig.from_pretrained(str(model_id_or_path), **{k: v for k, v in kwargs.items() if k in hub_options})
+    if getattr(type(config), "hub_kind", None) == "discriminator":
+        return (
+            f"{model_id_or_path!s} is a GAN discriminator ({', '.join(config.architectures or [type(config).__name__])}), "
+            "which scores images and upscales none: load the repo's root (its generator), not its discriminator/ folder."
+        )
     if getattr(type(config), "hub_kind", None) == "gan":
         pipeline = getattr(type(config), "card_classes", {}).get("pipeline", "GANPipeline")
         return (
