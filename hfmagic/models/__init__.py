@@ -11,6 +11,7 @@ from .edsr import EDSR, EDSRConfig, EDSRConversion
 from .msrresnet import MSRResNet, MSRResNetConfig, MSRResNetConversion
 from .sr_base import SuperResolutionConfig, SuperResolutionPreTrainedModel
 from .srcnn import SRCNN, SRCNNConfig, SRCNNConversion
+from .srvggnet_compact import SRVGGNetCompact, SRVGGNetCompactConfig, SRVGGNetCompactConversion
 
 # model_type -> how `hfmagic convert` recognises and converts that architecture's checkpoints.
 _CONVERSIONS: dict[str, ConversionSpec] = {}
@@ -115,6 +116,7 @@ for _config, _model, _conversion in (
     (SRCNNConfig, SRCNN, SRCNNConversion()),
     (MSRResNetConfig, MSRResNet, MSRResNetConversion()),
     (EDSRConfig, EDSR, EDSRConversion()),
+    (SRVGGNetCompactConfig, SRVGGNetCompact, SRVGGNetCompactConversion()),
     (DCGANConfig, DCGANGenerator, DCGANConversion()),
 ):
     register_model(_config, _model, conversion=_conversion)
@@ -134,6 +136,8 @@ __all__ = [
     "MSRResNet",
     "EDSRConfig",
     "EDSR",
+    "SRVGGNetCompactConfig",
+    "SRVGGNetCompact",
     "DCGANConfig",
     "DCGANGenerator",
     "DCGANDiscriminator",
