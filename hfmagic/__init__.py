@@ -24,6 +24,8 @@ _LAZY = {
             "MSRResNet",
             "EDSRConfig",
             "EDSR",
+            "SRVGGNetCompactConfig",
+            "SRVGGNetCompact",
             "DCGANConfig",
             "DCGANGenerator",
             "DCGANDiscriminator",

@@ -41,7 +41,7 @@ CONVERTED_LICENSE = "apache-2.0"  # MMagic's and BasicSR's license, weights incl
 # MMagic's top-level prefixes; the EMA one comes first since it is the longer match.
 _EMA_PREFIX, _GEN_PREFIX, _DISC_PREFIX = "generator_ema.module.", "generator.", "discriminator."
 # convert_checkpoint's architecture-specific options, as the CLI spells them.
-_OPTION_FLAGS = {"res_scale": "--res-scale", "bgr_to_rgb": "--no-bgr-to-rgb"}
+_OPTION_FLAGS = {"res_scale": "--res-scale", "bgr_to_rgb": "--no-bgr-to-rgb", "act_type": "--act-type"}
 
 
 def archs() -> list[str]:
@@ -297,6 +297,7 @@ def convert_checkpoint(
     ema: bool | None = None,
     bgr_to_rgb: bool = True,
     res_scale: float | None = None,
+    act_type: str | None = None,
     push_to_hub: str | None = None,
     private: bool | None = None,
     token: str | None = None,
@@ -323,6 +324,8 @@ def convert_checkpoint(
             (see ``hfmagic/models/dcgan/convert_dcgan.py``).
         res_scale: EDSR only: the residual scale, which the weights do not hold (default: 1.0,
             or 0.1 for the large EDSR with 256 features and 32 blocks).
+        act_type: SRVGGNetCompact only: ``"relu"`` or ``"leakyrelu"`` for weights without PReLU
+            slopes (the two hold no tensors); PReLU is read from the weights, so leave it None there.
         push_to_hub: a repo id to upload the folder to (via ``hfmagic.hub.push_folder_to_hub``).
         private, token: passed to the push.
         return_discriminator: also return the discriminator converted next to an SR generator
@@ -345,7 +348,7 @@ def convert_checkpoint(
 
     container, generator, discriminator, ema = _split_checkpoint(obj, source, ema)
     spec = _choose_spec(arch, generator)
-    options = {"res_scale": res_scale, "bgr_to_rgb": None if bgr_to_rgb else False}
+    options = {"res_scale": res_scale, "bgr_to_rgb": None if bgr_to_rgb else False, "act_type": act_type}
     _check_options(spec, scale, options)
     d_spec = None  # a stand-alone discriminator next to a generator that has none of its own
     if discriminator is not None and not spec.has_discriminator:

@@ -9,6 +9,7 @@ from ..errors import debug_enabled, error_message
 
 # Kept here (not imported from hfmagic.convert) so that `hfmagic --help` does not import torch.
 SOURCES = ("auto", "mmagic", "basicsr")
+ACT_TYPES = ("prelu", "relu", "leakyrelu")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +62,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "original's, e.g. 1.0, or 0.1 for the large 256-feature, 32-block models).",
     )
     parser.add_argument(
+        "--act-type",
+        choices=ACT_TYPES,
+        default=None,
+        help="Activation, for networks whose weights do not say it: Real-ESRGAN's compact networks without PReLU "
+        "slopes used relu or leakyrelu (the error names them; PReLU is read from the weights).",
+    )
+    parser.add_argument(
         "--push-to-hub", metavar="REPO_ID", default=None, help="Also upload the folder to this Hub repo."
     )
     parser.add_argument("--private", action="store_true", default=None, help="Create the Hub repo as private.")
@@ -83,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
                 ema=args.ema,
                 bgr_to_rgb=args.bgr_to_rgb,
                 res_scale=args.res_scale,
+                act_type=args.act_type,
                 push_to_hub=args.push_to_hub,
                 private=args.private,
                 token=args.token,

@@ -13,6 +13,7 @@ from .modified_vgg import ModifiedVGGConfig, ModifiedVGGConversion, ModifiedVGGD
 from .msrresnet import MSRResNet, MSRResNetConfig, MSRResNetConversion
 from .sr_base import SuperResolutionConfig, SuperResolutionPreTrainedModel
 from .srcnn import SRCNN, SRCNNConfig, SRCNNConversion
+from .srvggnet_compact import SRVGGNetCompact, SRVGGNetCompactConfig, SRVGGNetCompactConversion
 from .unet_discriminator_sn import UNetDiscriminatorSN, UNetDiscriminatorSNConfig, UNetDiscriminatorSNConversion
 
 # model_type -> how `hfmagic convert` recognises and converts that architecture's checkpoints.
@@ -137,6 +138,7 @@ for _config, _model, _conversion in (
     (SRCNNConfig, SRCNN, SRCNNConversion()),
     (MSRResNetConfig, MSRResNet, MSRResNetConversion()),
     (EDSRConfig, EDSR, EDSRConversion()),
+    (SRVGGNetCompactConfig, SRVGGNetCompact, SRVGGNetCompactConversion()),
     (DCGANConfig, DCGANGenerator, DCGANConversion()),
     (ModifiedVGGConfig, ModifiedVGGDiscriminator, ModifiedVGGConversion()),
     (UNetDiscriminatorSNConfig, UNetDiscriminatorSN, UNetDiscriminatorSNConversion()),
@@ -160,6 +162,8 @@ __all__ = [
     "MSRResNet",
     "EDSRConfig",
     "EDSR",
+    "SRVGGNetCompactConfig",
+    "SRVGGNetCompact",
     "DCGANConfig",
     "DCGANGenerator",
     "DCGANDiscriminator",
