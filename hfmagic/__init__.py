@@ -24,6 +24,8 @@ _LAZY = {
             "MSRResNet",
             "EDSRConfig",
             "EDSR",
+            "RRDBNetConfig",
+            "RRDBNet",
             "DCGANConfig",
             "DCGANGenerator",
             "DCGANDiscriminator",

@@ -8,6 +8,7 @@ TINY_CONFIGS = {
     "srcnn": {"channels": (3, 8, 4, 3)},
     "msrresnet": {"mid_channels": 8, "num_blocks": 2},
     "edsr": {"mid_channels": 8, "num_blocks": 2},
+    "rrdbnet": {"mid_channels": 8, "num_blocks": 1, "growth_channels": 4},
     "dcgan": {"image_size": 16, "noise_size": 8, "generator_base_channels": 32, "discriminator_base_channels": 8},
 }
 

@@ -9,6 +9,7 @@ from .conversion import ConversionSpec
 from .dcgan import DCGANConfig, DCGANConversion, DCGANDiscriminator, DCGANGenerator, DCGANPreTrainedModel
 from .edsr import EDSR, EDSRConfig, EDSRConversion
 from .msrresnet import MSRResNet, MSRResNetConfig, MSRResNetConversion
+from .rrdbnet import RRDBNet, RRDBNetConfig, RRDBNetConversion
 from .sr_base import SuperResolutionConfig, SuperResolutionPreTrainedModel
 from .srcnn import SRCNN, SRCNNConfig, SRCNNConversion
 
@@ -115,6 +116,7 @@ for _config, _model, _conversion in (
     (SRCNNConfig, SRCNN, SRCNNConversion()),
     (MSRResNetConfig, MSRResNet, MSRResNetConversion()),
     (EDSRConfig, EDSR, EDSRConversion()),
+    (RRDBNetConfig, RRDBNet, RRDBNetConversion()),
     (DCGANConfig, DCGANGenerator, DCGANConversion()),
 ):
     register_model(_config, _model, conversion=_conversion)
@@ -134,6 +136,8 @@ __all__ = [
     "MSRResNet",
     "EDSRConfig",
     "EDSR",
+    "RRDBNetConfig",
+    "RRDBNet",
     "DCGANConfig",
     "DCGANGenerator",
     "DCGANDiscriminator",
