@@ -131,7 +131,7 @@ def work_ratio(pipe, height: int, width: int, tile: int | None, method: str) -> 
     with torch.inference_mode(), FlopCounterMode(display=False) as features:
         model.forward_features(x)
     share = features.get_total_flops() / total.get_total_flops()
-    region = feature_region_size(pipe.scale, tile)
+    region = feature_region_size(pipe.scale, tile, pipe.split_receptive_fields[0])
     features, head = _two_stage_areas(height, width, tile, region, *pipe.split_receptive_fields)
     return share * features / area + (1 - share) * head / area
 

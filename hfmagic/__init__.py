@@ -26,6 +26,8 @@ _LAZY = {
             "EDSR",
             "SRVGGNetCompactConfig",
             "SRVGGNetCompact",
+            "RRDBNetConfig",
+            "RRDBNet",
             "DCGANConfig",
             "DCGANGenerator",
             "DCGANDiscriminator",

@@ -257,6 +257,8 @@ def _naming(spec: ConversionSpec, net: Network, container: str, source: str) -> 
     (it decides the forward's details, e.g. BasicSR's LeakyReLU after the pixel shuffles)."""
     names = spec.naming(net.tensors)
     declared = container if container != "bare" else (source if source != "auto" else None)
+    if names in spec.layout_names:  # another codebase's layout (e.g. the original ESRGAN's): any container
+        return names
     if names and declared and names != declared:
         codebase = {"mmagic": "MMagic", "basicsr": "BasicSR"}
         if container == "bare":
@@ -365,7 +367,7 @@ def convert_checkpoint(
         generator, None if d_spec else discriminator, naming, scale, **{k: options[k] for k in spec.options}
     )
     models = [m for m in result if m is not None] if spec.has_discriminator else [result]
-    origin = "BasicSR" if naming == "basicsr" else "MMagic"
+    origin = spec.layout_names.get(naming) or ("BasicSR" if naming == "basicsr" else "MMagic")
     logger.info("Converted the %s %s%s.", origin, spec.describe(models[0].config), " (EMA generator)" if ema else "")
     if d_spec is not None:
         models.append(d_spec.convert(discriminator))

@@ -37,8 +37,9 @@ def test_every_registered_architecture_has_tiny_settings():
 def test_sr_shapes_and_loss(model_type):
     for scale in HFMAGIC_MODELS[model_type][0].supported_upscale_factors:
         model = tiny_model(model_type, upscale_factor=scale)
-        x = torch.rand(2, 3, 5, 7)
-        gt = torch.rand(2, 3, 5 * scale, 7 * scale)
+        m = model.input_multiple()  # RRDBNet x1/x2 pixel-unshuffle: sizes are multiples of 4/2
+        x = torch.rand(2, 3, 5 * m, 7 * m)
+        gt = torch.rand(2, 3, 5 * m * scale, 7 * m * scale)
         out = model(x, labels=gt)
         assert out.reconstruction.shape == gt.shape
         assert torch.allclose(out.loss, (out.reconstruction - gt).abs().mean())

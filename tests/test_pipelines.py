@@ -353,8 +353,8 @@ def test_two_stage_tiling_equals_the_whole_image(kind, scale, monkeypatch):
     assert calls["forward"] == 0
     # feature regions (+ both halos), head tiles of 3 (+ the head's halo)
     feature_halo, head_halo = pipe.split_receptive_fields
-    region = pipelines.feature_region_size(scale, 3)
-    assert region == max(scale * 3 // 2, 4)
+    region = pipelines.feature_region_size(scale, 3, feature_halo)
+    assert region == max(scale * 3 // 2, 4, 4 * feature_halo)
     assert len(calls["features"]) == -(-23 // region) * -(-30 // region)
     assert max(s[-1] for s in calls["features"]) <= region + 2 * (feature_halo + head_halo)
     assert max(s[-1] for s in calls["head"]) <= 3 + 2 * head_halo

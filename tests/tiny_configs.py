@@ -9,6 +9,7 @@ TINY_CONFIGS = {
     "msrresnet": {"mid_channels": 8, "num_blocks": 2},
     "edsr": {"mid_channels": 8, "num_blocks": 2},
     "srvggnet_compact": {"mid_channels": 8, "num_convs": 2},
+    "rrdbnet": {"mid_channels": 8, "num_blocks": 1, "growth_channels": 4},
     "dcgan": {"image_size": 16, "noise_size": 8, "generator_base_channels": 32, "discriminator_base_channels": 8},
     "modified_vgg": {"mid_channels": 4},
     "unet_discriminator_sn": {"mid_channels": 4},

@@ -11,6 +11,7 @@ from .discriminator_base import DiscriminatorConfig, DiscriminatorPreTrainedMode
 from .edsr import EDSR, EDSRConfig, EDSRConversion
 from .modified_vgg import ModifiedVGGConfig, ModifiedVGGConversion, ModifiedVGGDiscriminator
 from .msrresnet import MSRResNet, MSRResNetConfig, MSRResNetConversion
+from .rrdbnet import RRDBNet, RRDBNetConfig, RRDBNetConversion
 from .sr_base import SuperResolutionConfig, SuperResolutionPreTrainedModel
 from .srcnn import SRCNN, SRCNNConfig, SRCNNConversion
 from .srvggnet_compact import SRVGGNetCompact, SRVGGNetCompactConfig, SRVGGNetCompactConversion
@@ -139,6 +140,7 @@ for _config, _model, _conversion in (
     (MSRResNetConfig, MSRResNet, MSRResNetConversion()),
     (EDSRConfig, EDSR, EDSRConversion()),
     (SRVGGNetCompactConfig, SRVGGNetCompact, SRVGGNetCompactConversion()),
+    (RRDBNetConfig, RRDBNet, RRDBNetConversion()),
     (DCGANConfig, DCGANGenerator, DCGANConversion()),
     (ModifiedVGGConfig, ModifiedVGGDiscriminator, ModifiedVGGConversion()),
     (UNetDiscriminatorSNConfig, UNetDiscriminatorSN, UNetDiscriminatorSNConversion()),
@@ -164,6 +166,8 @@ __all__ = [
     "EDSR",
     "SRVGGNetCompactConfig",
     "SRVGGNetCompact",
+    "RRDBNetConfig",
+    "RRDBNet",
     "DCGANConfig",
     "DCGANGenerator",
     "DCGANDiscriminator",

@@ -126,9 +126,13 @@ class ConversionSpec:
         """Whether a network's keys (in any naming this spec reads) are this architecture's."""
         raise NotImplementedError
 
+    # Display names of the namings (besides "mmagic" / "basicsr") that ``naming`` may return: other
+    # codebases' layouts of the same network, e.g. {"esrgan": "original ESRGAN"}.
+    layout_names: ClassVar[dict[str, str]] = {}
+
     def naming(self, keys) -> str | None:
-        """Whose layer names ``keys`` use: "basicsr", "mmagic" (= hfmagic's), or None when the
-        codebases agree or the architecture exists in one only."""
+        """Whose layer names ``keys`` use: "basicsr", "mmagic" (= hfmagic's), another layout named
+        in ``layout_names``, or None when the codebases agree or the architecture exists in one only."""
         return None
 
     def convert(self, generator: Network, discriminator: Network | None, naming: str, scale: int | None, **options):
@@ -175,11 +179,21 @@ class SRConversionSpec(ConversionSpec):
         """Set, in place, what the shapes do not say (e.g. BasicSR's forward differences); gets the
         ``options`` the spec declares."""
 
+    def rename_rules(self, naming: str, keys) -> tuple[RenameRules, RenameRules] | None:
+        """``(to hfmagic's names, back to the checkpoint's)`` for the checkpoint ``keys`` named the
+        ``naming`` way; None when they are hfmagic's already. Default: ``basicsr_to_hf`` /
+        ``hf_to_basicsr`` for "basicsr"; a spec with more layouts overrides it."""
+        if naming == "basicsr" and self.basicsr_to_hf:
+            return self.basicsr_to_hf, self.hf_to_basicsr
+        return None
+
     def _to_hf(self, net: Network, naming: str) -> tuple[StateDict, Callable[[str], str]]:
-        if naming != "basicsr" or not self.basicsr_to_hf:
+        rules = self.rename_rules(naming, net.tensors)
+        if rules is None:
             return net.tensors, net.name
-        tensors = {rename(k, self.basicsr_to_hf): v for k, v in net.tensors.items()}
-        return tensors, lambda key: net.name(rename(key, self.hf_to_basicsr))
+        to_hf, back = rules
+        tensors = {rename(k, to_hf): v for k, v in net.tensors.items()}
+        return tensors, lambda key: net.name(rename(key, back))
 
     def describe_tensors(self, tensors: StateDict, name: Callable[[str], str]) -> str:
         hf_tensors, hf_name = self._to_hf(Network(tensors, ""), self.naming(tensors) or "mmagic")

@@ -118,6 +118,12 @@ class SuperResolutionPreTrainedModel(ModelCardMixin, PreTrainedModel):
         """The upsampling tail: features (N, F, H, W) and the input (for skips) -> (N, C_out, sH, sW)."""
         raise NotImplementedError(f"{type(self).__name__} does not split into forward_features / forward_head.")
 
+    def input_multiple(self) -> int:
+        """What the input's height and width must be multiples of (1: any size). A model that
+        pixel-unshuffles its input (RRDBNet x1/x2) returns the factor; the pipeline then pads images
+        (reflect) to a multiple and crops the output, and starts every tile and halo at a multiple."""
+        return 1
+
     def receptive_field(self) -> int | None:
         """LR pixels of context a tile needs on each side for tiled inference to equal a
         whole-image pass; None when unknown (the pipeline then measures it with a NaN probe).

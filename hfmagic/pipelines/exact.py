@@ -74,7 +74,9 @@ def memory_format(device: torch.device, channels_last: bool, exact: bool) -> tor
     return torch.contiguous_format
 
 
-def aligned_context(context: tuple[int, int, int, int], height: int, width: int) -> tuple[int, int, int, int]:
+def aligned_context(
+    context: tuple[int, int, int, int], height: int, width: int, multiple: int = 1
+) -> tuple[int, int, int, int]:
     """Grow a tile context that holds the image's first or last pixel (inward, within the image)
     until its pixel count is congruent to the image's modulo ``_EXACT_ALIGN``.
 
@@ -84,7 +86,13 @@ def aligned_context(context: tuple[int, int, int, int], height: int, width: int)
     the same alignment exactly when their pixel counts agree modulo the SIMD width. Only the two
     corner tiles keep such edge pixels (elsewhere they lie in the discarded overlap), so only those
     grow: by less than ``_EXACT_ALIGN`` pixels a side in practice, up to the whole image at worst.
+
+    For a model that pixel-unshuffles its input by ``multiple`` (all edges are multiples of it), the
+    convolutions see ``multiple`` x ``multiple`` blocks as pixels: the alignment is counted in blocks.
     """
+    if multiple > 1:
+        y0, y1, x0, x1 = aligned_context(tuple(v // multiple for v in context), height // multiple, width // multiple)
+        return y0 * multiple, y1 * multiple, x0 * multiple, x1 * multiple
     y0, y1, x0, x1 = context
     start, end = (y0, x0) == (0, 0), (y1, x1) == (height, width)
     if not (start or end) or (start and end):

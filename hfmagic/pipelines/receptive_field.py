@@ -12,24 +12,39 @@ from ..models import SuperResolutionPreTrainedModel
 __all__ = ["probe_receptive_field", "probe_split_receptive_fields", "receptive_field", "split_receptive_fields", "supports_split"]
 
 
-def _probe_halo(run: Callable[[int, int], torch.Tensor], scale: int, max_size: int) -> int | None:
+def _probe_halo(run: Callable[[int, int], torch.Tensor], max_size: int, multiple: int = 1) -> int | None:
     """Grow a NaN probe until its footprint stays inside: ``run(size, centre)`` runs the network on
     inputs of ``size`` x ``size`` LR pixels with a NaN at (centre, centre) and returns its output
-    (N, C, size * scale, size * scale). Returns the footprint's radius in LR pixels."""
-    size = 17
-    while size <= max_size:
-        centre = size // 2
+    (N, C, h, w), h and w proportional to ``size``. Returns the footprint's radius in LR pixels.
+
+    For a model whose input sizes must be multiples of ``multiple`` (see ``input_multiple``), the
+    probe counts in blocks of that many pixels (the NaN's block is the centre one): the radius is
+    then the context that tiles starting at multiples need."""
+    blocks = 17
+    while blocks <= max_size:
+        size, centre = blocks * multiple, blocks // 2 * multiple
         with torch.inference_mode():
-            hit = torch.isnan(run(size, centre)).any(dim=1)[0]
-        rows = torch.nonzero(hit.any(dim=1)).flatten() // scale
-        cols = torch.nonzero(hit.any(dim=0)).flatten() // scale
+            out = run(size, centre)
+        per_block = out.shape[-1] // blocks  # output pixels per block of input pixels
+        hit = torch.isnan(out).any(dim=1)[0]
+        rows = torch.nonzero(hit.any(dim=1)).flatten() // per_block
+        cols = torch.nonzero(hit.any(dim=0)).flatten() // per_block
         if rows.numel() == 0:
             return None  # the model hides NaNs (e.g. nan_to_num): nothing can be said
         lo, hi = min(rows.min().item(), cols.min().item()), max(rows.max().item(), cols.max().item())
-        if lo > 0 and hi < size - 1:
-            return max(centre - lo, hi - centre)
-        size = 2 * size - 1
+        if lo > 0 and hi < blocks - 1:
+            return max(blocks // 2 - lo, hi - blocks // 2) * multiple
+        blocks = 2 * blocks - 1
     return None
+
+
+def _multiple(model: SuperResolutionPreTrainedModel) -> int:
+    """The model's ``input_multiple()`` (1 for models without one), checked."""
+    own = getattr(model, "input_multiple", None)
+    multiple = own() if callable(own) else 1
+    if int(multiple) != multiple or multiple < 1:
+        raise ValueError(f"{type(model).__name__}.input_multiple() must return a positive int, got {multiple!r}.")
+    return int(multiple)
 
 
 def _nan_probe(model: SuperResolutionPreTrainedModel, size: int, centre: int) -> torch.Tensor:
@@ -51,7 +66,7 @@ def probe_receptive_field(model: SuperResolutionPreTrainedModel, max_size: int =
     def run(size: int, centre: int) -> torch.Tensor:
         return model(pixel_values=_nan_probe(model, size, centre)).reconstruction
 
-    return _probe_halo(run, model.config.upscale_factor, max_size)
+    return _probe_halo(run, max_size, _multiple(model))
 
 
 def supports_split(model: SuperResolutionPreTrainedModel) -> bool:
@@ -79,7 +94,7 @@ def split_receptive_fields(model: SuperResolutionPreTrainedModel, max_size: int 
 def probe_split_receptive_fields(model: SuperResolutionPreTrainedModel, max_size: int = 129) -> tuple[int, int] | None:
     """Measure the two stages' receptive fields of a split model with NaNs (see
     :func:`split_receptive_fields`); None when a stage's field cannot be determined."""
-    scale = model.config.upscale_factor
+    multiple = _multiple(model)
 
     def features(size: int, centre: int) -> torch.Tensor:
         return model.forward_features(_nan_probe(model, size, centre))
@@ -87,10 +102,11 @@ def probe_split_receptive_fields(model: SuperResolutionPreTrainedModel, max_size
     def head(size: int, centre: int) -> torch.Tensor:
         pixel_values = _nan_probe(model, size, centre)
         feats = torch.zeros_like(model.forward_features(torch.zeros_like(pixel_values)))
-        feats[..., centre, centre] = float("nan")
+        stride = size // feats.shape[-1]  # 1, or the unshuffle factor of a model that has one
+        feats[..., centre // stride, centre // stride] = float("nan")
         return model.forward_head(feats, pixel_values)
 
-    feature_halo, head_halo = _probe_halo(features, 1, max_size), _probe_halo(head, scale, max_size)
+    feature_halo, head_halo = _probe_halo(features, max_size, multiple), _probe_halo(head, max_size, multiple)
     if feature_halo is None or head_halo is None:
         return None
     return feature_halo, head_halo
@@ -106,6 +122,7 @@ def receptive_field(model: SuperResolutionPreTrainedModel) -> int | None:
       to LR pixels: 3 for the default (9, 1, 5) kernels at x4, 4 at x3, 5 at x2.
     - MSRResNet: ``2B + 3`` at every factor (16 blocks: 35); the bilinear skip needs only 1.
     - EDSR: ``2B + 4`` at every factor (16 blocks: 36).
+    - RRDBNet: ``m (15B + 4)`` with m = 4 // scale, for tiles starting at multiples of m (23 blocks, x4: 349).
 
     These are the models' ``receptive_field()`` methods. Other models: their own
     ``receptive_field`` (a method returning an int, or an int attribute) when it is not None,

@@ -17,7 +17,7 @@ import torch
 from ..logging_utils import progress_bar
 from .exact import aligned_context, exact_kernels
 
-__all__ = ["DEFAULT_TILE_OVERLAP", "Region", "TilingMixin", "feature_region_size"]
+__all__ = ["AUTO_TILE_PIXELS", "DEFAULT_TILE_OVERLAP", "Region", "TilingMixin", "feature_region_size"]
 
 Region = tuple[int, int, int, int]  # y0, y1, x0, x1
 # What a tiler yields: an HR region and its output (1, C, h, w), on the pipeline's device.
@@ -31,13 +31,52 @@ DEFAULT_TILE_OVERLAP = 16
 _MIN_FEATURE_REGION = 512
 
 
-def feature_region_size(scale: int, tile_size: int) -> int:
+# Outputs of more pixels than this are tiled even when no tile_size is given (two-stage, split
+# models, not exact), with head tiles of _AUTO_HEAD_TILE output pixels a side: a whole 4000x3000
+# x4 output holds ~7 GB of float maps in MSRResNet's head and RRDBNet's (measured, RESULTS.md).
+AUTO_TILE_PIXELS = 2048 * 2048
+_AUTO_HEAD_TILE = 1024
+
+
+def feature_region_size(scale: int, tile_size: int, feature_halo: int = 0) -> int:
     """Side in LR pixels of the regions that two-stage tiling runs ``forward_features`` on.
 
     ``scale * tile_size / 2``: a region's map then holds a quarter of the floats of one head tile's
     HR map, so the trunk (which keeps ~4 maps alive) never needs more memory than the head does.
+    At least four times the trunk's halo (``feature_halo``), so that the halos recomputed around a
+    region stay within 1.25x its side (RRDBNet's trunk reads 347 pixels around each one).
     """
-    return max(scale * tile_size // 2, _MIN_FEATURE_REGION)
+    return max(scale * tile_size // 2, _MIN_FEATURE_REGION, 4 * feature_halo)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def _reflect_index(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Indices past the end of an axis of ``size`` pixels mirrored back as ``F.pad(mode="reflect")``
+    / ``np.pad(mode="reflect")`` do (the edge pixel is not repeated), also for tiny axes."""
+    if size == 1:
+        return torch.zeros_like(index)
+    period = 2 * size - 2
+    index = index % period
+    return torch.where(index >= size, period - index, index)
+
+
+def _reflect_read(read: Callable[[Region], torch.Tensor], height: int, width: int) -> Callable[[Region], torch.Tensor]:
+    """``read`` for regions of the image padded at the bottom and right by reflection (Real-ESRGAN's
+    ``mod_pad``): a region reaching past the image reads the pixels it mirrors."""
+
+    def padded(region: Region) -> torch.Tensor:
+        y0, y1, x0, x1 = region
+        if y1 <= height and x1 <= width:
+            return read(region)
+        rows, cols = _reflect_index(torch.arange(y0, y1), height), _reflect_index(torch.arange(x0, x1), width)
+        ry0, ry1, cx0, cx1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+        tile = read((ry0, ry1, cx0, cx1))
+        return tile[..., rows - ry0, :][..., cols - cx0]
+
+    return padded
 
 
 def _cores(height: int, width: int, size: int) -> list[Region]:
@@ -90,6 +129,10 @@ class TilingMixin:
     ``exact``, ``split_tiling``, ``receptive_field``, ``split_receptive_fields`` and
     ``_prepare_model()`` (the memory format the model's inputs get) on the pipeline."""
 
+    # Without a tile_size, outputs of more pixels than this tile automatically (see _auto_tile_size);
+    # None on an instance: always the whole image.
+    auto_tile_pixels: int | None = AUTO_TILE_PIXELS
+
     def _tiles(
         self,
         read: Callable[[Region], torch.Tensor],
@@ -105,10 +148,23 @@ class TilingMixin:
         (consumers convert: uint8 on the device moves a quarter of the bytes of float32 to the host)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        multiple = self._input_multiple()
+        if height % multiple or width % multiple:
+            # pad (reflect) to the multiple the model needs, run, and crop the output to the image
+            scale = self.scale
+            padded = _round_up(height, multiple), _round_up(width, multiple)
+            tiles = self._tiles(_reflect_read(read, height, width), *padded, tile_size, tile_overlap, batch_size, progress)
+            for (y0, y1, x0, x1), tile in tiles:
+                y1, x1 = min(y1, height * scale), min(x1, width * scale)
+                yield (y0, y1, x0, x1), tile[..., : y1 - y0, : x1 - x0]
+            return
         if tile_size is not None:
             if int(tile_size) != tile_size or tile_size < 1:
                 raise ValueError(f"tile_size must be a positive integer (LR pixels) or None, got {tile_size!r}.")
-            tile_size = int(tile_size)
+            tile_size = _round_up(int(tile_size), multiple)  # tiles start at multiples
+        elif tile_overlap is None:
+            tile_size = self._auto_tile_size(height, width)
+        if tile_size is not None:
             two_stage = tile_overlap is None and self.split_tiling and not self.exact
             if two_stage and self.split_receptive_fields is not None:
                 yield from self._split_tiles(read, height, width, tile_size, batch_size, progress)
@@ -116,7 +172,7 @@ class TilingMixin:
         if tile_size is None:
             cores, overlap = [(0, height, 0, width)], 0
         else:
-            cores, overlap = _cores(height, width, tile_size), self._overlap(tile_overlap)
+            cores, overlap = _cores(height, width, tile_size), _round_up(self._overlap(tile_overlap), multiple)
         memory_format = self._prepare_model()
 
         def run(inputs: torch.Tensor) -> torch.Tensor:
@@ -128,7 +184,7 @@ class TilingMixin:
             for core in progress_bar(cores, desc="tiles", unit="tile", disable=not progress or len(cores) == 1, leave=False):
                 context = _grow(core, overlap, height, width)
                 if self.exact:
-                    context = aligned_context(context, height, width)
+                    context = aligned_context(context, height, width, multiple)
                 yield core, context, read(context)
 
         # exact: one tile per forward (a batched GEMM starts each sample's rows at another alignment)
@@ -151,13 +207,14 @@ class TilingMixin:
         whose maps cost ``mid_channels`` floats per LR pixel, runs in regions of
         :func:`feature_region_size` LR pixels a side.
         """
-        feature_halo, head_halo = self.split_receptive_fields
-        regions = _cores(height, width, feature_region_size(self.scale, tile_size))
+        multiple = self._input_multiple()
+        feature_halo, head_halo = (_round_up(halo, multiple) for halo in self.split_receptive_fields)
+        regions = _cores(height, width, _round_up(feature_region_size(self.scale, tile_size, feature_halo), multiple))
         total = sum(len(_cores(y1 - y0, x1 - x0, tile_size)) for y0, y1, x0, x1 in regions)
         bar = progress_bar(total=total, desc="tiles", unit="tile", disable=not progress or total == 1, leave=False)
         memory_format = self._prepare_model()
 
-        def head(feats: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+        def head(pixels: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
             with torch.inference_mode():
                 out = self.model.forward_head(feats.contiguous(memory_format=memory_format), pixels.contiguous(memory_format=memory_format))
             bar.update(len(feats))
@@ -170,23 +227,44 @@ class TilingMixin:
             inputs = inputs.contiguous(memory_format=memory_format)
             with torch.inference_mode():
                 feats = self.model.forward_features(inputs)
-            if feats.dim() != 4 or tuple(feats.shape[-2:]) != tuple(inputs.shape[-2:]):
+            expected = tuple(size // multiple for size in inputs.shape[-2:])
+            if feats.dim() != 4 or tuple(feats.shape[-2:]) != expected:
+                kept = "keep the input's resolution" if multiple == 1 else f"divide the input's resolution by {multiple}"
                 raise ValueError(
-                    f"{type(self.model).__name__}.forward_features must keep the input's resolution: it turned "
-                    f"{tuple(inputs.shape)} into {tuple(feats.shape)}. Override reconstruct instead, or pass "
+                    f"{type(self.model).__name__}.forward_features must {kept} (input_multiple() = {multiple}): it "
+                    f"turned {tuple(inputs.shape)} into {tuple(feats.shape)}. Override reconstruct instead, or pass "
                     "split_tiling=False to the pipeline."
                 )
 
             def items(region=region, feats=feats, inputs=inputs, iy0=iy0, ix0=ix0) -> Iterator[tuple]:
+                m = multiple
                 for y0, y1, x0, x1 in _cores(region[1] - region[0], region[3] - region[2], tile_size):
                     core = (region[0] + y0, region[0] + y1, region[2] + x0, region[2] + x1)
                     cy0, cy1, cx0, cx1 = context = _grow(core, head_halo, height, width)
-                    window = (..., slice(cy0 - iy0, cy1 - iy0), slice(cx0 - ix0, cx1 - ix0))
-                    yield core, context, feats[window], inputs[window]
+                    pixels = inputs[..., cy0 - iy0 : cy1 - iy0, cx0 - ix0 : cx1 - ix0]
+                    # the features of a model with input_multiple m are m times coarser (all edges are multiples of m)
+                    window = feats[..., (cy0 - iy0) // m : (cy1 - iy0) // m, (cx0 - ix0) // m : (cx1 - ix0) // m]
+                    yield core, context, pixels, window
 
             yield from _batched(items(), batch_size, head, self.scale, f"{type(self.model).__name__}.forward_head")
             del feats, inputs
         bar.close()
+
+    def _input_multiple(self) -> int:
+        from .receptive_field import _multiple
+
+        return _multiple(self.model)
+
+    def _auto_tile_size(self, height: int, width: int) -> int | None:
+        """The tile size used when none is given: None (the whole image) unless the output has more
+        than ``auto_tile_pixels`` (default ``AUTO_TILE_PIXELS``) pixels and the model tiles in two stages (as exact as the whole
+        image, within ~1e-6; never in exact mode), then ``_AUTO_HEAD_TILE / scale``."""
+        limit = self.auto_tile_pixels
+        if limit is None or height * width * self.scale**2 <= limit or self.exact or not self.split_tiling:
+            return None
+        if self.split_receptive_fields is None:
+            return None
+        return _round_up(max(_AUTO_HEAD_TILE // self.scale, 1), self._input_multiple())
 
     def _overlap(self, tile_overlap: int | None) -> int:
         if tile_overlap is not None:

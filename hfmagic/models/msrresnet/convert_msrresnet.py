@@ -32,7 +32,12 @@ class MSRResNetConversion(SRConversionSpec):
     ]
 
     def identifies(self, keys: set[str]) -> bool:
-        return any(k.startswith(("trunk_net.", "upsample1.", "upconv1.")) for k in keys) and "conv_after_body.weight" not in keys
+        # BSRGAN's RRDBNet also has upconv1 (next to its RRDB_trunk)
+        return (
+            any(k.startswith(("trunk_net.", "upsample1.", "upconv1.")) for k in keys)
+            and "conv_after_body.weight" not in keys
+            and not any(k.startswith("RRDB_trunk.") for k in keys)
+        )
 
     def naming(self, keys) -> str | None:
         if any(k.startswith(("body.", "upconv1.", "upconv2.")) for k in keys):
