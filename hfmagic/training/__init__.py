@@ -17,6 +17,7 @@ from .ema import ExponentialMovingAverage
 from .gan import GAN, image_grid, train_gan_loop
 from .gan_training import GANTrainingArguments, GANTrainingResult, create_gan_accelerator, train_gan
 from .schedulers import SCHEDULER_NAMES, CosineRestartLR, get_sr_scheduler
+from .srgan import SRGAN, SRGANTrainingArguments, create_srgan_accelerator, train_srgan
 from .sr import SRSampleStream, SRTrainingArguments, SRTrainingResult, StreamBatchSampler, create_accelerator, evaluate_model, release_accelerator, train_sr
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "GANTrainingArguments",
     "GANTrainingResult",
     "SCHEDULER_NAMES",
+    "SRGAN",
+    "SRGANTrainingArguments",
     "SRSampleStream",
     "SRTrainingArguments",
     "SRTrainingResult",
@@ -38,6 +41,7 @@ __all__ = [
     "configure_cpu_threads",
     "create_accelerator",
     "create_gan_accelerator",
+    "create_srgan_accelerator",
     "evaluate_model",
     "get_sr_scheduler",
     "image_grid",
@@ -49,6 +53,7 @@ __all__ = [
     "train_gan",
     "train_gan_loop",
     "train_sr",
+    "train_srgan",
     "update_checkpoint_state",
     "write_folder_atomically",
 ]

@@ -425,6 +425,10 @@ class _Update:
     def save_extra(self, folder: Path) -> None:
         """Save what belongs next to the generator in ``folder`` (main process)."""
 
+    def card_kwargs(self) -> dict:
+        """More arguments of ``hfmagic.hub.model_card`` (e.g. where a discriminator was saved)."""
+        return {}
+
     def describe(self, args: SRTrainingArguments) -> str:
         """The recipe in a few words, for the model card."""
         return f"lr {args.learning_rate:g}, schedule `{args.lr_scheduler}`{', EMA weights' if args.use_ema else ''}"
@@ -545,6 +549,7 @@ def _save_model(
         repo_id=repo_id,
         load_path=Path(destination or folder).as_posix(),
         extra_text=extra,
+        **(update.card_kwargs() if update is not None else {}),
     )
 
 
