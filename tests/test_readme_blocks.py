@@ -33,6 +33,11 @@ SHRINK = {
         ("gt_patch_size=128)   # no seed", "gt_patch_size=32)   # no seed"),
         ("batch_size=16, seed=0, num_batches=1000", "batch_size=2, seed=0, num_batches=1"),
     ],
+    "training_esrgan.md": [
+        ("RRDBNetConfig(upscale_factor=4)", "RRDBNetConfig(upscale_factor=4, mid_channels=8, num_blocks=1, growth_channels=4)"),
+        ("ModifiedVGGConfig()", "ModifiedVGGConfig(mid_channels=4)"),
+        ("max_train_steps=400_000)", "max_train_steps=2, train_batch_size=2, checkpointing_steps=0, validation_steps=0, report_to=None, dataloader_num_workers=0)"),
+    ],
     "training_gan.md": [
         ("DCGANConfig(image_size=64)", "DCGANConfig(image_size=64, generator_base_channels=32, discriminator_base_channels=8)"),
         ("max_train_steps=10_000, checkpointing_steps=1000,", "max_train_steps=2, checkpointing_steps=2, train_batch_size=4, num_sample_images=4,"),
@@ -84,9 +89,9 @@ def _tarball(path: Path, folder: str, images: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def hub_files(hub_server, tmp_path_factory):
+def hub_files(hub_server, tmp_path_factory, tiny_vgg19_on_hub):
     """What the pages download, on the test Hub: a tiny Set5 (eugenesiow/Set5's layout) made from
-    the embedded photo, and a tiny DCGAN as me/dcgan-bedroom."""
+    the embedded photo, a tiny DCGAN as me/dcgan-bedroom, and a tiny VGG19 as timm/vgg19.tv_in1k."""
     from huggingface_hub import HfApi
 
     from hfmagic.data import imresize
