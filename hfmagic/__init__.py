@@ -46,7 +46,7 @@ _LAZY = {
     **dict.fromkeys(["psnr", "ssim", "ms_ssim", "swd", "fid", "SlicedWassersteinDistance"], "hfmagic.metrics"),
     **dict.fromkeys(["evaluate_sr", "evaluate_gan"], "hfmagic.evaluation"),
     **dict.fromkeys(["DCGANPipeline", "GANPipeline"], "hfmagic.pipelines"),
-    **dict.fromkeys(["SRTrainingArguments", "SRTrainingResult", "train_sr", "CosineRestartLR"], "hfmagic.training"),
+    **dict.fromkeys(["SRTrainingArguments", "SRTrainingResult", "train_sr", "CosineRestartLR", "SRGAN", "SRGANTrainingArguments", "train_srgan"], "hfmagic.training"),
     **dict.fromkeys(["GAN", "GANTrainingArguments", "train_gan"], "hfmagic.training"),
     **dict.fromkeys(["build_gan_dataset", "collate_gan_batch"], "hfmagic.data"),
     **dict.fromkeys(
