@@ -109,7 +109,9 @@ def test_shapes_every_scale_and_sizes_that_are_not_multiples():
         tiny(2)(torch.rand(1, 3, 5, 8))
     with pytest.raises(ValueError, match=r"multiples of 4, got 8x6"):
         tiny(1)(torch.rand(1, 3, 8, 6))
-    assert sum(p.numel() for p in RRDBNet(RRDBNetConfig()).parameters()) == 16_697_987  # ESRGAN's 16.7M
+    with torch.device("meta"):  # the full-size model, without allocating it
+        assert sum(p.numel() for p in RRDBNet(RRDBNetConfig()).parameters()) == 16_697_987  # ESRGAN's 16.7M
+        assert RRDBNet(RRDBNetConfig()).receptive_field() == 349
 
 
 def test_outputs_equal_the_reference_with_the_same_weights():
@@ -241,7 +243,6 @@ def test_receptive_fields_equal_the_nan_probe(scale):
     m = 4 // scale
     assert model.receptive_field() == m * 19 == probe_receptive_field(model)  # m (15B + 4)
     assert model.split_receptive_fields() == (m * 17, m * 2) == probe_split_receptive_fields(model)
-    assert RRDBNet(RRDBNetConfig()).receptive_field() == 349
 
 
 @pytest.mark.parametrize("scale", [1, 2, 4])
@@ -266,9 +267,9 @@ def test_any_image_size_pads_reflect_and_tiles_exactly(scale, monkeypatch):
     assert (pipe.upscale_tensor(x, tile_size=4, tile_overlap=0) - whole).abs().max() > 1e-2
     # exact mode: bit for bit, in float and through uint8 images
     exact = SuperResolutionPipeline(model, device="cpu", exact=True)
-    assert torch.equal(exact.upscale_tensor(x, tile_size=5), exact.upscale_tensor(x))
+    assert torch.equal(exact.upscale_tensor(x, tile_size=8), exact.upscale_tensor(x))
     image = Image.fromarray(np.random.RandomState(scale).randint(0, 256, (11, 9, 3), dtype=np.uint8))
-    out = exact(image, tile_size=4)
+    out = exact(image, tile_size=6)
     assert out.size == (9 * scale, 11 * scale) and np.array_equal(np.asarray(out), np.asarray(exact(image)))
 
 

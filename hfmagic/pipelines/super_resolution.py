@@ -211,7 +211,12 @@ class SuperResolutionPipeline(TilingMixin):
                 (H, W) grayscale, a file path, or a list of these. Palette, 1-bit, CMYK and YCbCr
                 images are converted to RGB(A); 16-bit images (uint16 arrays, PIL "I;16"/"I", 16-bit
                 PNG/TIFF/PPM files, RGB(A) included) are kept in 16 bits; "F" images raise ``ValueError``.
-            tile_size: side of the tile cores in LR pixels; ``None`` processes each image whole.
+            tile_size: side of the tile cores in LR pixels (rounded up to the model's
+                ``input_multiple()``); ``None`` processes each image whole, except outputs of more than
+                ``auto_tile_pixels`` (2048x2048) pixels from models that tile in two stages, which get
+                head tiles of 1024 output pixels (same output within ~1e-6; not in exact mode).
+                Images whose size is not a multiple of the model's ``input_multiple()`` (RRDBNet
+                x2: 2, x1: 4) are padded at the bottom/right by reflection and the output cropped.
             tile_overlap: LR pixels of context added around each core; defaults to the model's
                 :attr:`receptive_field` (the least for which tiling can be exact, see the class
                 docstring), or 16 when that cannot be determined. Giving it selects single-stage
