@@ -330,10 +330,18 @@ def build_srgan(args: argparse.Namespace, run: dict) -> SRGAN:
     perceptual = None
     if perceptual_weight > 0:
         # MMagic: VGG19 on [0, 1] images with ImageNet normalisation, no style term
-        perceptual = PerceptualLoss(
-            recipe["perceptual_layers"], vgg_type="vgg19", use_input_norm=True, perceptual_weight=perceptual_weight,
-            style_weight=0.0, norm_img=False, criterion="l1", pretrained=args.vgg_model_name_or_path,
-        )
+        try:
+            perceptual = PerceptualLoss(
+                recipe["perceptual_layers"], vgg_type="vgg19", use_input_norm=True, perceptual_weight=perceptual_weight,
+                style_weight=0.0, norm_img=False, criterion="l1", pretrained=args.vgg_model_name_or_path,
+            )
+        except (ValueError, OSError) as err:
+            if "--vgg_model_name_or_path" in str(err):
+                raise
+            raise ValueError(
+                f"--vgg_model_name_or_path {args.vgg_model_name_or_path}: {err} Give a local VGG19 folder or "
+                ".safetensors/.pth file, or --perceptual_weight 0 to train without the perceptual loss."
+            ) from err
     gan_weight = recipe["gan_weight"] if args.gan_weight is None else args.gan_weight
     return SRGAN(
         generator,
@@ -365,8 +373,9 @@ def main(args: argparse.Namespace):
     logger.info("; ".join(line for line in str(accelerator.state).splitlines() if line.strip()))
     if run["smoke"]:
         logger.info(
-            "No --dataset_name/--train_data_dir: a %d-step smoke run of a small %s on hfmagic's embedded photos. MMagic's "
-            "recipe: --train_data_dir DIV2K_sub/ --validation_dataset Set5 Set14 --pretrained_generator <PSNR-trained model>.",
+            "No --dataset_name/--train_data_dir: a %d-step smoke run of a small %s on hfmagic's embedded photos (it checks "
+            "the pipeline offline; not a useful model). MMagic's recipe: --train_data_dir DIV2K_sub/ --validation_dataset "
+            "Set5 Set14 --pretrained_generator <PSNR-trained model>.",
             training_args.max_train_steps, run["model"],
         )
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from hfmagic import MSRResNet, MSRResNetConfig, UNetDiscriminatorSN, UNetDiscriminatorSNConfig
+from hfmagic import ModifiedVGGDiscriminator, MSRResNet, MSRResNetConfig, RRDBNet, UNetDiscriminatorSN, UNetDiscriminatorSNConfig
 from hfmagic.losses import GANLoss, PerceptualLoss
 from hfmagic.training import SRGAN, SRGANTrainingArguments, list_checkpoints, train_srgan
 from hfmagic.training.sr import release_accelerator
@@ -270,4 +270,29 @@ def test_modified_vgg_needs_128_pixel_patches(image_dir, vgg_file, tmp_path):
     argv = _argv(image_dir, vgg_file, tmp_path / "vgg")
     argv[argv.index("--discriminator") + 1] = "modified_vgg"
     with pytest.raises(ValueError, match="--gt_patch_size 128"):
+        script.main(script.parse_args(argv))
+
+
+def test_no_dataset_flag_is_an_offline_smoke_run_with_validation_and_best(vgg_file, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    caplog.set_level("INFO", logger="train_esrgan")
+    args = script.parse_args([
+        "--vgg_model_name_or_path", str(vgg_file), "--output_dir", str(tmp_path / "smoke"), "--report_to", "none",
+        "--max_train_steps", "2", "--validation_steps", "2", "--checkpointing_steps", "0", "--dataloader_num_workers", "0",
+    ])
+    result = script.main(args)
+    assert "smoke run of a small rrdbnet" in caplog.text and "not a useful model" in caplog.text
+    assert result.global_step == 2 and result.best_dir is not None
+    for folder in (tmp_path / "smoke" / "final", tmp_path / "smoke" / "best"):
+        assert (folder / "discriminator" / "config.json").exists()
+    generator = RRDBNet.from_pretrained(tmp_path / "smoke" / "final")
+    assert generator.config.num_blocks == script.SMOKE_GENERATOR["rrdbnet"]["num_blocks"]
+    discriminator = ModifiedVGGDiscriminator.from_pretrained(tmp_path / "smoke" / "final", subfolder="discriminator")
+    assert discriminator.config.mid_channels == script.SMOKE_DISCRIMINATOR["mid_channels"]
+    assert "psnr" in result.final_metrics["hfmagic-embedded-validation"]
+
+
+def test_missing_vgg_offline_names_the_flag(image_dir, tmp_path, monkeypatch):
+    argv = _argv(image_dir, tmp_path / "missing.safetensors", tmp_path / "out")
+    with pytest.raises(ValueError, match=r"--vgg_model_name_or_path .*missing.safetensors: No VGG weights.*--perceptual_weight 0"):
         script.main(script.parse_args(argv))
