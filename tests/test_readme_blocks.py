@@ -128,6 +128,13 @@ def _sandbox(root: Path) -> None:
     state = {f"generator.{k}": v for k, v in generator.state_dict().items()}
     state.update({f"discriminator.{k}": v for k, v in discriminator.state_dict().items()})
     torch.save({"meta": {"mmagic_version": "1.2.0"}, "state_dict": state}, root / "dcgan.pth")
+    # Real-ESRGAN's compact files ({"params": ...}): realesr-general-x4v3 and its -wdn twin
+    from hfmagic import SRVGGNetCompact, SRVGGNetCompactConfig
+
+    for seed, name in ((4, "realesr-general-x4v3.pth"), (5, "realesr-general-wdn-x4v3.pth")):
+        torch.manual_seed(seed)
+        compact = SRVGGNetCompact(SRVGGNetCompactConfig(mid_channels=4, num_convs=2))
+        torch.save({"params": compact.state_dict()}, root / name)
 
 
 def run_blocks(page: Path, blocks: list[str]) -> dict:
@@ -159,6 +166,8 @@ def test_docs_page_blocks_run(page, tmp_path, monkeypatch, hub_files):
         assert len(namespace["images"]) == 16
     if page.name == "conversion.md":
         assert torch.equal(namespace["model"].conv_first.weight, _tiny_msrresnet(1).conv_first.weight)
+        general, wdn = (torch.load(name, weights_only=True)["params"] for name in ("realesr-general-x4v3.pth", "realesr-general-wdn-x4v3.pth"))
+        torch.testing.assert_close(namespace["compact"].body[0].weight, 0.5 * general["body.0.weight"] + 0.5 * wdn["body.0.weight"])
 
 
 def _picture(model_dir: Path, out: Path) -> tuple[float, float]:
