@@ -233,6 +233,46 @@ def test_trackio_is_a_tracker_to_name_and_its_absence_says_how_to_install_it(mon
     assert resolve_report_to("auto") == "tensorboard"  # "auto" stays tensorboard
 
 
+def _load_script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"tracking_{name}", ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["train_dcgan", "train_esrgan"])
+def test_scripts_take_report_to_trackio(name, tmp_path, no_network):
+    """The GAN scripts log to the trackio project named after the script (their tracker project)."""
+    script = _load_script(name)
+    if name == "train_dcgan":
+        argv = ["--resolution", "16", "--model_config_overrides", '{"generator_base_channels": 16, "discriminator_base_channels": 4}',
+                "--train_batch_size", "4", "--max_train_steps", "2", "--save_images_steps", "2", "--num_sample_images", "4"]
+        keys, images = ("loss_d", "loss_g"), {"samples": [2]}
+    else:
+        hr_dir = tmp_path / "hr"
+        hr_dir.mkdir()
+        rng = np.random.default_rng(0)
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(hr_dir / "img0.png")
+        vgg = tmp_path / "vgg19_tiny.safetensors"
+        save_file(tiny_vgg_state(naming="torchvision"), str(vgg))
+        argv = ["--model", "msrresnet", "--model_config_overrides", '{"mid_channels": 8, "num_blocks": 1}', "--scale", "2",
+                "--discriminator", "unet_sn", "--discriminator_config_overrides", '{"mid_channels": 4}',
+                "--train_data_dir", str(hr_dir), "--gt_patch_size", "16", "--train_batch_size", "2", "--vgg_model_name_or_path",
+                str(vgg), "--validation_steps", "0", "--max_train_steps", "2", "--checkpointing_steps", "0",
+                "--dataloader_num_workers", "0"]
+        keys, images = ("loss_d_real", "loss_d_fake", "loss_pix", "loss_perceptual", "loss_gan", "lr"), {}
+    script.main(script.parse_args([*argv, "--report_to", "trackio", "--output_dir", str(tmp_path / "run")]))
+    rows = _the_run(name)
+    for key in keys:
+        assert sorted(_series(rows, key)) == [1, 2], key
+    for key, steps in images.items():
+        assert sorted(_series(rows, key)) == steps
+    assert no_network == []
+
+
+@pytest.mark.slow
 def test_train_sr_script_logs_to_the_trackio_dir_offline(tmp_path):
     """What a user runs: TRACKIO_DIR under tmp_path, HF_HUB_OFFLINE=1, examples/train_sr.py --report_to trackio."""
     hr_dir = tmp_path / "hr"
