@@ -176,6 +176,20 @@ def test_train_srgan_logs_both_networks_losses_and_the_learning_rates(tmp_path, 
     assert no_network == []
 
 
+def test_train_sr_gives_tensorboard_the_validation_sample_too(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    torch.manual_seed(0)
+    args = SRTrainingArguments(
+        output_dir=str(tmp_path / "run"), train_batch_size=2, max_train_steps=2, validation_steps=1, checkpointing_steps=0,
+        dataloader_num_workers=0, report_to="tensorboard", tracker_project_name="sr",
+    )
+    train_sr(MSRResNet(MSRResNetConfig(upscale_factor=2, mid_channels=8, num_blocks=1)), _PairDataset(), args, _eval_set())
+    events = EventAccumulator(str(tmp_path / "run" / "logs" / "sr"), size_guidance={"images": 0}).Reload()
+    samples = events.Images("val/sample")
+    assert [event.step for event in samples] == [1, 2] and (samples[0].width, samples[0].height) == (72, 24)
+
+
 class _RecordingGAN(GAN):
     """Keeps each iteration's loss terms as the loop gets them."""
 
@@ -217,6 +231,30 @@ def test_train_gan_logs_both_losses_and_the_sample_grid(tmp_path, no_network):
         saved = np.asarray(Image.open(tmp_path / "run" / "samples" / f"step-{step}.png").convert("RGB"))
         np.testing.assert_array_equal(_image(value), saved)
     assert no_network == []
+
+
+def test_trackio_starts_no_dashboard_even_in_a_notebook(tmp_path, no_network, monkeypatch):
+    """trackio.init embeds a local dashboard when it runs in a notebook (a public share link in Colab):
+    hfmagic's runs ask it not to (embed=False), so no server socket is opened."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    from hfmagic.training.run import init_trackers
+
+    binds = []
+    bind = socket.socket.bind
+    monkeypatch.setattr(socket.socket, "bind", lambda sock, address: binds.append(address) or bind(sock, address))
+    monkeypatch.setattr(trackio.utils, "is_in_notebook", lambda: True)
+    accelerator = Accelerator(cpu=True, log_with="trackio")
+    try:
+        init_trackers(accelerator, _project(tmp_path), {"learning_rate": 1e-4})
+        assert accelerator.get_tracker("trackio", unwrap=False).init_kwargs == {"embed": False}
+        accelerator.log({"loss": 0.5}, step=1)
+    finally:
+        accelerator.end_training()
+        AcceleratorState._reset_state()
+    assert _series(_the_run(_project(tmp_path)), "loss") == {1: 0.5}
+    assert binds == [] and no_network == []
 
 
 def test_trackio_is_a_tracker_to_name_and_its_absence_says_how_to_install_it(monkeypatch):
