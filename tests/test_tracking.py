@@ -5,8 +5,10 @@ compared with what the loops computed. examples/train_sr.py does the same in a s
 TRACKIO_DIR under tmp_path and HF_HUB_OFFLINE=1. tests/conftest.py points TRACKIO_DIR at the
 session's temporary HF_HOME (trackio reads it once, at import); each test uses its own project."""
 
+import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -331,9 +333,7 @@ def test_train_sr_script_logs_to_the_trackio_dir_offline(tmp_path):
     ]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    import sqlite3
-    import json
-
+    # this process's trackio reads the session's TRACKIO_DIR: the subprocess's file is read with sqlite3
     with sqlite3.connect(trackio_dir / "train_sr.db") as db:  # the project is the script's tracker project name
         rows = [(step, json.loads(metrics)) for step, metrics in db.execute("SELECT step, metrics FROM metrics ORDER BY id")]
     scalars = {step: logged for step, logged in rows if "loss" in logged}
