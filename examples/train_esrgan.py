@@ -196,7 +196,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     group.add_argument("--resume_from_checkpoint", default=None, help='Resume from "latest" or a checkpoint folder/name.')
     group.add_argument("--output_dir", default=None, help="Run folder (default <recipe>-<model>-x<scale>).")
     group.add_argument("--logging_dir", default="logs", help="Tracker folder inside --output_dir.")
-    group.add_argument("--report_to", default="auto", help='Tracker: "auto" = tensorboard when installed, else none; "tensorboard", "wandb", ... or "none".')
+    group.add_argument("--report_to", default="auto", help='Tracker: "auto" = tensorboard when installed, else none; "tensorboard", "wandb", "trackio" (local; pip install trackio), ... or "none".')
     group.add_argument("--license", default="apache-2.0", help='License the model card declares ("none": none). Check the training data\'s terms.')
     group.add_argument("--seed", type=int, default=0, help="Seed of the data order, augmentation and initialisation.")
     group.add_argument("--push_to_hub", action="store_true", help="Upload final/ (generator, discriminator/, card) at the end.")

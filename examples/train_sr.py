@@ -137,7 +137,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--report_to", default="auto",
         help='Tracker writing --logging_dir: "auto" = tensorboard when installed (pip install tensorboard; hfmagic does not '
-        'depend on it), else none, said in one warning line; "tensorboard", "wandb", ... (must be installed) or "none".',
+        'depend on it), else none, said in one warning line; "tensorboard", "wandb", "trackio" (local; pip install trackio), ... (must be installed) or "none".',
     )
     parser.add_argument("--license", default="apache-2.0", help='License the model card declares for the trained weights (a Hub license id; "none": none). Your choice: check the training data\'s terms (DIV2K is for academic research only).')
     parser.add_argument("--seed", type=int, default=0, help="Seed of the data order, augmentation and initialisation.")

@@ -8,6 +8,10 @@ _HF_HOME = tempfile.mkdtemp(prefix="hfmagic-tests-hf-")
 os.environ["HF_HOME"] = _HF_HOME
 os.environ["HF_HUB_CACHE"] = os.path.join(_HF_HOME, "hub")
 os.environ["HF_DATASETS_CACHE"] = os.path.join(_HF_HOME, "datasets")
+# trackio (report_to="trackio") reads TRACKIO_DIR once, at import: its runs go here, never to a Space or server
+os.environ["TRACKIO_DIR"] = os.path.join(_HF_HOME, "trackio")
+for _remote in ("TRACKIO_SPACE_ID", "TRACKIO_SERVER_URL", "TRACKIO_BUCKET_ID"):
+    os.environ.pop(_remote, None)
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

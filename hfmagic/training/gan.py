@@ -40,7 +40,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -59,7 +58,7 @@ from .checkpointing import (
 )
 from .cpu_threads import configure_cpu_threads
 from .ema import ExponentialMovingAverage
-from .run import read_best, restore_learning_rates, save_best, start_run
+from .run import log_images, read_best, restore_learning_rates, save_best, start_run
 
 __all__ = ["GAN", "image_grid", "train_gan_loop"]
 
@@ -322,12 +321,7 @@ image_grid = make_grid
 
 
 def _log_grid(accelerator, grid: Image.Image, step: int) -> None:
-    for tracker in accelerator.trackers:
-        if tracker.name == "tensorboard":
-            array = np.asarray(grid.convert("RGB"))[None]
-            tracker.log_images({"samples": array}, step=step, dataformats="NHWC")
-        elif tracker.name == "wandb":
-            tracker.log_images({"samples": [grid]}, step=step)
+    log_images(accelerator, {"samples": grid}, step, caption=f"fixed-noise samples, step {step}")
 
 
 def _reduce_over_processes(accelerator, step_logs: dict[str, torch.Tensor], batch: dict) -> tuple[dict[str, float], int]:

@@ -21,7 +21,7 @@ import torch
 from ..logging_utils import format_metrics
 from .checkpointing import resolve_resume_checkpoint
 from .gan import GAN, image_grid, train_gan_loop
-from .run import FINAL_DIR, create_hub_repo, push_final, resolve_report_to, save_final, start_run
+from .run import FINAL_DIR, create_hub_repo, init_trackers, push_final, resolve_report_to, save_final, start_run
 
 __all__ = ["GANTrainingArguments", "GANTrainingResult", "create_gan_accelerator", "train_gan"]
 
@@ -52,7 +52,7 @@ class GANTrainingArguments:
             generated ones at the end (0: no evaluation), in the card.
         evaluation_steps: with ``evaluation_images``, also every this many iterations, keeping the
             generator with the lowest SWD average in ``best/``.
-        report_to: accelerate tracker ("tensorboard", "wandb", ...), None, or "auto" (default):
+        report_to: accelerate tracker ("tensorboard", "wandb", "trackio", ...), None, or "auto" (default):
             tensorboard when installed, else none with a warning (``run.resolve_report_to``).
         logging_dir: tracker folder inside ``output_dir``.
         tracker_project_name: the trackers' project name.
@@ -217,7 +217,7 @@ def _train(gan: GAN, dataset: Any, args: GANTrainingArguments, accelerator) -> G
     # trackers (never the token: trackers upload or write their config)
     if accelerator.is_main_process and args.report_to:
         config = {k: v for k, v in asdict(args).items() if isinstance(v, (int, float, str, bool)) and k != "hub_token"}
-        accelerator.init_trackers(args.tracker_project_name, config=config)
+        init_trackers(accelerator, args.tracker_project_name, config)
 
     # the loop (resume included), with evaluations of the inference generator on the main process
     fixed_noise = gan.unwrapped_generator.sample_noise(args.num_sample_images, torch.Generator().manual_seed(args.seed))

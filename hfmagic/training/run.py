@@ -14,7 +14,9 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from .checkpointing import recover_folder, write_folder_atomically
 from .schedulers import set_base_learning_rate
@@ -23,6 +25,8 @@ __all__ = [
     "BEST_DIR",
     "FINAL_DIR",
     "create_hub_repo",
+    "init_trackers",
+    "log_images",
     "push_final",
     "read_best",
     "resolve_report_to",
@@ -45,7 +49,8 @@ def resolve_report_to(report_to: str | None) -> str | None:
     ``tensorboard`` package is installed, else no tracker, with a warning saying how to get
     ``logs/`` (hfmagic does not depend on tensorboard: it is the ``dev`` extra or
     ``pip install tensorboard``). A tracker named explicitly must be installed: accelerate would
-    otherwise drop it without a word and write no logs.
+    otherwise drop it without a word and write no logs. ``"trackio"`` logs locally (a SQLite file
+    per project in ``TRACKIO_DIR``, default ``$HF_HOME/trackio``): ``pip install trackio``.
     """
     if report_to in (None, "", "none"):
         return None
@@ -68,6 +73,28 @@ def resolve_report_to(report_to: str | None) -> str | None:
             f"nothing): pip install {report_to.replace('_', '-')}, or pass 'auto' (tensorboard when installed) or 'none'."
         )
     return report_to
+
+
+def init_trackers(accelerator, project_name: str, config: Mapping) -> None:
+    """``accelerator.init_trackers`` (main process) with hfmagic's tracker settings: trackio never
+    embeds a dashboard in a notebook (no local server is started, nothing is shared); it logs to its
+    local folder only, unless the user's own ``TRACKIO_SPACE_ID`` / ``TRACKIO_SERVER_URL`` say otherwise."""
+    accelerator.init_trackers(project_name, config=dict(config), init_kwargs={"trackio": {"embed": False}})
+
+
+def log_images(accelerator, images: Mapping[str, Image.Image], step: int, caption: str | None = None) -> None:
+    """Log PIL images (RGB) to the run's trackers that take images: tensorboard, wandb and trackio
+    (``trackio.Image``, a PNG under ``TRACKIO_DIR/media``); the others are skipped. Main process."""
+    for tracker in accelerator.trackers:
+        if tracker.name == "tensorboard":
+            arrays = {key: np.asarray(image.convert("RGB"))[None] for key, image in images.items()}
+            tracker.log_images(arrays, step=step, dataformats="NHWC")
+        elif tracker.name == "wandb":
+            tracker.log_images({key: [image] for key, image in images.items()}, step=step)
+        elif tracker.name == "trackio":
+            import trackio
+
+            tracker.log({key: trackio.Image(image.convert("RGB"), caption=caption) for key, image in images.items()}, step=step)
 
 
 def start_run(accelerator, output_dir: str | os.PathLike, training_args: Mapping | None = None) -> Path:

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..logging_utils import ACCELERATE_CHECKPOINT_LOGGERS, format_metrics, progress_bar, quiet_loggers
@@ -56,6 +57,8 @@ from .run import (
     BEST_DIR,
     FINAL_DIR,
     create_hub_repo,
+    init_trackers,
+    log_images,
     push_final,
     read_best,
     resolve_report_to,
@@ -110,8 +113,10 @@ class SRTrainingArguments:
         checkpointing_steps: save a resumable checkpoint every this many steps (0: never).
         checkpoints_total_limit: keep at most this many checkpoints.
         resume_from_checkpoint: ``"latest"`` or a checkpoint path/name.
-        report_to: an accelerate tracker (``"tensorboard"``, ``"wandb"``, ...), None, or ``"auto"``:
-            tensorboard when installed, else none with a warning (``run.resolve_report_to``).
+        report_to: an accelerate tracker (``"tensorboard"``, ``"wandb"``, ``"trackio"``, ...), None, or
+            ``"auto"``: tensorboard when installed, else none with a warning (``run.resolve_report_to``).
+            At each validation the trackers that take images (tensorboard, wandb, trackio) also get
+            ``val/sample``: bicubic | model | ground truth on a crop of the first validation image.
         logging_dir: tracker folder, relative to ``output_dir``.
         tracker_project_name: run name given to the tracker.
         seed: seeds the data order, the augmentation and ``accelerate.utils.set_seed``.
@@ -350,6 +355,47 @@ def evaluate_model(
 
     results = evaluate_sr(model, eval_sets, crop_border=crop_border, y_channel=y_channel)
     return {name: {key: float(value) for key, value in values.items() if isinstance(value, (int, float))} for name, values in results.items()}
+
+
+SAMPLE_LR_SIZE = 48  # LR pixels per side of the validation sample crop: a constant, small cost per validation
+
+
+class _ValidationSample:
+    """``bicubic | model | ground truth`` on a centre crop (at most ``SAMPLE_LR_SIZE`` LR pixels a side)
+    of the first image of the first validation set, for the trackers: the crop, its MATLAB-bicubic
+    upscaling and the HR crop are made once; each validation runs the model on the crop only."""
+
+    def __init__(self, eval_sets: dict[str, Any], scale: int):
+        from ..data.imresize import imresize
+
+        set_name, pairs = next(iter(eval_sets.items()))
+        image_name, lr, hr = next(iter(pairs))
+        lr, hr = np.asarray(lr), np.asarray(hr)
+        size_h, size_w = min(SAMPLE_LR_SIZE, lr.shape[0]), min(SAMPLE_LR_SIZE, lr.shape[1])
+        top, left = (lr.shape[0] - size_h) // 2, (lr.shape[1] - size_w) // 2
+        self.lr = np.ascontiguousarray(lr[top : top + size_h, left : left + size_w])
+        peak = 65535.0 if lr.dtype == np.uint16 else 255.0  # 16-bit images are shown as 8-bit
+        self.bicubic = _display(imresize(self.lr, scale), peak)
+        self.hr = _display(hr[top * scale : (top + size_h) * scale, left * scale : (left + size_w) * scale], peak)
+        self.caption = f"{set_name}/{image_name}: bicubic | model | ground truth"
+
+    def image(self, model: torch.nn.Module) -> Image.Image:
+        """The three panels side by side, (h*s, 3*w*s) RGB, with ``model``'s output in the middle."""
+        from ..evaluation import upscale_image
+
+        was_training = model.training
+        model.eval()
+        try:
+            output = _display(upscale_image(model, self.lr), 255.0)  # uint8 (sh, sw, C)
+        finally:
+            model.train(was_training)
+        return Image.fromarray(np.concatenate([self.bicubic, output, self.hr], axis=1))
+
+
+def _display(image: np.ndarray, peak: float) -> np.ndarray:
+    """(H, W, C) values in [0, peak] -> uint8 RGB (H, W, 3) for a tracker (gray repeated, alpha dropped)."""
+    image = np.clip(np.rint(image.astype(np.float64) * (255.0 / peak)), 0, 255).astype(np.uint8)
+    return np.repeat(image, 3, axis=-1) if image.shape[-1] == 1 else image[..., :3]
 
 
 def _as_device_data(train_dataset: Any, scale: int, device: torch.device):
@@ -667,7 +713,7 @@ def _train(update: _Update, train_dataset, args: SRTrainingArguments, eval_sets,
 
     if accelerator.is_main_process and args.report_to:
         config = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in args.to_json_dict().items() if v is not None}
-        accelerator.init_trackers(args.tracker_project_name, config=config)
+        init_trackers(accelerator, args.tracker_project_name, config)
 
     # Resume
     run = _SRRunState()
@@ -719,6 +765,9 @@ def _train(update: _Update, train_dataset, args: SRTrainingArguments, eval_sets,
     def eval_model() -> torch.nn.Module:
         return ema.module if ema is not None else update.generator
 
+    takes_images = any(tracker.name in ("tensorboard", "wandb", "trackio") for tracker in accelerator.trackers)
+    sample = _ValidationSample(eval_sets, scale) if eval_sets and takes_images and accelerator.is_main_process else None
+
     def validate(step: int) -> dict | None:
         """Validate (main process) and keep a new best in best/; ``run.best_score`` follows."""
         metrics = None
@@ -726,6 +775,8 @@ def _train(update: _Update, train_dataset, args: SRTrainingArguments, eval_sets,
             metrics = evaluate_model(eval_model(), eval_sets, crop_border=crop_border, y_channel=args.y_channel)
             accelerator.log({f"val/{name}/{key}": value for name, values in metrics.items() for key, value in values.items() if key != "num_images"}, step=step)
             logger.info("Validation at step %d: %s", step, format_metrics(metrics))
+            if sample is not None:
+                log_images(accelerator, {"val/sample": sample.image(eval_model())}, step, caption=sample.caption)
             if _score(metrics) > run.best_score:
                 run.best_score = _score(metrics)
                 save_best(
