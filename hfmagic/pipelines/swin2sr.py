@@ -16,8 +16,8 @@ subtracts its ``mean`` buffer and multiplies by ``img_range`` itself. (The model
 multiples of the window, so the pipeline pads before.)
 
 Tiling. Swin2SR's shifted-window attention is local: each layer reads one window around a token,
-so the receptive field is finite (:func:`swin2sr_receptive_field`: 156 LR pixels for the 6 x 6
-layers, window 8 of the released x2/x4 models), and the windows are anchored at the input's
+so the receptive field is finite (:func:`swin2sr_receptive_field`: 153 LR pixels for the 6 x 6
+layers, window 8 of the released x2/x4 models, whatever their upsampler; 97 for the lightweight x2), and the windows are anchored at the input's
 origin. Tiles start at multiples of ``window_size`` (``input_multiple()``) with that context by
 default, so tiled and whole-image outputs agree within float rounding (~1e-6, tested), at a high
 price: a 256 tile reads (256 + 2 x 160)^2 pixels, 5x the work. A smaller ``tile_overlap`` (e.g. 32,
