@@ -14,6 +14,7 @@ from transformers.models.swin2sr.image_processing_pil_swin2sr import Swin2SRImag
 import hfmagic
 from hfmagic import SuperResolutionPipeline
 from hfmagic.cli import main
+from hfmagic.evaluation import upscale_image
 from hfmagic.pipelines import probe_receptive_field
 from hfmagic.pipelines.swin2sr import Swin2SRAdapter, _symmetric_index, swin2sr_receptive_field
 
@@ -133,6 +134,11 @@ def test_dtypes_and_the_callers_model():
     assert auto(random_image(9, 7, dtype=np.uint16)).dtype == np.uint16  # 16-bit images in float32 under "auto"
     again = SuperResolutionPipeline(auto.model, device="cpu", dtype="float32")  # the adapter itself (hfmagic evaluate)
     assert isinstance(again.model, Swin2SRAdapter) and again.scale == 2
+    # called directly (hfmagic.evaluation), the adapter pads a size that is not a window multiple itself
+    odd = random_image(13, 10, seed=9)
+    direct = upscale_image(again.model, odd, quantize=False)
+    reference = processor_reference(model, odd)[0].clamp(0, 1).permute(1, 2, 0).numpy() * 255
+    assert np.abs(direct - reference).max() < 1e-3  # 1e-5 of the [0, 1] range
     with pytest.raises(TypeError, match="Swin2SRForImageSuperResolution"):
         SuperResolutionPipeline(torch.nn.Conv2d(3, 3, 1))
 

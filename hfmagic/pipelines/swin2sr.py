@@ -66,9 +66,9 @@ class Swin2SRAdapter(nn.Module):
         model: the transformers model; kept as ``self.model`` (its parameters are the adapter's,
             so ``.to()``, ``.eval()`` and ``copy.deepcopy`` act on it).
 
-    ``forward(pixel_values)``: (N, C, H, W) in [0, 1], H and W multiples of ``window_size`` (the
-    pipeline pads, see :meth:`pad_input`) -> ``ImageSuperResolutionOutput`` whose
-    ``reconstruction`` is (N, C_out, sH, sW), unclamped.
+    ``forward(pixel_values)``: (N, C, H, W) in [0, 1] (the pipeline pads them as the processor
+    does, see :meth:`pad_input`) -> ``ImageSuperResolutionOutput`` whose ``reconstruction`` is
+    (N, C_out, sH, sW), unclamped.
     """
 
     def __init__(self, model: nn.Module):
@@ -86,8 +86,17 @@ class Swin2SRAdapter(nn.Module):
         self._receptive_field: int | None = None
 
     def reconstruct(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) in [0, 1] -> (N, C_out, sH, sW): transformers' forward, ``.reconstruction``."""
-        return self.model(pixel_values=pixel_values, return_dict=True).reconstruction
+        """(N, C, H, W) in [0, 1] -> (N, C_out, sH, sW): transformers' forward, ``.reconstruction``.
+        Sizes that are not multiples of ``window_size`` (direct calls, e.g. ``hfmagic evaluate``;
+        the pipeline pads before) are padded symmetrically to the next multiple and the output cropped."""
+        height, width = pixel_values.shape[-2:]
+        d, s = self.config.window_size, self.config.upscale_factor
+        if height % d or width % d:
+            rows = _symmetric_index(torch.arange(height + -height % d, device=pixel_values.device), height)
+            cols = _symmetric_index(torch.arange(width + -width % d, device=pixel_values.device), width)
+            pixel_values = pixel_values[..., rows, :][..., cols]
+        out = self.model(pixel_values=pixel_values, return_dict=True).reconstruction
+        return out[..., : height * s, : width * s]
 
     def forward(self, pixel_values: torch.Tensor, **kwargs) -> ImageSuperResolutionOutput:
         return ImageSuperResolutionOutput(reconstruction=self.reconstruct(pixel_values))
