@@ -3,7 +3,8 @@
 Modules: ``super_resolution`` (the SR pipeline, in preprocess / forward / postprocess order),
 ``image_io`` (images in and out, 8 and 16 bits), ``device`` (device and ``dtype="auto"``),
 ``receptive_field`` (how much context a tile needs), ``tiling`` (cores, contexts, batches),
-``exact`` (exact mode's policy), ``gan`` (GAN sampling and image grids).
+``exact`` (exact mode's policy), ``gan`` (GAN sampling and image grids), ``swin2sr``
+(transformers' Swin2SR models in the SR pipeline).
 
 ```python
 >>> from hfmagic import SuperResolutionPipeline, DCGANPipeline

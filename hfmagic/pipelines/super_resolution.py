@@ -17,6 +17,7 @@ from . import exact
 from .device import AUTO_DTYPE, resolve_device, resolve_dtype
 from .image_io import ImageInput, bicubic_alpha, split_channels, to_uint8, to_uint16
 from .receptive_field import receptive_field, split_receptive_fields
+from .swin2sr import Swin2SRAdapter, adapt_swin2sr
 from .tiling import Region, TilingMixin
 
 
@@ -49,7 +50,8 @@ class SuperResolutionPipeline(TilingMixin):
     :func:`hfmagic.register_model`).
 
     Args:
-        model: a ``SuperResolutionPreTrainedModel``; moved to ``device``/``dtype`` and put in eval mode.
+        model: a ``SuperResolutionPreTrainedModel``, or transformers' ``Swin2SRForImageSuperResolution``
+            (wrapped, see :mod:`hfmagic.pipelines.swin2sr`); moved to ``device``/``dtype`` and put in eval mode.
         device: ``"cuda"``, ``"cpu"``, ``"cuda:1"``, ...; defaults to CUDA when available.
         dtype: ``"auto"`` (default), ``"float32"``, ``"float16"`` or ``"bfloat16"`` (or the torch
             dtype; ``None`` = ``"auto"``); both half types also run on CPU. ``"auto"`` is bfloat16
@@ -101,10 +103,11 @@ class SuperResolutionPipeline(TilingMixin):
         exact: bool = False,
         split_tiling: bool = True,
     ):
-        if not isinstance(model, SuperResolutionPreTrainedModel):
+        model = adapt_swin2sr(model, exact)  # transformers' Swin2SR: wrapped, see pipelines/swin2sr.py
+        if not isinstance(model, (SuperResolutionPreTrainedModel, Swin2SRAdapter)):
             raise TypeError(
-                f"SuperResolutionPipeline needs a SuperResolutionPreTrainedModel, got {type(model).__name__} "
-                "(for GAN generators use GANPipeline)."
+                f"SuperResolutionPipeline needs a SuperResolutionPreTrainedModel or transformers' "
+                f"Swin2SRForImageSuperResolution, got {type(model).__name__} (for GAN generators use GANPipeline)."
             )
         self.device = resolve_device(device)
         if exact and self.device.type != "cpu":

@@ -142,6 +142,7 @@ class TilingMixin:
         tile_overlap: int | None,
         batch_size: int,
         progress: bool,
+        padded: bool = False,
     ) -> Tiles:
         """Yield (HR region, tensor (1, C, h, w)) covering the whole output once; ``read(region)``
         gives the LR input of a region. The tensors stay on the pipeline's device in its dtype
@@ -149,11 +150,16 @@ class TilingMixin:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
         multiple = self._input_multiple()
-        if height % multiple or width % multiple:
+        # a model that pads its input its own way (Swin2SR, as its image processor: pipelines/swin2sr.py)
+        own_padding = None if padded else getattr(self.model, "pad_input", None)
+        if own_padding is not None or height % multiple or width % multiple:
             # pad (reflect) to the multiple the model needs, run, and crop the output to the image
             scale = self.scale
-            padded = _round_up(height, multiple), _round_up(width, multiple)
-            tiles = self._tiles(_reflect_read(read, height, width), *padded, tile_size, tile_overlap, batch_size, progress)
+            if own_padding is not None:
+                padded_read, *size = own_padding(read, height, width)
+            else:
+                padded_read, size = _reflect_read(read, height, width), (_round_up(height, multiple), _round_up(width, multiple))
+            tiles = self._tiles(padded_read, *size, tile_size, tile_overlap, batch_size, progress, padded=True)
             for (y0, y1, x0, x1), tile in tiles:
                 y1, x1 = min(y1, height * scale), min(x1, width * scale)
                 yield (y0, y1, x0, x1), tile[..., : y1 - y0, : x1 - x0]
