@@ -344,8 +344,7 @@ class SuperResolutionPipeline(TilingMixin, HFMagicPipeline):
         channels are averaged (C' = 1)."""
         if array.dtype not in (np.uint8, np.uint16) or array.ndim not in (2, 3):
             raise ValueError(f"upscale_array takes a uint8 or uint16 (H, W, C) or (H, W) array, got {array.dtype} {array.shape}.")
-        if array.dtype == np.uint16 and self._float32_source is not None and self.dtype != torch.float32:
-            # dtype="auto" chose a half type: 16 bits need float32
+        if array.dtype == np.uint16 and self._float32_source is not None:  # dtype="auto": 16 bits need float32
             return self._float32().upscale_array(array, tile_size, tile_overlap, batch_size, progress)
         if array.ndim == 2:
             array = array[:, :, None]
