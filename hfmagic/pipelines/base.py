@@ -62,7 +62,7 @@ def pipeline_index(model_id_or_path: str | os.PathLike, kwargs: dict[str, Any]) 
     the real problem). ``kwargs``: from_pretrained's, of which the Hub options are used."""
     path = Path(model_id_or_path)
     if path.is_dir():
-        index = path / kwargs.get("subfolder", "") / "model_index.json"
+        index = path / (kwargs.get("subfolder") or "") / "model_index.json"
         return json.loads(index.read_text()) if index.is_file() else None
     if path.exists() or str(model_id_or_path).count("/") > 1:
         return None  # a file, or not a Hub id
