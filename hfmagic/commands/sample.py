@@ -54,7 +54,10 @@ def run(args: argparse.Namespace) -> int:
         if debug_enabled():  # --debug / HFMAGIC_DEBUG: the traceback
             raise
         return error(f"cannot load --model {args.model}: {error_message(err)}")
-    images = pipeline(num_images=args.num_images, seed=args.seed, batch_size=args.batch_size, progress=True)
+    from ..logging_utils import is_terminal
+
+    # the pipeline's bar is diffusers' tqdm: on a terminal only (no redraws in logs)
+    images = pipeline(num_images=args.num_images, seed=args.seed, batch_size=args.batch_size, progress=is_terminal())
     output.mkdir(parents=True, exist_ok=True)
     digits = max(5, len(str(args.num_images - 1)))
     for i, image in enumerate(images):

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from ..data.image16 import save_image
-    from ..logging_utils import log_to_stderr, progress_bar
+    from ..logging_utils import is_terminal, log_to_stderr, progress_bar
     from ..pipelines import SuperResolutionPipeline
 
     def error(message: str) -> None:
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                 tile_overlap=args.tile_overlap,
                 batch_size=args.batch_size,
                 alpha_mode=args.alpha,
-                progress=args.tile is not None,
+                progress=args.tile is not None and is_terminal(),  # the pipeline's tqdm: no redraws in logs
             )
             save_image(image, output / _output_name(path, used))  # a uint16 array for 16-bit inputs
         except (ValueError, FileNotFoundError, OSError) as err:

@@ -3,8 +3,15 @@
 Modules: ``super_resolution`` (the SR pipeline, in preprocess / forward / postprocess order),
 ``image_io`` (images in and out, 8 and 16 bits), ``device`` (device and ``dtype="auto"``),
 ``receptive_field`` (how much context a tile needs), ``tiling`` (cores, contexts, batches),
-``exact`` (exact mode's policy), ``gan`` (GAN sampling and image grids), ``swin2sr``
-(transformers' Swin2SR models in the SR pipeline).
+``exact`` (exact mode's policy), ``gan`` (GAN sampling), ``grid`` (image grids), ``swin2sr``
+(transformers' Swin2SR models in the SR pipeline), ``base`` (what both pipelines share as diffusers
+pipelines: saving, loading, ``to()``, progress bars).
+
+Both pipelines are diffusers ``DiffusionPipeline`` subclasses: ``save_pretrained`` writes diffusers'
+layout (``model_index.json`` + a component folder), which their own ``from_pretrained`` and
+``diffusers.DiffusionPipeline.from_pretrained(..., trust_remote_code=True)`` load back (see
+``base``). They are imported on first use (diffusers takes seconds to import); the helpers below
+are not.
 
 ```python
 >>> from hfmagic import SuperResolutionPipeline, DCGANPipeline
@@ -46,8 +53,10 @@ at 4.7 GB).
 
 from __future__ import annotations
 
+import importlib
+
 from .device import AUTO_DTYPE, DTYPES, native_bf16, resolve_device
-from .gan import GANPipeline, make_grid
+from .grid import make_grid
 from .receptive_field import (
     probe_receptive_field,
     probe_split_receptive_fields,
@@ -55,11 +64,24 @@ from .receptive_field import (
     split_receptive_fields,
     supports_split,
 )
-from .super_resolution import SuperResolutionPipeline
 from .tiling import DEFAULT_TILE_OVERLAP, feature_region_size
 
-# The name the README, model cards and earlier releases use for the GAN pipeline.
-DCGANPipeline = GANPipeline
+# The pipeline classes import diffusers: loaded on first use (PEP 562), module by name.
+# DCGANPipeline is the name the README, model cards and earlier releases use for the GAN pipeline.
+_LAZY = {"SuperResolutionPipeline": "super_resolution", "GANPipeline": "gan", "DCGANPipeline": "gan"}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hfmagic.pipelines' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), "GANPipeline" if name == "DCGANPipeline" else name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "AUTO_DTYPE",

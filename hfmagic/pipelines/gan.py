@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
+from diffusers import ImagePipelineOutput
 from PIL import Image
 
 from ..errors import check_model_source
-from ..logging_utils import progress_bar
+from .base import HFMagicPipeline, component_of, pipeline_index
 from .device import resolve_device, resolve_dtype
+from .grid import make_grid, to_pil
 from .image_io import to_uint8
 
 __all__ = ["GANPipeline", "make_grid"]
 
 
-def _to_pil(array: np.ndarray) -> Image.Image:
-    """(H, W, 1 or 3) uint8 -> an "L" or "RGB" image."""
-    return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
-
-
-class GANPipeline:
+class GANPipeline(HFMagicPipeline):
     """Draw images from a GAN generator: any generator with ``sample_noise(num, generator)`` and
     ``forward(noise)`` returning images in [-1, 1] (hfmagic exports it as ``DCGANPipeline`` too).
+
+    A diffusers ``DiffusionPipeline`` with one component, ``generator`` (also ``.model``):
+    ``save_pretrained(folder)`` writes ``model_index.json`` and ``generator/``; :meth:`from_pretrained`
+    loads that or a GAN repo (generator at the root), and so does
+    ``diffusers.DiffusionPipeline.from_pretrained(folder_or_repo, trust_remote_code=True)``;
+    ``to(device)``/``to(dtype)`` move the generator.
 
     Args:
         generator: the generator model; moved to ``device``/``dtype`` and put in eval mode
@@ -34,20 +34,28 @@ class GANPipeline:
             ``"float32"`` (``"auto"`` is accepted).
     """
 
+    component_name = "generator"
+
     def __init__(
         self,
         generator: torch.nn.Module,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
     ):
+        super().__init__()
         if not callable(getattr(generator, "sample_noise", None)):
             raise TypeError(
                 f"{type(self).__name__} needs a GAN generator with a `sample_noise(num, generator)` method, got "
                 f"{type(generator).__name__} (super-resolution models go to SuperResolutionPipeline)."
             )
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
-        self.model = generator.to(device=self.device, dtype=self.dtype).eval()
+        device = resolve_device(device)
+        self.register_modules(generator=generator.to(device=device, dtype=resolve_dtype(dtype, device)).eval())
+        self.set_progress_bar_config(desc="sampling", leave=False)
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The generator (the name earlier releases used)."""
+        return self.generator
 
     @classmethod
     def from_pretrained(
@@ -58,10 +66,16 @@ class GANPipeline:
         **kwargs,
     ) -> GANPipeline:
         """Load the generator at the root of a GAN repo or folder (``AutoModel`` maps the config's
-        ``model_type`` to the registered generator class); ``kwargs`` go to ``from_pretrained``."""
+        ``model_type`` to the registered generator class), or the ``generator/`` of a pipeline written by
+        :meth:`save_pretrained` (nothing from the repo is run); ``kwargs`` go to ``from_pretrained``."""
         from transformers import AutoConfig, AutoModel
 
-        check_model_source(model_id_or_path)  # an MMagic checkpoint or a folder without config.json: say so
+        index = pipeline_index(model_id_or_path, kwargs)
+        if index is None:
+            check_model_source(model_id_or_path)  # an MMagic checkpoint or a folder without config.json: say so
+        else:
+            name = component_of(index, "generator", model_id_or_path)
+            kwargs["subfolder"] = f"{kwargs['subfolder']}/{name}" if kwargs.get("subfolder") else name
         torch_dtype = resolve_dtype(dtype, resolve_device(device))
         hub_options = ("revision", "subfolder", "token", "cache_dir", "local_files_only", "force_download", "proxies", "trust_remote_code")
         config_kwargs = {k: v for k, v in kwargs.items() if k in hub_options}
@@ -73,7 +87,9 @@ class GANPipeline:
                 "none: load the GAN repo's root (its generator) instead of its discriminator/ folder."
             )
         generator = AutoModel.from_pretrained(str(model_id_or_path), dtype=torch_dtype, **kwargs)
-        return cls(generator, device=device, dtype=torch_dtype)
+        pipeline = cls(generator, device=device, dtype=torch_dtype)
+        pipeline.register_to_config(_name_or_path=str(model_id_or_path))
+        return pipeline
 
     def __call__(
         self,
@@ -81,8 +97,11 @@ class GANPipeline:
         seed: int | None = None,
         batch_size: int = 64,
         progress: bool = False,
-    ) -> list[Image.Image]:
-        """Generate ``num_images`` PIL images ("RGB", or "L" for a one-channel generator).
+        return_dict: bool = False,
+    ) -> list[Image.Image] | ImagePipelineOutput:
+        """Generate ``num_images`` PIL images ("RGB", or "L" for a one-channel generator); with
+        ``return_dict``, diffusers' ``ImagePipelineOutput(images=[...])``. ``progress`` shows a bar over
+        batches (``self.progress_bar``, set up with ``set_progress_bar_config``).
 
         The noise for all images is drawn first, on CPU, from ``torch.Generator().manual_seed(seed)``,
         so a seed gives the same noise on every device and for every ``batch_size`` (on CPU the
@@ -95,48 +114,12 @@ class GANPipeline:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
         rng = torch.Generator().manual_seed(seed) if seed is not None else None
-        noise = self.model.sample_noise(num_images, generator=rng)
+        noise = self.generator.sample_noise(num_images, generator=rng)
         images: list[Image.Image] = []
-        chunks = noise.split(batch_size)
-        for chunk in progress_bar(chunks, desc="sampling", disable=not progress, leave=False):
+        device, dtype = self.device, self.dtype
+        for chunk in self._progress(noise.split(batch_size), show=progress):
             with torch.inference_mode():
-                fakes = self.model(noise=chunk.to(device=self.device, dtype=self.dtype))
+                fakes = self.generator(noise=chunk.to(device=device, dtype=dtype))
             for fake in fakes:
-                images.append(_to_pil(to_uint8(fake, -1.0, 1.0)))
-        return images
-
-
-def make_grid(
-    images: Sequence[Image.Image] | torch.Tensor, nrow: int | None = None, padding: int = 2, pad_value: int = 0
-) -> Image.Image:
-    """Tile equally sized images into one image, ``nrow`` per row (default ~sqrt(N); like
-    torchvision's make_grid), with ``padding`` pixels of ``pad_value`` between and around them.
-
-    Args:
-        images: PIL images of one size and mode, or a (N, C, H, W) tensor in [-1, 1] (a
-            generator's output; converted to uint8 as :class:`GANPipeline` does).
-    """
-    if isinstance(images, torch.Tensor):
-        images = [_to_pil(to_uint8(image.detach(), -1.0, 1.0)) for image in images]
-    if nrow is None:
-        nrow = max(math.ceil(math.sqrt(len(images))), 1)
-    if not images:
-        raise ValueError("make_grid needs at least one image.")
-    if nrow < 1:
-        raise ValueError(f"nrow must be >= 1, got {nrow}.")
-    width, height = images[0].size
-    mode = images[0].mode
-    for image in images:
-        if image.size != (width, height) or image.mode != mode:
-            raise ValueError(
-                f"make_grid needs images of one size and mode; got {image.size} {image.mode} next to "
-                f"{(width, height)} {mode}."
-            )
-    ncol = min(nrow, len(images))
-    nrows = math.ceil(len(images) / nrow)
-    fill = pad_value if mode == "L" else (pad_value,) * len(mode)
-    grid = Image.new(mode, (ncol * (width + padding) + padding, nrows * (height + padding) + padding), fill)
-    for i, image in enumerate(images):
-        row, col = divmod(i, nrow)
-        grid.paste(image, (padding + col * (width + padding), padding + row * (height + padding)))
-    return grid
+                images.append(to_pil(to_uint8(fake, -1.0, 1.0)))
+        return ImagePipelineOutput(images=images) if return_dict else images

@@ -11,14 +11,25 @@ import numpy as np
 import torch
 from PIL import Image
 
+from diffusers import ImagePipelineOutput
+
 from ..errors import check_model_source
 from ..models import SuperResolutionPreTrainedModel
 from . import exact
+from .base import HFMagicPipeline, component_of, pipeline_index
 from .device import AUTO_DTYPE, resolve_device, resolve_dtype
 from .image_io import ImageInput, bicubic_alpha, split_channels, to_uint8, to_uint16
 from .receptive_field import receptive_field, split_receptive_fields
 from .swin2sr import Swin2SRAdapter, adapt_swin2sr
 from .tiling import Region, TilingMixin
+
+
+def _check_exact_device(device: torch.device) -> None:
+    if device.type != "cpu":
+        raise ValueError(
+            f"exact=True is only available on CPU (device={str(device)!r}): GPU kernels choose their "
+            "algorithms by shape. Pass device='cpu', or exact=False (tiles then agree within ~1e-6)."
+        )
 
 
 def _not_super_resolution(model_id_or_path, kwargs: dict, err: Exception) -> str:
@@ -45,9 +56,16 @@ def _not_super_resolution(model_id_or_path, kwargs: dict, err: Exception) -> str
     )
 
 
-class SuperResolutionPipeline(TilingMixin):
+class SuperResolutionPipeline(TilingMixin, HFMagicPipeline):
     """Upscale images with any hfmagic super-resolution model (built-in or registered with
     :func:`hfmagic.register_model`).
+
+    A diffusers ``DiffusionPipeline`` with one component, ``model``: ``save_pretrained(folder)`` writes
+    ``model_index.json`` and ``model/`` (the model's ``config.json`` + ``model.safetensors``);
+    :meth:`from_pretrained` loads that, or a plain model folder/repo, and so does
+    ``diffusers.DiffusionPipeline.from_pretrained(folder_or_repo, trust_remote_code=True)``;
+    ``to(device)``/``to(dtype)`` move the model; ``set_progress_bar_config(...)`` configures the tile
+    progress bar. ``channels_last``, ``exact`` and ``split_tiling`` are saved in ``model_index.json``.
 
     Args:
         model: a ``SuperResolutionPreTrainedModel``, or transformers' ``Swin2SRForImageSuperResolution``
@@ -103,31 +121,33 @@ class SuperResolutionPipeline(TilingMixin):
         exact: bool = False,
         split_tiling: bool = True,
     ):
+        super().__init__()
         model = adapt_swin2sr(model, exact)  # transformers' Swin2SR: wrapped, see pipelines/swin2sr.py
         if not isinstance(model, (SuperResolutionPreTrainedModel, Swin2SRAdapter)):
             raise TypeError(
                 f"SuperResolutionPipeline needs a SuperResolutionPreTrainedModel or transformers' "
                 f"Swin2SRForImageSuperResolution, got {type(model).__name__} (for GAN generators use GANPipeline)."
             )
-        self.device = resolve_device(device)
-        if exact and self.device.type != "cpu":
-            raise ValueError(
-                f"exact=True is only available on CPU (device={str(self.device)!r}): GPU kernels choose their "
-                "algorithms by shape. Pass device='cpu', or exact=False (tiles then agree within ~1e-6)."
-            )
-        self.dtype = resolve_dtype(dtype, self.device, exact, default=AUTO_DTYPE)
+        device = resolve_device(device)
+        if exact:
+            _check_exact_device(device)
+        torch_dtype = resolve_dtype(dtype, device, exact, default=AUTO_DTYPE)
         # "auto" runs 16-bit images in float32 (bf16's 8 significant bits would round them to about
         # 8-bit precision), from the float32 model it was given; built on first use (`_float32`).
-        self._float32_source: SuperResolutionPreTrainedModel | None = None
-        self._float32_pipeline: SuperResolutionPipeline | None = None
-        if dtype in (None, AUTO_DTYPE) and any(p.dtype != self.dtype for p in model.parameters()):
+        float32_source = None
+        if dtype in (None, AUTO_DTYPE) and any(p.dtype != torch_dtype for p in model.parameters()):
             if all(p.dtype == torch.float32 for p in model.parameters()):
-                self._float32_source = model
+                float32_source = model
             model = copy.deepcopy(model)  # an implicit choice must not cast the caller's weights
-        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self._float32_source: SuperResolutionPreTrainedModel | None = float32_source
+        self._float32_pipeline: SuperResolutionPipeline | None = None
+        self.register_modules(model=model.to(device=device, dtype=torch_dtype).eval())
+        # settings, not modules: saved in model_index.json and passed back to __init__ on loading
+        self.register_to_config(channels_last=channels_last, exact=exact, split_tiling=split_tiling)
         self.channels_last = channels_last
         self.exact = exact
         self.split_tiling = split_tiling
+        self.set_progress_bar_config(desc="tiles", unit="tile", leave=False)
         self._split_fields: tuple[int, int] | None = None
         self._split_fields_known = False
         self.scale: int = model.config.upscale_factor
@@ -140,15 +160,28 @@ class SuperResolutionPipeline(TilingMixin):
         model_id_or_path: str | Path,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = AUTO_DTYPE,
-        exact: bool = False,
+        exact: bool | None = None,
         **kwargs,
     ) -> SuperResolutionPipeline:
-        """Load an SR model from a Hub id or a local folder (``config.json`` + weights) through
-        ``AutoModelForImageToImage``; ``dtype`` (default ``"auto"``) and ``exact`` as for the class;
-        extra ``kwargs`` (``revision``, ``subfolder``, ``token``, ...) go to ``from_pretrained``."""
-        check_model_source(model_id_or_path)  # an MMagic checkpoint or a folder without config.json: say so
+        """Load from a Hub id or a local folder holding either an SR model (``config.json`` + weights,
+        loaded through ``AutoModelForImageToImage``) or a pipeline written by :meth:`save_pretrained`
+        (``model_index.json`` + ``model/``; nothing from the repo is run). ``dtype`` (default
+        ``"auto"``), ``exact``, ``channels_last`` and ``split_tiling`` as for the class; for a saved
+        pipeline, the settings it saved are the defaults (``exact``: ``False`` otherwise). Other
+        ``kwargs`` (``revision``, ``subfolder``, ``token``, ...) go to ``from_pretrained``."""
+        settings = {}
+        index = pipeline_index(model_id_or_path, kwargs)
+        if index is None:
+            check_model_source(model_id_or_path)  # an MMagic checkpoint or a folder without config.json: say so
+        else:
+            name = component_of(index, "model", model_id_or_path)
+            kwargs["subfolder"] = f"{kwargs['subfolder']}/{name}" if kwargs.get("subfolder") else name
+            settings = {key: index[key] for key in ("channels_last", "exact", "split_tiling") if key in index}
+        settings.update({key: kwargs.pop(key) for key in ("channels_last", "split_tiling") if key in kwargs})
+        if exact is not None:
+            settings["exact"] = exact
         resolved_device = resolve_device(device)
-        if exact and resolved_device.type != "cpu":
+        if settings.get("exact") and resolved_device.type != "cpu":
             raise ValueError(f"exact=True is only available on CPU, got device={str(resolved_device)!r}.")
         from transformers import AutoModelForImageToImage
 
@@ -166,7 +199,24 @@ class SuperResolutionPipeline(TilingMixin):
             if "Unrecognized configuration class" not in str(err):
                 raise
             raise ValueError(_not_super_resolution(model_id_or_path, kwargs, err)) from err
-        return cls(model, device=device, dtype=AUTO_DTYPE if auto else torch_dtype, exact=exact)
+        pipeline = cls(model, device=device, dtype=AUTO_DTYPE if auto else torch_dtype, **settings)
+        pipeline.register_to_config(_name_or_path=str(model_id_or_path))
+        return pipeline
+
+    def _check_device(self, device: torch.device) -> None:
+        if self.exact:
+            _check_exact_device(device)
+
+    def to(self, *args, **kwargs) -> SuperResolutionPipeline:
+        """Move the model (``to(device)``, ``to(dtype)``, ``to(device, dtype)``, in place; diffusers'
+        ``DiffusionPipeline.to``); an ``exact`` pipeline refuses any device but the CPU (ValueError)."""
+        super().to(*args, **kwargs)
+        self._float32_pipeline = None  # the float32 twin for 16-bit images is rebuilt where the model now is
+        return self
+
+    def _weights_to_save(self) -> SuperResolutionPreTrainedModel:
+        # "auto" chose a half type for computing: the weights saved are still the float32 ones it was given
+        return self._float32_source if self._float32_source is not None else self.model
 
     def _float32(self) -> SuperResolutionPipeline:
         """The float32 twin of an "auto" pipeline that chose a half type, for 16-bit images."""
@@ -179,6 +229,7 @@ class SuperResolutionPipeline(TilingMixin):
                 exact=self.exact,
                 split_tiling=self.split_tiling,
             )
+        self._float32_pipeline.set_progress_bar_config(**self._progress_bar_config)
         return self._float32_pipeline
 
     @property
@@ -206,7 +257,8 @@ class SuperResolutionPipeline(TilingMixin):
         batch_size: int = 1,
         alpha_mode: str = "model",
         progress: bool = False,
-    ) -> Image.Image | np.ndarray | list[Image.Image | np.ndarray]:
+        return_dict: bool = False,
+    ) -> Image.Image | np.ndarray | list[Image.Image | np.ndarray] | ImagePipelineOutput:
         """Upscale one image or a list of images.
 
         Args:
@@ -231,20 +283,25 @@ class SuperResolutionPipeline(TilingMixin):
                 one, e.g. fully opaque, is kept as it is): ``"model"`` (alpha
                 replicated to the model's input channels, output channels averaged) or
                 ``"bicubic"`` (PIL bicubic resize, cheaper, softer edges).
-            progress: show a progress bar over tiles.
+            progress: show a progress bar over tiles (``self.progress_bar``: diffusers' tqdm, set up
+                with ``set_progress_bar_config``; defaults ``desc="tiles"``, ``leave=False``).
+            return_dict: return diffusers' ``ImagePipelineOutput(images=[...])`` (a list, also for
+                one input) instead of the images themselves.
         Returns:
             PIL images ``upscale_factor`` times larger: "RGB" for colour input, "L" for grayscale
             (the model sees the gray plane replicated to RGB; the output is the mean of its
             channels), "RGBA"/"LA" when the input has alpha. 16-bit inputs give uint16 arrays
             instead (PIL has no 16-bit colour modes): (sH, sW) for grayscale, (sH, sW, C) with the
             input's channels otherwise; save them with :func:`hfmagic.data.save_image` (16-bit PNG).
-            One image for one input, a list for a list.
+            One image for one input, a list for a list (with ``return_dict``: an ``ImagePipelineOutput``).
         """
         if alpha_mode not in ("model", "bicubic"):
             raise ValueError(f"alpha_mode must be 'model' or 'bicubic', got {alpha_mode!r}.")
         if isinstance(images, (list, tuple)):
-            return [self._upscale_one(im, tile_size, tile_overlap, batch_size, alpha_mode, progress) for im in images]
-        return self._upscale_one(images, tile_size, tile_overlap, batch_size, alpha_mode, progress)
+            outputs = [self._upscale_one(im, tile_size, tile_overlap, batch_size, alpha_mode, progress) for im in images]
+            return ImagePipelineOutput(images=outputs) if return_dict else outputs
+        output = self._upscale_one(images, tile_size, tile_overlap, batch_size, alpha_mode, progress)
+        return ImagePipelineOutput(images=[output]) if return_dict else output
 
     def _upscale_one(self, image, tile_size, tile_overlap, batch_size, alpha_mode, progress) -> Image.Image | np.ndarray:
         colour, alpha = self.preprocess(image)

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from ..logging_utils import progress_bar
 from .exact import aligned_context, exact_kernels
 
 __all__ = ["AUTO_TILE_PIXELS", "DEFAULT_TILE_OVERLAP", "Region", "TilingMixin", "feature_region_size"]
@@ -126,8 +125,9 @@ def _batched(items: Iterator[tuple], batch_size: int, run: Callable[..., torch.T
 
 class TilingMixin:
     """The tiling half of the SR pipeline. Expects ``model``, ``scale``, ``device``, ``dtype``,
-    ``exact``, ``split_tiling``, ``receptive_field``, ``split_receptive_fields`` and
-    ``_prepare_model()`` (the memory format the model's inputs get) on the pipeline."""
+    ``exact``, ``split_tiling``, ``receptive_field``, ``split_receptive_fields``,
+    ``_prepare_model()`` (the memory format the model's inputs get) and ``_progress(iterable, total,
+    show)`` (a progress bar: the pipeline's diffusers ``progress_bar``) on the pipeline."""
 
     # Without a tile_size, outputs of more pixels than this tile automatically (see _auto_tile_size);
     # None on an instance: always the whole image.
@@ -187,7 +187,7 @@ class TilingMixin:
                 return self.model(pixel_values=inputs).reconstruction
 
         def items() -> Iterator[tuple]:
-            for core in progress_bar(cores, desc="tiles", unit="tile", disable=not progress or len(cores) == 1, leave=False):
+            for core in self._progress(cores, show=progress and len(cores) > 1):
                 context = _grow(core, overlap, height, width)
                 if self.exact:
                     context = aligned_context(context, height, width, multiple)
@@ -217,7 +217,7 @@ class TilingMixin:
         feature_halo, head_halo = (_round_up(halo, multiple) for halo in self.split_receptive_fields)
         regions = _cores(height, width, _round_up(feature_region_size(self.scale, tile_size, feature_halo), multiple))
         total = sum(len(_cores(y1 - y0, x1 - x0, tile_size)) for y0, y1, x0, x1 in regions)
-        bar = progress_bar(total=total, desc="tiles", unit="tile", disable=not progress or total == 1, leave=False)
+        bar = self._progress(total=total, show=progress and total > 1)
         memory_format = self._prepare_model()
 
         def head(pixels: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:

@@ -46,7 +46,7 @@ from PIL import Image
 from torch import nn
 
 from ..logging_utils import ACCELERATE_CHECKPOINT_LOGGERS, MainProcessLogger, progress_bar, quiet_loggers
-from ..pipelines.gan import make_grid
+from ..pipelines.grid import make_grid
 from .checkpointing import (
     CheckpointableGenerator,
     TrainingDivergedError,
