@@ -182,6 +182,20 @@ def test_build_demo_has_both_tabs(models):
     assert dropdown.value == str(models["sr"])  # shown as the folder's name, its value the full path
 
 
+def test_space_app_reads_its_models_from_the_environment(monkeypatch, models):
+    import runpy
+
+    import gradio as gr
+
+    monkeypatch.setenv("HFMAGIC_DEMO_MODELS", f"{models['sr']}, org/other-x4")
+    monkeypatch.setenv("HFMAGIC_DEMO_GAN_MODELS", str(models["gan"]))
+    namespace = runpy.run_path(str(ROOT / "examples" / "app.py"), run_name="space_app")  # built, not launched
+    assert isinstance(namespace["demo"], gr.Blocks) and namespace["max_pixels"] == 1024 * 1024
+    dropdowns = {b.elem_id: b for b in namespace["demo"].blocks.values() if isinstance(b, gr.Dropdown)}
+    assert [value for _, value in dropdowns["sr-model"].choices] == [str(models["sr"]), "org/other-x4"]
+    assert [value for _, value in dropdowns["gan-model"].choices] == [str(models["gan"])]
+
+
 # --- the page, in a browser ----------------------------------------------------------------------
 
 
