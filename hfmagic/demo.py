@@ -105,11 +105,11 @@ class PipelineCache:
         return self._get("sr", model_id, lambda: SuperResolutionPipeline.from_pretrained(model_id, **options))
 
     def gan(self, model_id: str):
-        """The GAN pipeline (``hfmagic.DCGANPipeline``) of ``model_id``; ``DemoError`` when it cannot be loaded."""
-        from .pipelines import DCGANPipeline
+        """The :class:`~hfmagic.GANPipeline` of ``model_id``; ``DemoError`` when it cannot be loaded."""
+        from .pipelines import GANPipeline
 
         options = {"device": self.device} | ({"dtype": self.dtype} if self.dtype else {})
-        return self._get("gan", model_id, lambda: DCGANPipeline.from_pretrained(model_id, **options))
+        return self._get("gan", model_id, lambda: GANPipeline.from_pretrained(model_id, **options))
 
     def _get(self, kind: str, model_id: str, load: Callable[[], Any]):
         model_id = (model_id or "").strip()
@@ -364,8 +364,13 @@ def build_demo(
             return None, _error_status(err)
 
     def on_upscale(choice, typed, path, tile_size, progress=gr.Progress(track_tqdm=True)):
-        def report(done, total, desc):
-            progress((done, total) if total else None, desc=f"{desc or 'tiles'}", unit="tiles")
+        last = [0.0]
+
+        def report(done, total, desc):  # at most ~10 page updates a second, and the last one
+            now = time.monotonic()
+            if now - last[0] >= 0.1 or done == total:
+                last[0] = now
+                progress((done, total) if total else None, desc=desc or "tiles", unit="tiles")
 
         try:
             progress(0, desc="loading the model")
