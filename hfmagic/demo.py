@@ -48,6 +48,7 @@ __all__ = [
     "PipelineCache",
     "UpscaleResult",
     "build_demo",
+    "prune_outputs",
     "require_gradio",
     "sample_grid",
     "upscale_image",
@@ -282,6 +283,15 @@ def upscale_image(
     return UpscaleResult(before, after, output, path, seconds, load_seconds, describe(image), tile)
 
 
+def prune_outputs(folder: str | Path, max_age_seconds: float = 3600.0) -> None:
+    """Delete the per-call output folders of :func:`upscale_image` in ``folder`` older than
+    ``max_age_seconds`` (a long-running app would otherwise keep every PNG it wrote)."""
+    now = time.time()
+    for sub in Path(folder).glob("*/"):
+        if len(sub.name) == 12 and now - sub.stat().st_mtime > max_age_seconds:
+            shutil.rmtree(sub, ignore_errors=True)
+
+
 def _tile_size(value: int | float | None) -> int | None:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value == 0:
         return None
@@ -373,6 +383,7 @@ def build_demo(
                 progress((done, total) if total else None, desc=desc or "tiles", unit="tiles")
 
         try:
+            prune_outputs(workdir)
             progress(0, desc="loading the model")
             result = upscale_image(
                 cache, _choice(choice, typed), path, tile_size, workdir, report, max_input_pixels
@@ -390,7 +401,8 @@ def build_demo(
         took = time.perf_counter() - started
         return grid, f"{int(num_images)} image(s), seed {int(seed)}, grid {grid.width} x {grid.height}, {took:.2f} s."
 
-    with gr.Blocks(title=title, analytics_enabled=False) as demo:
+    # gradio copies each output into its cache: files older than an hour go, checked hourly
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             f"# {title}\nUpscale an image with a super-resolution model, or draw samples from a GAN generator. "
             "Models: a Hub id (`org/name`) or a local folder written by `save_pretrained` / `hfmagic convert`."

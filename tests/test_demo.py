@@ -103,8 +103,8 @@ def test_upscale_image_keeps_bit_depth_and_channels(cache, models, tmp_path, arr
 
 def test_tiles_report_progress(cache, models, photo, tmp_path):
     calls = []
-    result = upscale_image(cache, str(models["sr"]), photo, tile_size=16, output_dir=tmp_path, progress=lambda *a: calls.append(a))
-    assert result.size == (256, 256) and "tiles of 16 px" in result.summary()
+    result = upscale_image(cache, str(models["sr"]), photo, tile_size=32, output_dir=tmp_path, progress=lambda *a: calls.append(a))
+    assert result.size == (256, 256) and "tiles of 32 px" in result.summary()
     total = calls[-1][1]
     assert total >= 4 and calls[0][0] == 0 and calls[-1][0] == total  # 0/N ... N/N
     assert [done for done, _, _ in calls] == sorted(done for done, _, _ in calls)
@@ -115,6 +115,19 @@ def test_the_same_seed_gives_the_same_grid(cache, models):
     assert first.size == (2 + 2 * 18, 2 + 2 * 18)  # 2 x 2 images of 16 px, 2 px of padding
     assert np.array_equal(np.asarray(first), np.asarray(sample_grid(cache, str(models["gan"]), seed=3, num_images=4)))
     assert not np.array_equal(np.asarray(first), np.asarray(sample_grid(cache, str(models["gan"]), seed=4, num_images=4)))
+
+
+def test_old_outputs_are_pruned(cache, models, photo, tmp_path):
+    import time
+
+    old = upscale_image(cache, str(models["sr"]), photo, output_dir=tmp_path).path
+    new = upscale_image(cache, str(models["sr"]), photo, output_dir=tmp_path).path
+    hour_ago = time.time() - 3700
+    os.utime(old.parent, (hour_ago, hour_ago))
+    from hfmagic.demo import prune_outputs
+
+    prune_outputs(tmp_path)
+    assert not old.parent.exists() and new.is_file()
 
 
 def test_pipelines_are_loaded_once(cache, models):
