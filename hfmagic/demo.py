@@ -102,15 +102,17 @@ class PipelineCache:
         """The :class:`~hfmagic.SuperResolutionPipeline` of ``model_id``; ``DemoError`` when it cannot be loaded."""
         from .pipelines import SuperResolutionPipeline
 
-        options = {"device": self.device} | ({"dtype": self.dtype} if self.dtype else {})
-        return self._get("sr", model_id, lambda: SuperResolutionPipeline.from_pretrained(model_id, **options))
+        return self._get("sr", model_id, lambda: SuperResolutionPipeline.from_pretrained(model_id, **self._options()))
 
     def gan(self, model_id: str):
         """The :class:`~hfmagic.GANPipeline` of ``model_id``; ``DemoError`` when it cannot be loaded."""
         from .pipelines import GANPipeline
 
-        options = {"device": self.device} | ({"dtype": self.dtype} if self.dtype else {})
-        return self._get("gan", model_id, lambda: GANPipeline.from_pretrained(model_id, **options))
+        return self._get("gan", model_id, lambda: GANPipeline.from_pretrained(model_id, **self._options()))
+
+    def _options(self) -> dict[str, str]:
+        """Only what was chosen: the pipelines' own defaults otherwise."""
+        return {name: value for name, value in (("device", self.device), ("dtype", self.dtype)) if value is not None}
 
     def _get(self, kind: str, model_id: str, load: Callable[[], Any]):
         model_id = (model_id or "").strip()
@@ -274,7 +276,7 @@ def upscale_image(
     folder = Path(output_dir) if output_dir is not None else Path(tempfile.gettempdir()) / "hfmagic-demo"
     folder = folder / uuid.uuid4().hex[:12]  # one per call: users and runs do not overwrite each other
     folder.mkdir(parents=True, exist_ok=True)
-    scale = pipeline.scale
+    scale = _planes(output).shape[0] // height
     path = folder / f"{Path(image_path).stem}_x{scale}.png"
     save_image(output, path)
 
