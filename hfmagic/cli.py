@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare-div2k": ("hfmagic.commands.prepare_div2k", "Cut DIV2K (folder or zip) into HR sub-images as an HF dataset."),
     "evaluate": ("hfmagic.commands.evaluate", "PSNR/SSIM of a super-resolution model on Set5/Set14/... next to bicubic."),
     "evaluate-gan": ("hfmagic.commands.evaluate_gan", "SWD and MS-SSIM (and FID with local Inception weights) of a GAN generator."),
+    "demo": ("hfmagic.commands.demo", "Serve a Gradio page to upscale images and draw GAN samples in the browser."),
 }
 
 

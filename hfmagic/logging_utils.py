@@ -3,6 +3,8 @@
 - :func:`progress_bar`: tqdm on a terminal; elsewhere a :class:`LogProgress` that logs one line
   every ``HFMAGIC_PROGRESS_SECONDS`` (default 30) seconds or every ``HFMAGIC_PROGRESS_STEPS``
   steps, instead of a redraw per step (~110 bytes a step: ~180 MB for a 1M-step run).
+- :func:`progress_callback`: send every hfmagic progress bar of a block to a function instead
+  (the demo's page shows the tiles of an upscale so).
 - :func:`setup_logging`: the one log format of the scripts and the quieting of library output
   that tells the user nothing (transformers' "Loading weights" / "Writing model shards" bars,
   datasets' and the Hub's bars off a terminal).
@@ -20,6 +22,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, TextIO
 
@@ -30,6 +33,10 @@ PROGRESS_STEPS_ENV = "HFMAGIC_PROGRESS_STEPS"
 DEFAULT_PROGRESS_SECONDS = 30.0
 
 progress_logger = logging.getLogger("hfmagic.progress")
+# (done, total or None, desc) -> None; set by progress_callback for the current thread / task only
+_progress_callback: ContextVar[Callable[[int, int | None, str], None] | None] = ContextVar(
+    "hfmagic_progress_callback", default=None
+)
 
 
 def is_terminal(stream: TextIO | None = None) -> bool:
@@ -197,6 +204,9 @@ def progress_bar(
     """
     from tqdm.auto import tqdm
 
+    callback = _progress_callback.get()
+    if callback is not None and not disable:
+        return CallbackProgress(iterable, callback, total=total, desc=desc, initial=initial, unit=unit, leave=leave)
     if disable or is_terminal(file):
         return tqdm(iterable, total=total, desc=desc, initial=initial, unit=unit, disable=disable, leave=leave, file=file)
     if every_seconds is None:
@@ -208,6 +218,42 @@ def progress_bar(
         iterable, total=total, desc=desc, initial=initial, unit=unit, every_seconds=every_seconds,
         every_steps=every_steps, leave=leave, logger=logger,
     )
+
+
+class CallbackProgress(LogProgress):
+    """A progress "bar" that calls ``callback(done, total, desc)`` on every update (and once when
+    built) instead of drawing or logging; what :func:`progress_bar` returns inside
+    :func:`progress_callback`."""
+
+    def __init__(self, iterable: Iterable | None, callback: Callable[[int, int | None, str], None], **kwargs: Any):
+        super().__init__(iterable, every_seconds=None, **kwargs)
+        self.callback = callback
+        callback(self.n, self.total, self.desc)
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        self.callback(self.n, self.total, self.desc)
+
+    def _log(self, now: float) -> None:  # nothing to log: the callback has seen every step
+        self._logged_n = self.n
+
+
+@contextmanager
+def progress_callback(callback: Callable[[int, int | None, str], None]) -> Iterator[None]:
+    """Inside the block, every enabled hfmagic progress bar (the pipelines' tiles, GAN sampling)
+    calls ``callback(done, total, desc)`` when it advances instead of drawing; ``total`` may be
+    None. Context-local: other threads and asyncio tasks keep their bars.
+
+    ```python
+    >>> with progress_callback(lambda done, total, desc: print(f"{desc} {done}/{total}")):
+    ...     pipe(image, tile_size=64, progress=True)
+    ```
+    """
+    token = _progress_callback.set(callback)
+    try:
+        yield
+    finally:
+        _progress_callback.reset(token)
 
 
 @contextmanager

@@ -278,3 +278,23 @@ def test_upscale_to_a_file_has_no_redraws_nor_loading_bars(tmp_path):
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d - upscaling 3/3 \(100%\), .*", lines[-2]), text
     assert lines[-1] == f"hfmagic upscale: wrote 3 image(s) to {tmp_path / 'out'}"
     assert len(lines) <= 3, text  # (the dtype line), the progress line, the summary
+
+
+def test_progress_callback_receives_every_step_in_its_block_only():
+    import threading
+
+    from hfmagic.logging_utils import progress_bar, progress_callback
+
+    calls = []
+    with progress_callback(lambda done, total, desc: calls.append((done, total, desc))):
+        assert list(progress_bar(range(3), desc="tiles")) == [0, 1, 2]
+        bar = progress_bar(total=4, desc="regions")
+        bar.update(2)
+        bar.update(2)
+        bar.close()
+        list(progress_bar(range(2), disable=True))  # a disabled bar stays silent
+        other = threading.Thread(target=lambda: list(progress_bar(range(2), desc="other thread", every_seconds=1e9)))
+        other.start()
+        other.join()  # context-local: another thread's bar does not call it
+    list(progress_bar(range(2), desc="after", every_seconds=1e9))
+    assert calls == [(0, 3, "tiles"), (1, 3, "tiles"), (2, 3, "tiles"), (3, 3, "tiles"), (0, 4, "regions"), (2, 4, "regions"), (4, 4, "regions")]
