@@ -57,8 +57,9 @@ from .receptive_field import (
 from .super_resolution import SuperResolutionPipeline
 from .tiling import DEFAULT_TILE_OVERLAP, feature_region_size
 
-# The name the README, model cards and earlier releases use for the GAN pipeline.
+# The names the README, model cards and earlier releases use for the GAN pipeline.
 DCGANPipeline = GANPipeline
+StyleGAN2Pipeline = GANPipeline
 
 __all__ = [
     "AUTO_DTYPE",
@@ -66,6 +67,7 @@ __all__ = [
     "DTYPES",
     "DCGANPipeline",
     "GANPipeline",
+    "StyleGAN2Pipeline",
     "SuperResolutionPipeline",
     "feature_region_size",
     "make_grid",
