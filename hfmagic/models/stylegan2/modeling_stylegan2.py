@@ -24,6 +24,7 @@ from .ops_stylegan2 import (
     FusedBiasLeakyReLU,
     PixelNorm,
     UpsampleUpFIRDn,
+    _ConvWeight,
     _EqualizedLinear,
 )
 
@@ -209,8 +210,8 @@ class StyleGAN2PreTrainedModel(ModelCardMixin, PreTrainedModel):
             fill(module.bias, lambda t: t.fill_(module.bias_init))
         elif isinstance(module, (ModulatedConv2d, ConstantInput)):
             fill(module.weight if isinstance(module, ModulatedConv2d) else module.input, lambda t: t.normal_())
-        elif isinstance(module, EqualizedLRConv2d):
-            fill(module.conv.weight, lambda t: t.normal_())
+        elif isinstance(module, _ConvWeight):  # EqualizedLRConv2d's (transformers inits each tensor with its owner)
+            fill(module.weight, lambda t: t.normal_())
         elif isinstance(module, (FusedBiasLeakyReLU, ModulatedToRGB)):
             fill(module.bias, lambda t: t.zero_())
         elif isinstance(module, NoiseInjection):

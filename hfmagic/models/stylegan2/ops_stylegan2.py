@@ -230,6 +230,14 @@ class EqualLinearActModule(nn.Module):
         return fused_bias_leakyrelu(x, bias) if self.activate else x + bias
 
 
+class _ConvWeight(nn.Module):
+    """Holds the ``weight`` of :class:`EqualizedLRConv2d` under ``conv`` (mmcv's ``ConvModule.conv``)."""
+
+    def __init__(self, out_channels: int, in_channels: int, kernel_size: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
+
+
 class EqualizedLRConv2d(nn.Module):
     """A bias-free convolution with an equalized-lr ``weight`` (N(0, 1) at init, scaled by
     ``1 / sqrt(fan_in)``): mmcv's ``ConvModule`` inside MMagic's ``EqualizedLRConvModule``, whose
@@ -237,8 +245,7 @@ class EqualizedLRConv2d(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0):
         super().__init__()
-        self.conv = nn.Module()
-        self.conv.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
+        self.conv = _ConvWeight(out_channels, in_channels, kernel_size)
         self.stride, self.padding = stride, padding
         self.scale = 1.0 / math.sqrt(in_channels * kernel_size * kernel_size)
 
