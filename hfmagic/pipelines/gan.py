@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,8 +25,9 @@ def _to_pil(array: np.ndarray) -> Image.Image:
 
 
 class GANPipeline:
-    """Draw images from a GAN generator: any generator with ``sample_noise(num, generator)`` and
-    ``forward(noise)`` returning images in [-1, 1] (hfmagic exports it as ``DCGANPipeline`` too).
+    """Draw images from a GAN generator: any generator with ``sample_noise(num, generator)`` and a
+    ``forward`` taking that noise as its first argument and returning images in [-1, 1] (hfmagic
+    exports it under each GAN's name too, e.g. ``DCGANPipeline``).
 
     Args:
         generator: the generator model; moved to ``device``/``dtype`` and put in eval mode
@@ -81,6 +83,7 @@ class GANPipeline:
         seed: int | None = None,
         batch_size: int = 64,
         progress: bool = False,
+        truncation: float | None = None,
     ) -> list[Image.Image]:
         """Generate ``num_images`` PIL images ("RGB", or "L" for a one-channel generator).
 
@@ -94,13 +97,21 @@ class GANPipeline:
             raise ValueError(f"num_images must be >= 1, got {num_images}.")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        accepted = inspect.signature(self.model.forward).parameters
+        extra = {"randomize_noise": False} if "randomize_noise" in accepted else {}
+        if truncation is not None:
+            if "truncation" not in accepted:
+                raise ValueError(f"{type(self.model).__name__} has no truncation: leave truncation (--truncation) out.")
+            if not 0.0 <= truncation <= 1.0:
+                raise ValueError(f"truncation must be in [0, 1] (1: none), got {truncation}.")
+            extra["truncation"] = truncation
         rng = torch.Generator().manual_seed(seed) if seed is not None else None
         noise = self.model.sample_noise(num_images, generator=rng)
         images: list[Image.Image] = []
         chunks = noise.split(batch_size)
         for chunk in progress_bar(chunks, desc="sampling", disable=not progress, leave=False):
             with torch.inference_mode():
-                fakes = self.model(noise=chunk.to(device=self.device, dtype=self.dtype))
+                fakes = self.model(chunk.to(device=self.device, dtype=self.dtype), **extra)
             for fake in fakes:
                 images.append(_to_pil(to_uint8(fake, -1.0, 1.0)))
         return images

@@ -109,6 +109,22 @@ class StyleGAN2Config(PretrainedConfig):
             )
         super().__post_init__(**kwargs)
 
+    # The names hfmagic's GAN tools (model cards, the GAN loop) read, as DCGANConfig's fields.
+    @property
+    def image_size(self) -> int:
+        """The generated image side (`out_size`)."""
+        return self.out_size
+
+    @property
+    def num_channels(self) -> int:
+        """Image channels (`out_channels`)."""
+        return self.out_channels
+
+    @property
+    def noise_size(self) -> int:
+        """Length of the generator's noise z (`style_channels`)."""
+        return self.style_channels
+
     @property
     def discriminator_size(self) -> int:
         """The side of the images the discriminator scores (`in_size`, else `out_size`)."""
