@@ -478,7 +478,7 @@ def test_options_of_other_architectures_are_refused(tmp_path):
     ckpt = mmagic_checkpoint(MSRResNet(MSRResNetConfig(mid_channels=4, num_blocks=1)))
     with pytest.raises(ValueError, match=r"--res-scale \(res_scale=...\) only applies to EDSR, not MSRResNet"):
         convert_checkpoint(ckpt, res_scale=0.1)
-    with pytest.raises(ValueError, match=r"--no-bgr-to-rgb .* only applies to DCGAN, not MSRResNet"):
+    with pytest.raises(ValueError, match=r"--no-bgr-to-rgb .* only applies to DCGAN(, [^,]+)*, not MSRResNet"):
         convert_checkpoint(ckpt, bgr_to_rgb=False)
     config = DCGANConfig(image_size=16, noise_size=8, generator_base_channels=16, discriminator_base_channels=4)
     with pytest.raises(ValueError, match="--scale does not apply to DCGAN"):
