@@ -141,6 +141,9 @@ def _group_prefixes(state: Mapping, where: str) -> dict[str, dict]:
     """MMagic's keys grouped by network prefix; what lies outside them is logged as skipped."""
     groups: dict[str, dict] = {_EMA_PREFIX: {}, _GEN_PREFIX: {}, _DISC_PREFIX: {}}
     skipped: dict[str, int] = {}
+    if not any(k.startswith(_EMA_PREFIX) for k in state):
+        # MMGeneration's (MMagic 0.x) layout: the EMA generator as a plain copy, "generator_ema.*"
+        state = {(_EMA_PREFIX + k[len("generator_ema.") :] if k.startswith("generator_ema.") and k != "generator_ema.steps" else k): v for k, v in state.items()}
     for key, value in state.items():
         if not isinstance(value, torch.Tensor):
             raise ValueError(f"{where}[{key!r}] is a {type(value).__name__}, not a tensor.")
@@ -322,8 +325,8 @@ def convert_checkpoint(
         ema: convert the EMA generator (``generator_ema.module.*`` / ``params_ema``); ``False``: the
             raw generator; ``None`` (default): the EMA generator when the checkpoint holds one (what
             MMagic tests with), else the raw one.
-        bgr_to_rgb: DCGAN only: reverse the channels of MMagic's BGR-trained GAN
-            (see ``hfmagic/models/dcgan/convert_dcgan.py``).
+        bgr_to_rgb: GANs only: reverse the channels of MMagic's BGR-trained GANs (see the model
+            folder's ``convert_<arch>.py``); False for weights that are RGB already.
         res_scale: EDSR only: the residual scale, which the weights do not hold (default: 1.0,
             or 0.1 for the large EDSR with 256 features and 32 blocks).
         act_type: SRVGGNetCompact only: ``"relu"`` or ``"leakyrelu"`` for weights without PReLU

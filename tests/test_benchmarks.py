@@ -276,3 +276,12 @@ def test_bf16_quality_core_scores_both_dtypes_on_a_tiny_model(tmp_path):
     # the MMagic checkpoint it writes converts back to the same weights
     converted = convert_checkpoint(mmagic_checkpoint_of(model, tmp_path / "m.pth"), arch="msrresnet", scale=2)
     assert all(torch.equal(v, before[k]) for k, v in converted.state_dict().items())
+
+
+@pytest.mark.slow
+def test_bench_stylegan2_quick(tmp_path):
+    report = _run("bench_stylegan2.py", tmp_path)
+    rows = {r["variant"]: r for r in report["results"]}
+    assert set(rows) == {"hfmagic", "mmagic"} and report["settings"]["out_size"] == 8 and report["mmagic_reference"]
+    assert _positive(rows["hfmagic"]["seconds"]) and _positive(rows["hfmagic"]["speedup_vs_mmagic"])
+    assert rows["hfmagic"]["max_abs_diff"] <= 1e-5  # the same images as MMagic's module (or the literal reference)

@@ -11,6 +11,7 @@ TINY_CONFIGS = {
     "srvggnet_compact": {"mid_channels": 8, "num_convs": 2},
     "rrdbnet": {"mid_channels": 8, "num_blocks": 1, "growth_channels": 4},
     "dcgan": {"image_size": 16, "noise_size": 8, "generator_base_channels": 32, "discriminator_base_channels": 8},
+    "stylegan2": {"out_size": 16, "style_channels": 8, "num_mlps": 2, "max_channels": 8},
     "modified_vgg": {"mid_channels": 4},
     "unet_discriminator_sn": {"mid_channels": 4},
 }

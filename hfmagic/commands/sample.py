@@ -22,6 +22,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="Images generated per forward pass (default 64).")
     parser.add_argument("--device", default=None, help="Torch device, e.g. cuda, cpu (default: cuda when available).")
     parser.add_argument("--dtype", choices=DTYPE_CHOICES, default="float32", help="Compute precision (default float32).")
+    parser.add_argument(
+        "--truncation",
+        type=float,
+        default=None,
+        metavar="T",
+        help="Truncation in [0, 1] for style-based generators (e.g. 0.7: more typical, less varied images; default: none).",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +64,12 @@ def run(args: argparse.Namespace) -> int:
     from ..logging_utils import is_terminal
 
     # the pipeline's bar is diffusers' tqdm: on a terminal only (no redraws in logs)
-    images = pipeline(num_images=args.num_images, seed=args.seed, batch_size=args.batch_size, progress=is_terminal())
+    try:
+        images = pipeline(
+            num_images=args.num_images, seed=args.seed, batch_size=args.batch_size, progress=is_terminal(), truncation=args.truncation
+        )
+    except ValueError as err:
+        return error(f"--truncation: {err}" if args.truncation is not None and "truncation" in str(err) else str(err))
     output.mkdir(parents=True, exist_ok=True)
     digits = max(5, len(str(args.num_images - 1)))
     for i, image in enumerate(images):

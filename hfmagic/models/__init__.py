@@ -14,6 +14,7 @@ from .msrresnet import MSRResNet, MSRResNetConfig, MSRResNetConversion
 from .rrdbnet import RRDBNet, RRDBNetConfig, RRDBNetConversion
 from .sr_base import SuperResolutionConfig, SuperResolutionPreTrainedModel
 from .srcnn import SRCNN, SRCNNConfig, SRCNNConversion
+from .stylegan2 import StyleGAN2Config, StyleGAN2Conversion, StyleGAN2Discriminator, StyleGAN2Generator, StyleGAN2PreTrainedModel
 from .srvggnet_compact import SRVGGNetCompact, SRVGGNetCompactConfig, SRVGGNetCompactConversion
 from .unet_discriminator_sn import UNetDiscriminatorSN, UNetDiscriminatorSNConfig, UNetDiscriminatorSNConversion
 
@@ -142,6 +143,7 @@ for _config, _model, _conversion in (
     (SRVGGNetCompactConfig, SRVGGNetCompact, SRVGGNetCompactConversion()),
     (RRDBNetConfig, RRDBNet, RRDBNetConversion()),
     (DCGANConfig, DCGANGenerator, DCGANConversion()),
+    (StyleGAN2Config, StyleGAN2Generator, StyleGAN2Conversion()),
     (ModifiedVGGConfig, ModifiedVGGDiscriminator, ModifiedVGGConversion()),
     (UNetDiscriminatorSNConfig, UNetDiscriminatorSN, UNetDiscriminatorSNConversion()),
 ):
@@ -172,6 +174,10 @@ __all__ = [
     "DCGANGenerator",
     "DCGANDiscriminator",
     "DCGANPreTrainedModel",
+    "StyleGAN2Config",
+    "StyleGAN2Generator",
+    "StyleGAN2Discriminator",
+    "StyleGAN2PreTrainedModel",
     "DiscriminatorConfig",
     "DiscriminatorPreTrainedModel",
     "ModifiedVGGConfig",

@@ -67,15 +67,15 @@ from .receptive_field import (
 from .tiling import DEFAULT_TILE_OVERLAP, feature_region_size
 
 # The pipeline classes import diffusers: loaded on first use (PEP 562), module by name.
-# DCGANPipeline is the name the README, model cards and earlier releases use for the GAN pipeline.
-_LAZY = {"SuperResolutionPipeline": "super_resolution", "GANPipeline": "gan", "DCGANPipeline": "gan"}
+# DCGANPipeline / StyleGAN2Pipeline: the GAN pipeline under the names the README and model cards use.
+_LAZY = {"SuperResolutionPipeline": "super_resolution", "GANPipeline": "gan", "DCGANPipeline": "gan", "StyleGAN2Pipeline": "gan"}
 
 
 def __getattr__(name: str):
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'hfmagic.pipelines' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), "GANPipeline" if name == "DCGANPipeline" else name)
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), "GANPipeline" if module == "gan" else name)
     globals()[name] = value
     return value
 
@@ -89,6 +89,7 @@ __all__ = [
     "DTYPES",
     "DCGANPipeline",
     "GANPipeline",
+    "StyleGAN2Pipeline",
     "SuperResolutionPipeline",
     "feature_region_size",
     "make_grid",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import torch
@@ -18,8 +19,9 @@ __all__ = ["GANPipeline", "make_grid"]
 
 
 class GANPipeline(HFMagicPipeline):
-    """Draw images from a GAN generator: any generator with ``sample_noise(num, generator)`` and
-    ``forward(noise)`` returning images in [-1, 1] (hfmagic exports it as ``DCGANPipeline`` too).
+    """Draw images from a GAN generator: any generator with ``sample_noise(num, generator)`` and a
+    ``forward`` taking that noise as its first argument and returning images in [-1, 1] (hfmagic
+    exports it under each GAN's name too, e.g. ``DCGANPipeline``).
 
     A diffusers ``DiffusionPipeline`` with one component, ``generator`` (also ``.model``):
     ``save_pretrained(folder)`` writes ``model_index.json`` and ``generator/``; :meth:`from_pretrained`
@@ -97,11 +99,13 @@ class GANPipeline(HFMagicPipeline):
         seed: int | None = None,
         batch_size: int = 64,
         progress: bool = False,
+        truncation: float | None = None,
         return_dict: bool = False,
     ) -> list[Image.Image] | ImagePipelineOutput:
         """Generate ``num_images`` PIL images ("RGB", or "L" for a one-channel generator); with
         ``return_dict``, diffusers' ``ImagePipelineOutput(images=[...])``. ``progress`` shows a bar over
-        batches (``self.progress_bar``, set up with ``set_progress_bar_config``).
+        batches (``self.progress_bar``, set up with ``set_progress_bar_config``). ``truncation`` (for
+        generators whose forward takes it, e.g. StyleGAN2) pulls the latents towards the mean latent.
 
         The noise for all images is drawn first, on CPU, from ``torch.Generator().manual_seed(seed)``,
         so a seed gives the same noise on every device and for every ``batch_size`` (on CPU the
@@ -113,13 +117,21 @@ class GANPipeline(HFMagicPipeline):
             raise ValueError(f"num_images must be >= 1, got {num_images}.")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        accepted = inspect.signature(self.generator.forward).parameters
+        extra = {"randomize_noise": False} if "randomize_noise" in accepted else {}
+        if truncation is not None:
+            if "truncation" not in accepted:
+                raise ValueError(f"{type(self.generator).__name__} has no truncation: leave truncation (--truncation) out.")
+            if not 0.0 <= truncation <= 1.0:
+                raise ValueError(f"truncation must be in [0, 1] (1: none), got {truncation}.")
+            extra["truncation"] = truncation
         rng = torch.Generator().manual_seed(seed) if seed is not None else None
         noise = self.generator.sample_noise(num_images, generator=rng)
         images: list[Image.Image] = []
         device, dtype = self.device, self.dtype
         for chunk in self._progress(noise.split(batch_size), show=progress):
             with torch.inference_mode():
-                fakes = self.generator(noise=chunk.to(device=device, dtype=dtype))
+                fakes = self.generator(chunk.to(device=device, dtype=dtype), **extra)
             for fake in fakes:
                 images.append(to_pil(to_uint8(fake, -1.0, 1.0)))
         return ImagePipelineOutput(images=images) if return_dict else images
