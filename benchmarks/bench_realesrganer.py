@@ -63,12 +63,27 @@ DEFAULT_IMAGE = ROOT / "hfmagic" / "assets" / "sr" / "train" / "coffee.png"
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common_arguments(parser)
-    parser.add_argument("--size", nargs=2, type=int, default=None, metavar=("W", "H"), help="LR input size (default 250 188; --quick 48 36)")
+    parser.add_argument(
+        "--size", nargs=2, type=int, default=None, metavar=("W", "H"), help="LR input size (default 250 188; --quick 48 36)"
+    )
     parser.add_argument("--tile", type=int, default=None, help="RealESRGANer's tile (default 128; --quick 16)")
     parser.add_argument("--tile-pad", type=int, default=10, help="RealESRGANer's tile_pad (default 10)")
-    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="photo to center-crop to W:H and resize (default: the embedded coffee.png)")
-    parser.add_argument("--weight-gain", type=float, default=10.0, help="factor on every conv weight after hfmagic's init (default 10: Kaiming-normal without ESRGAN's 0.1)")
-    parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--image", type=Path, default=DEFAULT_IMAGE, help="photo center-cropped to W:H and resized (default: coffee.png)"
+    )
+    parser.add_argument(
+        "--weight-gain",
+        type=float,
+        default=10.0,
+        help="factor on every conv weight after hfmagic's init (default 10: Kaiming-normal without ESRGAN's 0.1)",
+    )
+    parser.add_argument(
+        "--hfmagic-tile-size",
+        type=int,
+        default=None,
+        help="also time pipe(image, tile_size=N) (not the default call; two-stage tiling) in the rounds",
+    )
+    parser.add_argument("--worker", choices=(*VARIANTS, "hfmagic_tiled"), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats is None:  # one pass is ~1.7 TFLOP: few rounds
@@ -111,7 +126,7 @@ class BareRRDBNet(nn.Module):
     """BasicSR's ``RRDBNet`` at x4 (the network of RealESRGAN_x4plus), with its parameter names, which
     are hfmagic's too: a ``state_dict`` moves between them unchanged."""
 
-    def __init__(self, mid_channels: int = 64, num_blocks: int = 23, growth_channels: int = 32, in_channels: int = 3, out_channels: int = 3):
+    def __init__(self, mid_channels: int = 64, num_blocks: int = 23, growth_channels: int = 32, in_channels: int = 3):
         super().__init__()
         mid = mid_channels
         self.conv_first = nn.Conv2d(in_channels, mid, 3, 1, 1)
@@ -120,7 +135,7 @@ class BareRRDBNet(nn.Module):
         self.conv_up1 = nn.Conv2d(mid, mid, 3, 1, 1)
         self.conv_up2 = nn.Conv2d(mid, mid, 3, 1, 1)
         self.conv_hr = nn.Conv2d(mid, mid, 3, 1, 1)
-        self.conv_last = nn.Conv2d(mid, out_channels, 3, 1, 1)
+        self.conv_last = nn.Conv2d(mid, in_channels, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(0.2, inplace=True)
 
     def forward(self, x):
@@ -131,7 +146,10 @@ class BareRRDBNet(nn.Module):
         return self.conv_last(self.lrelu(self.conv_hr(feat)))
 
 
-def tile_grid(height: int, width: int, tile: int, pad: int) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int]]]:
+Region = tuple[int, int, int, int]  # y0, y1, x0, x1
+
+
+def tile_grid(height: int, width: int, tile: int, pad: int) -> list[tuple[Region, Region]]:
     """RealESRGANer's tiles: (core, padded input) as (y0, y1, x0, x1) LR regions; cores of ``tile``
     pixels from the top-left (smaller at the bottom/right), each padded by ``pad`` within the image."""
     grid = []
@@ -176,7 +194,8 @@ class RealESRGANerRepro:
 
     def post_process(self) -> torch.Tensor:
         h, w = self.output.shape[-2:]
-        self.output = self.output[:, :, : h - (self.mod_pad_h + self.pre_pad) * self.scale, : w - (self.mod_pad_w + self.pre_pad) * self.scale]
+        crop_h, crop_w = ((pad + self.pre_pad) * self.scale for pad in (self.mod_pad_h, self.mod_pad_w))
+        self.output = self.output[:, :, : h - crop_h, : w - crop_w]
         return self.output
 
     @torch.no_grad()
@@ -258,24 +277,30 @@ def worker(args) -> None:
         dtype = "float32"
     else:
         pipe = hfmagic.SuperResolutionPipeline(net, device=device)
-        out = np.asarray(pipe(image))
+        out = np.asarray(pipe(image, tile_size=args.hfmagic_tile_size if args.worker == "hfmagic_tiled" else None))
         dtype = str(pipe.dtype).removeprefix("torch.")
     seconds = time.perf_counter() - start
     peak = _rss_mb()
-    np.save(args.workdir / f"out_{args.worker}.npy", out)
+    if args.worker != "hfmagic_tiled":
+        np.save(args.workdir / f"out_{args.worker}.npy", out)
     if args.worker == "realesrganer":
         np.save(args.workdir / "float_realesrganer.npy", upsampler.output[0].cpu().numpy())
     else:
         limit = getattr(pipe, "auto_tile_pixels", None)
-        dtype_info = {"auto_tile_pixels": limit, "automatic_tiling": bool(limit is not None and out.shape[0] * out.shape[1] > limit)}
-    result = {"variant": args.worker, "seconds": seconds, "peak_rss_mb": peak, "baseline_rss_mb": base, "dtype": dtype, "load_average_1min": round(os.getloadavg()[0], 2)}
-    if args.worker == "hfmagic":
+        tiled = args.worker == "hfmagic_tiled" or (limit is not None and out.shape[0] * out.shape[1] > limit)
+        dtype_info = {"auto_tile_pixels": limit, "automatic_tiling": bool(tiled)}
+    result = {"variant": args.worker, "seconds": seconds, "peak_rss_mb": peak, "baseline_rss_mb": base, "dtype": dtype}
+    result["load_average_1min"] = round(os.getloadavg()[0], 2)
+    if args.worker != "realesrganer":
         result.update(dtype_info)
     print(json.dumps(result))
 
 
 def run_worker(args, variant: str, workdir: Path) -> dict:
-    command = [sys.executable, os.path.abspath(__file__), "--worker", variant, "--workdir", str(workdir), "--tile", str(args.tile), "--tile-pad", str(args.tile_pad), "--device", args.device]
+    command = [sys.executable, os.path.abspath(__file__), "--worker", variant, "--workdir", str(workdir)]
+    command += ["--tile", str(args.tile), "--tile-pad", str(args.tile_pad), "--device", args.device]
+    if args.hfmagic_tile_size:
+        command += ["--hfmagic-tile-size", str(args.hfmagic_tile_size)]
     if args.threads:
         command += ["--threads", str(args.threads)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
@@ -361,25 +386,37 @@ def main(argv=None) -> dict:
         work = work_ratio(height, width, args.tile, args.tile_pad)
         log(
             f"RRDBNet x4 {width}x{height} -> {width * scale}x{height * scale}, {args.repeats} rounds; RealESRGANer tile "
-            f"{args.tile} pad {args.tile_pad} ({len(tile_grid(height, width, args.tile, args.tile_pad))} tiles, work {work:.3f}x); load {loads[0]}"
+            f"{args.tile} pad {args.tile_pad} ({len(tile_grid(height, width, args.tile, args.tile_pad))} tiles, "
+            f"work {work:.3f}x); "
+            f"load {loads[0]}"
         )
 
         # -- timed rounds, one fresh process per call, interleaved
         rows: list[dict] = []
         report["rounds"] = rows
+        variants = VARIANTS + (("hfmagic_tiled",) if args.hfmagic_tile_size else ())
         for r in range(args.repeats):
-            for variant in VARIANTS if r % 2 == 0 else VARIANTS[::-1]:
+            for variant in variants if r % 2 == 0 else variants[::-1]:
                 row = run_worker(args, variant, workdir)
                 row["round"] = r
                 rows.append(row)
-                log(f"  round {r + 1}/{args.repeats} {variant:12s} {row['seconds']:7.2f} s  peak {row['peak_rss_mb']:6.0f} MB ({row['dtype']}, load {row['load_average_1min']})")
+                log(
+                    f"  round {r + 1}/{args.repeats} {variant:13s} {row['seconds']:7.2f} s  peak {row['peak_rss_mb']:6.0f} MB "
+                    f"({row['dtype']}, load {row['load_average_1min']})"
+                )
                 save_partial(args, report)
-        med = {v: {k: statistics.median(row[k] for row in rows if row["variant"] == v) for k in ("seconds", "peak_rss_mb", "baseline_rss_mb")} for v in VARIANTS}
+        keys = ("seconds", "peak_rss_mb", "baseline_rss_mb")
+        med = {v: {k: statistics.median(row[k] for row in rows if row["variant"] == v) for k in keys} for v in variants}
+        # the ratio within each round too (its two calls ran minutes apart at most): robust to load drifting
+        seconds = {(row["round"], row["variant"]): row["seconds"] for row in rows}
+        per_round = [seconds[r, "realesrganer"] / seconds[r, "hfmagic"] for r in range(args.repeats)]
         hf_row = next(row for row in rows if row["variant"] == "hfmagic")
         summary = {
             "realesrganer_seconds": med["realesrganer"]["seconds"],
             "hfmagic_seconds": med["hfmagic"]["seconds"],
             "speedup": med["realesrganer"]["seconds"] / med["hfmagic"]["seconds"],
+            "speedup_per_round": per_round,
+            "speedup_median_of_rounds": statistics.median(per_round),
             "realesrganer_peak_rss_mb": med["realesrganer"]["peak_rss_mb"],
             "hfmagic_peak_rss_mb": med["hfmagic"]["peak_rss_mb"],
             "realesrganer_call_rss_mb": med["realesrganer"]["peak_rss_mb"] - med["realesrganer"]["baseline_rss_mb"],
@@ -388,6 +425,8 @@ def main(argv=None) -> dict:
             "hfmagic_automatic_tiling": hf_row.get("automatic_tiling"),
             "realesrganer_work_ratio": work,
         }
+        if args.hfmagic_tile_size:
+            summary["hfmagic_tiled"] = {"tile_size": args.hfmagic_tile_size, **med["hfmagic_tiled"]}
         summary["speedup_target_met"] = summary["speedup"] >= 1.3
         summary["lower_peak"] = summary["hfmagic_peak_rss_mb"] < summary["realesrganer_peak_rss_mb"]
         report["summary"] = summary
@@ -437,22 +476,39 @@ def main(argv=None) -> dict:
     report["machine"]["load_average_1min_start_end"] = loads
 
     s, e = summary, equality
-    rf, rt, hu, pf, pu = (e[k] for k in ("realesrganer_vs_whole_float", "realesrganer_vs_whole_uint8", "hfmagic_default_vs_whole_uint8", "hfmagic_fp32_pipeline_vs_whole_float", "hfmagic_fp32_pipeline_vs_whole_uint8"))
+    names = ("realesrganer_vs_whole_float", "realesrganer_vs_whole_uint8", "hfmagic_default_vs_whole_uint8")
+    rf, rt, hu = (e[k] for k in names)
+    pf, pu = e["hfmagic_fp32_pipeline_vs_whole_float"], e["hfmagic_fp32_pipeline_vs_whole_uint8"]
+    mode = "automatic tiling" if s["hfmagic_automatic_tiling"] else "whole image"
+    rounds = ", ".join(f"{r:.2f}" for r in s["speedup_per_round"])
     table = [
-        f"RRDBNet x4 {width}x{height} -> {width * scale}x{height * scale} ({args.image.name}), {args.repeats} interleaved rounds, "
-        f"torch threads {report['machine']['torch_threads']}, load {loads[0]} -> {loads[-1]}",
-        f"  RealESRGANer (tile {args.tile}, pad {args.tile_pad}, fp32): {s['realesrganer_seconds']:.2f} s, peak RSS {s['realesrganer_peak_rss_mb']:.0f} MB (call +{s['realesrganer_call_rss_mb']:.0f}), work {work:.3f}x",
-        f"  hfmagic default ({s['hfmagic_dtype']}{', automatic tiling' if s['hfmagic_automatic_tiling'] else ', whole image'}): "
-        f"{s['hfmagic_seconds']:.2f} s, peak RSS {s['hfmagic_peak_rss_mb']:.0f} MB (call +{s['hfmagic_call_rss_mb']:.0f})",
-        f"  speedup {s['speedup']:.2f}x (target 1.3x: {'met' if s['speedup_target_met'] else 'NOT met'}); "
+        f"RRDBNet x4 {width}x{height} -> {width * scale}x{height * scale} ({args.image.name}), {args.repeats} interleaved "
+        f"rounds, torch threads {report['machine']['torch_threads']}, load {loads[0]} -> {loads[-1]}",
+        f"  RealESRGANer (tile {args.tile}, pad {args.tile_pad}, fp32): {s['realesrganer_seconds']:.2f} s, "
+        f"peak RSS {s['realesrganer_peak_rss_mb']:.0f} MB (call +{s['realesrganer_call_rss_mb']:.0f}), work {work:.3f}x",
+        f"  hfmagic default ({s['hfmagic_dtype']}, {mode}): {s['hfmagic_seconds']:.2f} s, "
+        f"peak RSS {s['hfmagic_peak_rss_mb']:.0f} MB (call +{s['hfmagic_call_rss_mb']:.0f})",
+    ]
+    if "hfmagic_tiled" in s:
+        t = s["hfmagic_tiled"]
+        table.append(
+            f"  hfmagic tile_size={t['tile_size']} (not the default): {t['seconds']:.2f} s, "
+            f"peak RSS {t['peak_rss_mb']:.0f} MB (call +{t['peak_rss_mb'] - t['baseline_rss_mb']:.0f})"
+        )
+    table += [
+        f"  speedup {s['speedup']:.2f}x (per round {rounds}; target 1.3x: {'met' if s['speedup_target_met'] else 'NOT met'}); "
         f"peak {'lower' if s['lower_peak'] else 'NOT lower'} for hfmagic",
-        f"  vs the whole-image fp32 forward (output mean {e['whole_image_fp32_output_mean']:.3f}, std {e['whole_image_fp32_output_std']:.3f}):",
-        f"    RealESRGANer float: max {rf['max']:.2e} at {rf['max_at_yx']} ({rf['max_distance_to_tile_border_px']} px from a tile border); "
-        f"mean within {band} px of borders {rf['mean_near_borders']:.2e}, elsewhere {rf['mean_elsewhere']:.2e} (max {rf['max_elsewhere']:.2e})",
+        f"  vs the whole-image fp32 forward (output mean {e['whole_image_fp32_output_mean']:.3f}, "
+        f"std {e['whole_image_fp32_output_std']:.3f}):",
+        f"    RealESRGANer float: max {rf['max']:.2e} at {rf['max_at_yx']} ({rf['max_distance_to_tile_border_px']} px from a "
+        f"tile border); mean within {band} px of borders {rf['mean_near_borders']:.2e}, elsewhere "
+        f"{rf['mean_elsewhere']:.2e} (max {rf['max_elsewhere']:.2e})",
         f"    RealESRGANer uint8: max {rt['max']:.0f} levels, {100 * rt['pixels_differing_fraction']:.2f}% pixels differ, "
         f"{100 * rt['differing_pixels_near_borders_fraction']:.0f}% of them within {band} px of a tile border",
-        f"    hfmagic default uint8 ({s['hfmagic_dtype']}): max {hu['max']:.0f} levels, {100 * hu['pixels_differing_fraction']:.2f}% pixels differ",
-        f"    hfmagic pipeline fp32: float max {pf['max']:.2e}, uint8 max {pu['max']:.0f} levels ({100 * pu['pixels_differing_fraction']:.3f}% pixels)",
+        f"    hfmagic default uint8 ({s['hfmagic_dtype']}): max {hu['max']:.0f} levels, "
+        f"{100 * hu['pixels_differing_fraction']:.2f}% pixels differ",
+        f"    hfmagic pipeline fp32: float max {pf['max']:.2e}, uint8 max {pu['max']:.0f} levels "
+        f"({100 * pu['pixels_differing_fraction']:.3f}% pixels)",
     ]
     emit(args, report, table)
     return report
