@@ -130,6 +130,33 @@ def test_bench_train_quick(tmp_path):
     assert "--num_threads" in launch["launcher_threads_reason"] and launch["batch_size"] == 4
 
 
+@pytest.mark.slow
+def test_bench_realesrganer_quick(tmp_path):
+    from hfmagic.pipelines.device import _cpu_has_native_bf16  # what "auto" sees in the workers
+
+    report = _run("bench_realesrganer.py", tmp_path)
+    settings, summary, eq = report["settings"], report["summary"], report["equality"]
+    assert settings["input_wh"] == [48, 36] and settings["output_wh"] == [192, 144]
+    assert settings["realesrganer"] == {"tile": 16, "tile_pad": 10, "pre_pad": 0, "half": False, "dtype": "float32"}
+    # interleaved rounds, one process per call: A, B then B, A
+    assert [r["variant"] for r in report["rounds"]] == ["realesrganer", "hfmagic", "hfmagic", "realesrganer"]
+    for r in report["rounds"]:
+        assert _positive(r["seconds"]) and r["peak_rss_mb"] >= r["baseline_rss_mb"] > 50
+    assert summary["hfmagic_dtype"] == ("bfloat16" if _cpu_has_native_bf16() else "float32")
+    assert summary["speedup"] == pytest.approx(summary["realesrganer_seconds"] / summary["hfmagic_seconds"])
+    # 3x3 tiles of 16 with up to 10 px of context, clamped at the border: x 26 + 36 + 26, y 26 + 30 + 14
+    assert summary["realesrganer_work_ratio"] == pytest.approx((26 + 36 + 26) * (26 + 30 + 14) / (48 * 36))
+    assert eq["bare_vs_hfmagic_module_max_abs"] <= 1e-5  # BasicSR's module and hfmagic's: same weights, same output
+    assert 0.3 < eq["whole_image_fp32_output_mean"] < 0.7 and eq["whole_image_fp32_output_std"] > 0.1  # image-like
+    # the float32 pipeline is the whole-image forward up to float rounding; the tiler's seams lie along its tile borders
+    assert eq["hfmagic_fp32_pipeline_vs_whole_float"]["max"] <= 1e-4
+    assert eq["hfmagic_fp32_pipeline_vs_whole_uint8"]["max"] <= 1
+    seams = eq["realesrganer_vs_whole_float"]
+    assert seams["max"] > 1e-6 and seams["max_distance_to_tile_border_px"] < eq["border_band_hr_px"]
+    assert seams["mean_near_borders"] > seams["mean_elsewhere"]
+    assert eq["hfmagic_default_vs_whole_uint8"]["max"] <= (10 if summary["hfmagic_dtype"] == "bfloat16" else 1)
+
+
 def test_bench_train_data_part_without_datasets_and_partial_json(tmp_path):
     # the GPU machine has no `datasets`: the device path is still measured, and the JSON written
     out = tmp_path / "data.json"
