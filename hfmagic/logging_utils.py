@@ -238,6 +238,12 @@ class CallbackProgress(LogProgress):
         self._logged_n = self.n
 
 
+def has_progress_callback() -> bool:
+    """Whether a :func:`progress_callback` is active here (code with bars of its own, such as the
+    diffusers pipelines' tqdm, then uses :func:`progress_bar` so that the callback sees them)."""
+    return _progress_callback.get() is not None
+
+
 @contextmanager
 def progress_callback(callback: Callable[[int, int | None, str], None]) -> Iterator[None]:
     """Inside the block, every enabled hfmagic progress bar (the pipelines' tiles, GAN sampling)

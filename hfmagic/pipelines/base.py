@@ -36,6 +36,7 @@ from diffusers import DiffusionPipeline
 from huggingface_hub.errors import EntryNotFoundError
 from tqdm.auto import tqdm
 
+from ..logging_utils import has_progress_callback, progress_bar
 from .device import resolve_device
 
 __all__ = ["HFMagicPipeline", "pipeline_index"]
@@ -134,6 +135,9 @@ class HFMagicPipeline(DiffusionPipeline):
         ``show``, otherwise a silent one with the same interface."""
         if not show:
             return tqdm(iterable, total=total, disable=True)
+        if has_progress_callback():  # e.g. the demo's page: hfmagic's bar calls it on every step
+            desc = getattr(self, "_progress_bar_config", {}).get("desc") or "tiles"
+            return progress_bar(iterable, total=total, desc=desc)
         return self.progress_bar(iterable=iterable, total=total)
 
     def _weights_to_save(self) -> torch.nn.Module:
