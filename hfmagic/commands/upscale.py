@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="Hub id or local folder of a super-resolution model (config.json + weights): hfmagic's, or transformers' Swin2SR.")
     parser.add_argument("--output", required=True, metavar="DIR", help="Folder for the results, one PNG per input named after it (16-bit PNG for 16-bit inputs).")
     parser.add_argument("--tile", type=int, default=None, metavar="N", help="Process the image in N x N LR-pixel tiles (bounds memory; default: whole image, "
-        "or automatic two-stage tiles for outputs above 2048x2048 pixels).")
+        "or automatic two-stage tiles for outputs above 512x512 pixels).")
     parser.add_argument(
         "--tile-overlap",
         type=int,

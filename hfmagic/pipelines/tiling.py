@@ -31,10 +31,13 @@ _MIN_FEATURE_REGION = 512
 
 
 # Outputs of more pixels than this are tiled even when no tile_size is given (two-stage, split
-# models, not exact), with head tiles of _AUTO_HEAD_TILE output pixels a side: a whole 4000x3000
-# x4 output holds ~7 GB of float maps in MSRResNet's head and RRDBNet's (measured, RESULTS.md).
-AUTO_TILE_PIXELS = 2048 * 2048
-_AUTO_HEAD_TILE = 1024
+# models, not exact), with head tiles of _AUTO_HEAD_TILE output pixels a side: the head's 64-channel
+# maps at output resolution are what a whole pass holds (~7 GB of floats for a 4000x3000 x4 output
+# of MSRResNet or RRDBNet); 512-pixel head tiles bound them at 32 MB each in bf16 (64 MB in fp32),
+# below Real-ESRGAN's own 128-pixel tiler at a x4 1000x750 output (bench_realesrganer.py), at the
+# cost of an 8-pixel halo per head tile. The trunk still runs on large regions.
+AUTO_TILE_PIXELS = 512 * 512
+_AUTO_HEAD_TILE = 512
 
 
 def feature_region_size(scale: int, tile_size: int, feature_halo: int = 0) -> int:

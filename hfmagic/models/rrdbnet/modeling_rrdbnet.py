@@ -27,10 +27,24 @@ class ResidualDenseBlock(nn.Module):
         mark_init_scale(self, 0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        feats = [x]
+        if torch.is_grad_enabled():  # autograd keeps every conv's input: MMagic's concatenations
+            feats = [x]
+            for i in range(1, 5):
+                feats.append(self.lrelu(getattr(self, f"conv{i}")(torch.cat(feats, 1))))
+            return x + self.conv5(torch.cat(feats, 1)) * _RES_SCALE
+        # Inference: one buffer whose growing channel prefixes the convs read, instead of a new
+        # concatenation per conv. The same numbers (bitwise), about a fifth less peak memory in the
+        # trunk (bench_realesrganer.py: the trunk dominates RRDBNet's peak on whole images).
+        channels, growth = x.shape[1], self.conv1.out_channels
+        channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        buffer = x.new_empty((x.shape[0], channels + 4 * growth, *x.shape[2:])).contiguous(
+            memory_format=torch.channels_last if channels_last else torch.contiguous_format
+        )
+        buffer[:, :channels] = x
         for i in range(1, 5):
-            feats.append(self.lrelu(getattr(self, f"conv{i}")(torch.cat(feats, 1))))
-        return x + self.conv5(torch.cat(feats, 1)) * _RES_SCALE
+            start = channels + (i - 1) * growth
+            buffer[:, start:start + growth] = self.lrelu(getattr(self, f"conv{i}")(buffer[:, :start]))
+        return self.conv5(buffer).mul_(_RES_SCALE).add_(x)
 
 
 class RRDB(nn.Module):
