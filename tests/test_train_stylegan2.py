@@ -454,3 +454,18 @@ def test_script_without_arguments_is_a_smoke_run(tmp_path):
     card = (final / "README.md").read_text()
     assert "lazy R1 (HWC) weight 5 x 16" in card and "smoke run" in card
     assert (tmp_path / "stylegan2-output" / "checkpoint-300" / "hfmagic_state.json").exists()
+
+
+def test_inception_from_a_local_file_or_the_hub(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    script = _import_script()
+    local = tmp_path / "inception.pt"
+    local.write_bytes(b"x")
+    assert script.resolve_inception(str(local)) == str(local) and script.resolve_inception(None) is None
+    calls = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo, name: calls.append((repo, name)) or "/cache/file.pt")
+    assert script.resolve_inception("me/metrics/weights/inception-2015-12-05.pt") == "/cache/file.pt"
+    assert calls == [("me/metrics", "weights/inception-2015-12-05.pt")]
+    with pytest.raises(FileNotFoundError, match="neither a file nor 'repo_id/filename'"):
+        script.resolve_inception("missing.pt")
