@@ -469,3 +469,19 @@ def test_inception_from_a_local_file_or_the_hub(tmp_path, monkeypatch):
     assert calls == [("me/metrics", "weights/inception-2015-12-05.pt")]
     with pytest.raises(FileNotFoundError, match="neither a file nor 'repo_id/filename'"):
         script.resolve_inception("missing.pt")
+
+
+def test_script_bf16_autocast_with_both_regularisers(tmp_path, caplog):
+    """bf16 autocast: accelerate hands back fp32 copies of a forward's outputs, which must not cut the
+    path-length (latents -> images) or R1 (reals -> logits) gradients."""
+    import logging
+
+    script = _import_script()
+    caplog.set_level(logging.INFO, logger="train_stylegan2")
+    final = script.main(script.parse_args([*TINY, "--train_batch_size", "4", "--max_train_steps", "3", "--r1_interval", "1",
+                                           "--pl_interval", "1", "--mixed_precision", "bf16", "--checkpointing_steps", "0",
+                                           "--save_images_steps", "0", "--num_sample_images", "4", "--report_to", "none",
+                                           "--output_dir", str(tmp_path / "run")]))
+    assert "Mixed precision type: bf16" in caplog.text
+    weights = load_file(final / "model.safetensors")
+    assert all(torch.isfinite(w).all() for w in weights.values())

@@ -20,8 +20,8 @@ Every random draw of the training (z, style mixing, the injected noise maps, ``y
 checkpointed ``noise_generator``, so a resumed run is exact. The generator must take MMagic's
 style-based arguments: ``generator(None, num_batches=n, generator=g)`` draws its own styles (mixing
 them with its ``mix_prob`` in training), ``generator(z, generator=g)`` takes z,
-``return_latents=True`` returns ``{"fake_img", "latent"}`` and ``randomize_noise=False`` uses its
-stored noise maps (the sample grids).
+``return_latent_only=True`` returns the (N, L, D) per-layer latents, ``input_is_latent=True``
+takes them back, and ``randomize_noise=False`` uses its stored noise maps (the sample grids).
 
 The lazy-regularisation correction of Adam (fewer, larger regularisation steps) is
 :func:`lazy_regularization_adam`; the EMA's half-life in images is :func:`ema_momentum_for_half_life`.
@@ -238,8 +238,12 @@ class LazyRegularizedGAN(GAN):
         fake = self.generate(self.generator, num)
         losses = self.generator_loss(self.unwrapped_discriminator(fake), fake)
         if self.path_length_due(self._iteration):
-            out = self.generator(None, num_batches=max(1, num // self.pl_batch_shrink), return_latents=True, generator=self._rng())
-            lengths = path_lengths(out["fake_img"], out["latent"], generator=self._rng())
+            # the per-layer latents, then the images made from them: two calls rather than MMagic's one
+            # (return_latents=True), since under mixed precision accelerate returns fp32 copies of a
+            # forward's outputs, and a copy of the latents is not in the images' graph
+            latent = self.generator(None, num_batches=max(1, num // self.pl_batch_shrink), return_latent_only=True, generator=self._rng())
+            fake_pl = self.generator(latent, input_is_latent=True, generator=self._rng())
+            lengths = path_lengths(fake_pl, latent, generator=self._rng())
             penalty, self.path_length_mean.value = path_length_penalty(lengths.float(), self.path_length_mean.value, self.pl_decay)
             losses["loss_path_regular"] = self.pl_weight * self.pl_interval * penalty
         return losses
