@@ -12,7 +12,7 @@ from pathlib import Path
 from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ["train_sr.py", "train_dcgan.py", "train_esrgan.py"]
+EXAMPLES = ["train_sr.py", "train_dcgan.py", "train_esrgan.py", "train_stylegan2.py"]
 
 
 def example_parser(name: str) -> argparse.ArgumentParser:

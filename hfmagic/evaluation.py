@@ -314,7 +314,8 @@ def evaluate_gan(
         bar = progress_bar(total=num_images, desc="evaluate-gan", unit="image", disable=not progress, leave=False)
         for real in _real_batches(real_images, num_images, batch_size, seed):
             real = ((real.float() + 1.0) * 127.5).round().clamp(0, 255)
-            fake = generator(noise=noise[done : done + len(real)].to(device=device, dtype=dtype)).float().clamp(-1, 1)
+            # positional: the first argument is the noise of every GAN generator (DCGAN's ``noise``, StyleGAN2's ``styles``)
+            fake = generator(noise[done : done + len(real)].to(device=device, dtype=dtype)).float().clamp(-1, 1)
             fake = (fake + 1.0) * 127.5  # [0, 255], as MMagic's destructed fakes
             if real.shape[1:] != fake.shape[1:]:
                 raise ValueError(

@@ -16,6 +16,14 @@ from .cpu_threads import CPUThreadChoice, choose_cpu_threads, configure_cpu_thre
 from .ema import ExponentialMovingAverage
 from .gan import GAN, image_grid, train_gan_loop
 from .gan_training import GANTrainingArguments, GANTrainingResult, create_gan_accelerator, train_gan
+from .lazy_regularized import (
+    LazyRegularizedGAN,
+    ema_momentum_for_half_life,
+    lazy_regularization_adam,
+    path_length_penalty,
+    path_lengths,
+    r1_penalty,
+)
 from .schedulers import SCHEDULER_NAMES, CosineRestartLR, get_sr_scheduler
 from .srgan import SRGAN, SRGANTrainingArguments, create_srgan_accelerator, train_srgan
 from .sr import SRSampleStream, SRTrainingArguments, SRTrainingResult, StreamBatchSampler, create_accelerator, evaluate_model, release_accelerator, train_sr
@@ -28,6 +36,7 @@ __all__ = [
     "GAN",
     "GANTrainingArguments",
     "GANTrainingResult",
+    "LazyRegularizedGAN",
     "SCHEDULER_NAMES",
     "SRGAN",
     "SRGANTrainingArguments",
@@ -42,10 +51,15 @@ __all__ = [
     "create_accelerator",
     "create_gan_accelerator",
     "create_srgan_accelerator",
+    "ema_momentum_for_half_life",
     "evaluate_model",
     "get_sr_scheduler",
     "image_grid",
+    "lazy_regularization_adam",
     "list_checkpoints",
+    "path_length_penalty",
+    "path_lengths",
+    "r1_penalty",
     "read_checkpoint_state",
     "recover_folder",
     "resolve_resume_checkpoint",

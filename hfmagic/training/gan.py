@@ -309,6 +309,10 @@ class GAN:
 
         save_gan_pretrained(self.inference_generator, self.unwrapped_discriminator, save_directory, **card_kwargs)
 
+    def card_details(self) -> str:
+        """More of the card's training sentence (", ..." clauses): a subclass's losses and regularisers."""
+        return ""
+
     def parameters_are_finite(self) -> bool:
         modules = [self.unwrapped_generator, self.unwrapped_discriminator]
         if self.generator_ema is not None:
@@ -334,20 +338,34 @@ def _reduce_over_processes(accelerator, step_logs: dict[str, torch.Tensor], batc
     return {k: v / accelerator.num_processes for k, v in zip(names, values)}, num_skipped
 
 
+# The scores best/ may be chosen by (lower is better for both): MMagic's save_best="swd/avg" (DCGAN)
+# and save_best="FID-Full-50k/fid" (StyleGAN2).
+BEST_METRICS = {"swd_avg": "SWD average", "fid": "FID"}
+
+
+def _score(results: Mapping, metric: str) -> float | None:
+    """``metric`` of ``evaluate_gan``'s results or of a ``best_step.json`` summary (None when absent)."""
+    if metric == "swd_avg":
+        return float(results["swd"]["avg"])
+    value = results.get("fid")
+    return None if value is None else float(value)
+
+
 @dataclass
 class _BestSoFar:
-    """The generator with the lowest SWD average so far (main process): its score, step and the
+    """The generator with the lowest ``metric`` so far (main process): its score, step and the
     number of images it was evaluated on (scores of another sample size do not compare)."""
 
-    swd_avg: float = math.inf
+    score: float = math.inf
     step: int | None = None
     num_images: int | None = None
+    metric: str = "swd_avg"
 
     def checkpoint_fields(self) -> dict:
-        """What a checkpoint carries of it (nothing before a first best)."""
+        """What a checkpoint carries of it (nothing before a first best): ``best_<metric>`` and its step."""
         if self.step is None:
             return {}
-        return {"best_swd_avg": self.swd_avg, "best_step": self.step, "best_num_images": self.num_images}
+        return {f"best_{self.metric}": self.score, "best_step": self.step, "best_num_images": self.num_images}
 
 
 def _evaluate_and_keep_best(
@@ -362,6 +380,10 @@ def _evaluate_and_keep_best(
 
     results = evaluate(gan.inference_generator, step)
     swd_avg = float(results["swd"]["avg"])
+    metric = best.metric
+    score = _score(results, metric)
+    if keep_best and score is None:
+        raise ValueError(f"best/ is chosen by {BEST_METRICS[metric]}, but the evaluation returned none (FID needs an Inception file).")
     scalars = {f"eval/swd_{level}": float(value) for level, value in results["swd"].items()}
     scalars["eval/ms_ssim"] = float(results["ms_ssim"])
     if results.get("fid") is not None:
@@ -369,25 +391,28 @@ def _evaluate_and_keep_best(
     if results.get("inception_score") is not None:
         scalars["eval/inception_score"] = float(results["inception_score"][0])
     accelerator.log(scalars, step=step)
-    logging.getLogger(__name__).info(f"Evaluation at step {step}: SWD avg {swd_avg:.4f}, MS-SSIM {results['ms_ssim']:.4f}")
+    fid_text = f", FID {float(results['fid']):.4f}" if results.get("fid") is not None else ""
+    logging.getLogger(__name__).info(f"Evaluation at step {step}: SWD avg {swd_avg:.4f}, MS-SSIM {results['ms_ssim']:.4f}{fid_text}")
     out = {"swd_avg": swd_avg, "ms_ssim": float(results["ms_ssim"])}
+    if results.get("fid") is not None:
+        out["fid"] = float(results["fid"])
     if keep_best:
         num_images = results.get("num_images")
         if best.step is not None and best.num_images not in (None, num_images):
-            # SWD grows as the sample shrinks: scores of another evaluation size do not compare
+            # SWD and FID grow as the sample shrinks: scores of another evaluation size do not compare
             logging.getLogger(__name__).warning(
                 f"The evaluation now uses {num_images} images, the best so far (step {best.step}) {best.num_images}: "
                 "best/ starts again from this evaluation."
             )
-            best.swd_avg, best.step = math.inf, None
-        if swd_avg < best.swd_avg:
-            best.swd_avg, best.step, best.num_images = swd_avg, step, num_images
+            best.score, best.step = math.inf, None
+        if score < best.score:
+            best.score, best.step, best.num_images = score, step, num_images
 
             def write_best(folder: Path) -> None:
                 gan.save_pretrained(
                     folder,
                     metrics=gan_metrics_for_card(results, dataset),
-                    extra_text=f"## Training\n\nThe generator with the lowest SWD average ({swd_avg:.4f}) of the run, at iteration {step}.",
+                    extra_text=f"## Training\n\nThe generator with the lowest {BEST_METRICS[metric]} ({score:.4f}) of the run, at iteration {step}.",
                     training_data=dataset,
                     license=license,
                     load_path=(Path(output_dir) / "best").as_posix(),  # folder is best/'s temporary sibling
@@ -399,9 +424,11 @@ def _evaluate_and_keep_best(
                 "ms_ssim": float(results["ms_ssim"]),
                 "num_images": num_images,
             }
+            if results.get("fid") is not None:
+                summary["fid"] = float(results["fid"])
             save_best(output_dir, write_best, summary)
         if best.step is not None:
-            out.update(best_swd_avg=best.swd_avg, best_step=best.step)
+            out.update({f"best_{metric}": best.score, "best_step": best.step})
     return out
 
 
@@ -422,6 +449,7 @@ def train_gan_loop(
     evaluation_dataset: str = "training images",
     num_threads: int | None = None,
     license: str | None = None,
+    best_metric: str = "swd_avg",
 ) -> dict[str, float]:
     """The GAN loop: train ``gan`` (already ``prepare``-d) for ``max_train_steps`` iterations (one
     batch each). :func:`hfmagic.training.train_gan` builds everything around it (accelerator,
@@ -445,19 +473,23 @@ def train_gan_loop(
             on the main process with the inference generator (EMA when on) after the last iteration
             and every ``evaluation_steps`` iterations; logged as ``eval/...``.
         evaluation_steps: also evaluate every this many iterations and keep the generator with the
-            lowest SWD average in ``output_dir/best`` (MMagic's ``save_best="swd/avg"``), with its
+            lowest ``best_metric`` in ``output_dir/best`` (MMagic's ``save_best``), with its
             metrics in the card and ``best_step.json``; written atomically, its score is kept in the
             checkpoints, so a resumed run knows the best so far (an evaluation with another number
             of images starts the best again: SWD values of different sample sizes do not compare).
         evaluation_dataset: the name the card gives the evaluation images.
         license: the license best/'s card declares (a Hub license id), as final/'s.
+        best_metric: what best/ is chosen by, lower being better: "swd_avg" (MMagic's DCGAN
+            ``save_best="swd/avg"``) or "fid" (StyleGAN2's ``save_best="FID-Full-50k/fid"``; the
+            evaluation must return FID). The checkpoints carry ``best_<metric>``.
         num_threads: torch threads of each process on CPU; None: the cores available to the process
             divided by the local processes, unless ``OMP_NUM_THREADS`` was set by the user
             (``accelerate launch``'s default of 1 is replaced; see ``hfmagic.training.cpu_threads``).
     Returns:
         The last logged values (``step``, ``epoch``, the loss terms, their sums ``loss_d`` and
         ``loss_g``, ``num_skipped_images``; with ``evaluate``: ``swd_avg`` and ``ms_ssim`` of the
-        last evaluation, and with ``evaluation_steps`` ``best_swd_avg`` and ``best_step``).
+        last evaluation (and ``fid`` when computed), and with ``evaluation_steps`` ``best_<best_metric>``
+        and ``best_step``).
     Raises:
         TrainingDivergedError: a loss or a weight became NaN/inf; the last good checkpoint is kept
             and named in the message.
@@ -478,7 +510,9 @@ def train_gan_loop(
     output_dir = start_run(accelerator, output_dir)
 
     global_step, epoch, skip_batches, last_checkpoint, state = 0, 0, 0, None, {}
-    best = _BestSoFar()
+    if best_metric not in BEST_METRICS:
+        raise ValueError(f"best_metric={best_metric!r} is not one of {sorted(BEST_METRICS)}.")
+    best = _BestSoFar(metric=best_metric)
     resume_path = resolve_resume_checkpoint(resume_from_checkpoint, output_dir)
     if resume_path is not None:
         optimizers = {"generator": gan.generator_optimizer, "discriminator": gan.discriminator_optimizer}
@@ -487,14 +521,15 @@ def train_gan_loop(
             accelerator.load_state(str(resume_path))
         state = read_checkpoint_state(resume_path)
         global_step, epoch, skip_batches = state["step"], state.get("epoch", 0), state.get("step_in_epoch", 0)
-        if state.get("best_swd_avg") is not None:
-            best = _BestSoFar(float(state["best_swd_avg"]), state.get("best_step"), state.get("best_num_images"))
+        if state.get(f"best_{best_metric}") is not None:
+            best = _BestSoFar(float(state[f"best_{best_metric}"]), state.get("best_step"), state.get("best_num_images"), best_metric)
         # best/ may know a better score than the checkpoint (a kill right after best/ was written):
         # take it when it comes from a step this checkpoint has passed
         summary = read_best(output_dir) if accelerator.is_main_process else None
         if summary is not None:
-            if summary.get("step", math.inf) <= global_step and summary["swd"]["avg"] < best.swd_avg:
-                best = _BestSoFar(float(summary["swd"]["avg"]), summary["step"], summary.get("num_images"))
+            score = _score(summary, best_metric)
+            if summary.get("step", math.inf) <= global_step and score is not None and score < best.score:
+                best = _BestSoFar(score, summary["step"], summary.get("num_images"), best_metric)
         last_checkpoint = str(resume_path)
         logger.info(f"Resumed from {resume_path} at step {global_step} (epoch {epoch}, batch {skip_batches}).")
         # a registered LR scheduler (not the loop's own) owns the rates: they are left to it

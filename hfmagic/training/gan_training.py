@@ -40,6 +40,8 @@ class GANTrainingArguments:
         learning_rate: Adam learning rate of both networks, unless set apiece below.
         generator_learning_rate, discriminator_learning_rate: per-network rates (None: ``learning_rate``).
         adam_beta1, adam_beta2: Adam's betas.
+        generator_adam_betas, discriminator_adam_betas: per-network betas (None: ``(adam_beta1,
+            adam_beta2)``), e.g. StyleGAN2's lazy-regularisation corrected ones.
         seed: seeds the initialisation, the data order, the training noise and the sample noise.
         mixed_precision: "no", "fp16", "bf16" (None: accelerate's config).
         dataloader_num_workers: DataLoader worker processes (results do not depend on it).
@@ -51,7 +53,11 @@ class GANTrainingArguments:
         evaluation_images: SWD on this many real and generated images and MS-SSIM on at most 10000
             generated ones at the end (0: no evaluation), in the card.
         evaluation_steps: with ``evaluation_images``, also every this many iterations, keeping the
-            generator with the lowest SWD average in ``best/``.
+            generator with the lowest ``best_metric`` in ``best/``.
+        inception_path: local TorchScript Inception (``inception-2015-12-05.pt``): the evaluations
+            also compute FID (and the Inception Score), as ``hfmagic evaluate-gan --inception``.
+        best_metric: what ``best/`` is chosen by (lower is better): "swd_avg" (MMagic's DCGAN) or
+            "fid" (MMagic's StyleGAN2; needs ``inception_path``).
         report_to: accelerate tracker ("tensorboard", "wandb", "trackio", ...), None, or "auto" (default):
             tensorboard when installed, else none with a warning (``run.resolve_report_to``).
         logging_dir: tracker folder inside ``output_dir``.
@@ -76,6 +82,8 @@ class GANTrainingArguments:
     discriminator_learning_rate: float | None = None
     adam_beta1: float = 0.5
     adam_beta2: float = 0.999
+    generator_adam_betas: tuple[float, float] | None = None
+    discriminator_adam_betas: tuple[float, float] | None = None
     seed: int = 0
     mixed_precision: str | None = None
     dataloader_num_workers: int = 0
@@ -86,6 +94,8 @@ class GANTrainingArguments:
     num_sample_images: int = 64
     evaluation_images: int = 0
     evaluation_steps: int | None = None
+    inception_path: str | None = None
+    best_metric: str = "swd_avg"
     report_to: str | None = "auto"
     logging_dir: str = "logs"
     tracker_project_name: str = "train_gan"
@@ -112,6 +122,10 @@ class GANTrainingArguments:
             raise ValueError(f"evaluation_images must be an even number >= 2 (MS-SSIM compares pairs), got {self.evaluation_images}.")
         if self.evaluation_steps and not self.evaluation_images:
             raise ValueError("evaluation_steps needs evaluation_images (how many images each evaluation compares, e.g. 2048).")
+        if self.best_metric not in ("swd_avg", "fid"):
+            raise ValueError(f"best_metric must be 'swd_avg' or 'fid', got {self.best_metric!r}.")
+        if self.best_metric == "fid" and not self.inception_path:
+            raise ValueError("best_metric='fid' needs inception_path (a local TorchScript Inception, e.g. inception-2015-12-05.pt).")
         self.report_to = resolve_report_to(self.report_to)
 
     @property
@@ -121,6 +135,14 @@ class GANTrainingArguments:
     @property
     def discriminator_lr(self) -> float:
         return self.learning_rate if self.discriminator_learning_rate is None else self.discriminator_learning_rate
+
+    @property
+    def generator_betas(self) -> tuple[float, float]:
+        return tuple(self.generator_adam_betas or (self.adam_beta1, self.adam_beta2))
+
+    @property
+    def discriminator_betas(self) -> tuple[float, float]:
+        return tuple(self.discriminator_adam_betas or (self.adam_beta1, self.adam_beta2))
 
 
 @dataclass
@@ -200,9 +222,10 @@ def _train(gan: GAN, dataset: Any, args: GANTrainingArguments, accelerator) -> G
     set_seed(args.seed)
 
     # optimizers (MMagic: Adam for both networks), data loader, prepare
-    betas = (args.adam_beta1, args.adam_beta2)
-    generator_optimizer = torch.optim.Adam(gan.generator.parameters(), lr=args.generator_lr, betas=betas)
-    discriminator_optimizer = torch.optim.Adam(gan.discriminator.parameters(), lr=args.discriminator_lr, betas=betas)
+    generator_optimizer = torch.optim.Adam(gan.generator.parameters(), lr=args.generator_lr, betas=args.generator_betas)
+    discriminator_optimizer = torch.optim.Adam(
+        gan.discriminator.parameters(), lr=args.discriminator_lr, betas=args.discriminator_betas
+    )
     train_dataloader = torch.utils.data.DataLoader(
         dataset,
         batch_size=args.train_batch_size,
@@ -232,7 +255,7 @@ def _train(gan: GAN, dataset: Any, args: GANTrainingArguments, accelerator) -> G
 
         results = evaluate_gan(
             generator, dataset, args.evaluation_images, args.train_batch_size, seed=args.seed,
-            ms_ssim_images=min(args.evaluation_images, 10000),
+            ms_ssim_images=min(args.evaluation_images, 10000), inception_path=args.inception_path,
         )
         last_evaluation.update(step=step, results=results)
         return results
@@ -258,6 +281,7 @@ def _train(gan: GAN, dataset: Any, args: GANTrainingArguments, accelerator) -> G
         evaluation_dataset=data_name,
         num_threads=args.num_threads,
         license=args.license,
+        best_metric=args.best_metric,
     )
 
     # final/: generator (EMA when on) at the root, discriminator/, samples.png and the card
@@ -272,8 +296,8 @@ def _train(gan: GAN, dataset: Any, args: GANTrainingArguments, accelerator) -> G
         result.evaluation = last_evaluation["results"]
         metrics = gan_metrics_for_card(result.evaluation, dataset=data_name)
         logger.info(
-            "SWD %s, MS-SSIM %.4f on %d images", format_metrics(result.evaluation["swd"]), result.evaluation["ms_ssim"],
-            result.evaluation["num_images"],
+            "SWD %s, MS-SSIM %.4f%s on %d images", format_metrics(result.evaluation["swd"]), result.evaluation["ms_ssim"],
+            "" if result.evaluation.get("fid") is None else f", FID {result.evaluation['fid']:.4f}", result.evaluation["num_images"],
         )
     if accelerator.is_main_process:
         card = _card_text(gan, args, logs, accelerator.num_processes)
@@ -302,9 +326,12 @@ def _card_text(gan: GAN, args: GANTrainingArguments, logs: dict, num_processes: 
         f"## Training\n\nTrained with `hfmagic.training.train_gan` (MMagic's BaseGAN schedule) on "
         f"{args.training_data or 'training images'} for {logs['step']} iterations: batch {args.train_batch_size} x "
         f"{num_processes} processes, Adam lr G {args.generator_lr:g} / D {args.discriminator_lr:g}, betas "
-        f"{(args.adam_beta1, args.adam_beta2)}, discriminator steps {gan.discriminator_steps}, generator steps "
+        + (f"{(args.adam_beta1, args.adam_beta2)}" if args.generator_betas == args.discriminator_betas == (args.adam_beta1, args.adam_beta2)
+           else f"G ({args.generator_betas[0]:g}, {args.generator_betas[1]:.6g}) / D ({args.discriminator_betas[0]:g}, {args.discriminator_betas[1]:.6g})")
+        + f", discriminator steps {gan.discriminator_steps}, generator steps "
         f"{gan.generator_steps}"
         + (f", EMA momentum {ema:g} (the generator here holds the EMA weights)" if ema else "")
+        + gan.card_details()
         + f". Final losses: D {logs.get('loss_d', math.nan):.4f}, G {logs.get('loss_g', math.nan):.4f}."
     )
     return text + (f"\n\n{args.card_text}" if args.card_text else "")
