@@ -36,7 +36,6 @@ __all__ = ["SOURCES", "archs", "convert_checkpoint", "detect_arch", "load_checkp
 logger = logging.getLogger(__name__)
 
 SOURCES = ("auto", "mmagic", "basicsr")
-CONVERTED_LICENSE = "apache-2.0"  # MMagic's and BasicSR's license, weights included
 
 # MMagic's top-level prefixes; the EMA one comes first since it is the longer match.
 _EMA_PREFIX, _GEN_PREFIX, _DISC_PREFIX = "generator_ema.module.", "generator.", "discriminator."
@@ -307,6 +306,7 @@ def convert_checkpoint(
     private: bool | None = None,
     token: str | None = None,
     return_discriminator: bool = False,
+    license: str | None = None,
 ) -> PreTrainedModel | tuple[PreTrainedModel, PreTrainedModel | None]:
     """Convert an MMagic or BasicSR checkpoint into hfmagic model(s), optionally saved and pushed.
 
@@ -333,6 +333,9 @@ def convert_checkpoint(
             slopes (the two hold no tensors); PReLU is read from the weights, so leave it None there.
         push_to_hub: a repo id to upload the folder to (via ``hfmagic.hub.push_folder_to_hub``).
         private, token: passed to the push.
+        license: the Hub license id the saved card declares (e.g. ``"bsd-3-clause"`` for Real-ESRGAN's
+            RRDBNet files, ``"none"`` for none); default: the architecture's published weights'
+            (Apache-2.0 for MMagic's and BasicSR's, BSD-3-Clause for Real-ESRGAN's compact nets).
         return_discriminator: also return the discriminator converted next to an SR generator
             (MMagic's SRGAN / ESRGAN / Real-ESRGAN checkpoints): ``(generator, discriminator or
             None)``. It is converted and saved (under ``discriminator/``) either way.
@@ -380,34 +383,39 @@ def convert_checkpoint(
     elif return_discriminator and not spec.has_discriminator:
         result = (result, None)
 
+    declared, whose = spec.weights_license(naming)
+    if license is not None:
+        declared, whose = (None if license in ("", "none") else license), None
     name = f" `{label}`" if label else ""
     note = f"Converted from the {origin} checkpoint{name}{' (EMA generator)' if ema else ''} with `hfmagic convert`."
     extra = spec.card_note(**{k: options[k] for k in spec.options})
     note = f"{note} {extra}" if extra else note
     if output_dir is None and push_to_hub:
         with tempfile.TemporaryDirectory() as tmp:
-            _save(models, tmp, note, push_to_hub)
+            _save(models, tmp, note, push_to_hub, declared, whose)
             _push(tmp, push_to_hub, private, token)
     elif output_dir is not None:
-        _save(models, output_dir, note, push_to_hub)
+        _save(models, output_dir, note, push_to_hub, declared, whose)
         if push_to_hub:
             _push(output_dir, push_to_hub, private, token)
     return result
 
 
-def _save(models: list[PreTrainedModel], output_dir, note: str, repo_id: str | None) -> None:
+def _save(
+    models: list[PreTrainedModel], output_dir, note: str, repo_id: str | None, license: str | None, whose: str | None
+) -> None:
     from . import hub
 
-    # MMagic's and BasicSR's code and model zoos are Apache-2.0 (the only sources convert reads)
-    note += (
-        f" The card declares `{CONVERTED_LICENSE}`, the license of MMagic's and BasicSR's released weights; "
-        "for a checkpoint you trained yourself, it is whatever license you give those weights."
-    )
+    if whose:  # the architecture's published weights (spec.weights_license)
+        note += (
+            f" The card declares `{license}`, the license of {whose}; for a checkpoint from elsewhere (or trained "
+            "yourself), it is that checkpoint's license: `hfmagic convert --license ID` sets it."
+        )
     if len(models) == 2:
-        hub.save_gan_pretrained(*models, output_dir, extra_text=note, repo_id=repo_id, license=CONVERTED_LICENSE)
+        hub.save_gan_pretrained(*models, output_dir, extra_text=note, repo_id=repo_id, license=license)
     else:
         models[0].save_pretrained(output_dir)
-        hub.write_model_card(output_dir, models[0], extra_text=note, repo_id=repo_id, license=CONVERTED_LICENSE)
+        hub.write_model_card(output_dir, models[0], extra_text=note, repo_id=repo_id, license=license)
     logger.info("Saved to %s.", output_dir)
 
 

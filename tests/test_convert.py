@@ -184,6 +184,13 @@ def test_convert_notes_an_unused_ema_generator_and_refuses_a_file_as_output(tmp_
     # MMagic's (and BasicSR's) released weights are Apache-2.0; the card says so and why
     assert "\nlicense: apache-2.0\n" in card and "the license of MMagic's and BasicSR's released weights" in card
     assert "\n# MSRResNet x2 super-resolution model\n" in card
+    # --license: another checkpoint's license (e.g. Real-ESRGAN's RRDBNet files), or none
+    assert main(["convert", str(path), str(tmp_path / "bsd"), "--license", "bsd-3-clause"]) == 0
+    card = (tmp_path / "bsd" / "README.md").read_text()
+    assert "\nlicense: bsd-3-clause\n" in card and "MMagic's and BasicSR's released weights" not in card
+    assert main(["convert", str(path), str(tmp_path / "unlicensed"), "--license", "none"]) == 0
+    assert "\nlicense:" not in (tmp_path / "unlicensed" / "README.md").read_text()
+    capsys.readouterr()
     assert main(["convert", str(path), str(tmp_path / "raw"), "--arch", "msrresnet", "--no-ema"]) == 0
     assert "the checkpoint's EMA generator ('generator_ema.module.*') is what MMagic tests with" in capsys.readouterr().err
     assert "(EMA generator)" not in (tmp_path / "raw" / "README.md").read_text()

@@ -168,6 +168,8 @@ def test_real_esrgan_params_pth_converts_by_function_and_cli(tmp_path, capsys):
     _check(tmp_path / "cli", state, "prelu", 4)
     card = (tmp_path / "cli" / "README.md").read_text()
     assert "realesr.pth" in card and "Real-ESRGAN's `SRVGGNetCompact`" in card
+    # Real-ESRGAN's weights are BSD-3-Clause, and the card says whose license it is
+    assert "\nlicense: bsd-3-clause\n" in card and "the license of Real-ESRGAN's released weights" in card
     # --arch checks and agrees
     assert main(["convert", str(tmp_path / "realesr.pth"), str(tmp_path / "arch"), "--arch", "srvggnet_compact"]) == 0
 

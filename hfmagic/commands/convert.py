@@ -69,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "slopes used relu or leakyrelu (the error names them; PReLU is read from the weights).",
     )
     parser.add_argument(
+        "--license",
+        default=None,
+        help='Hub license id the card declares (e.g. bsd-3-clause for Real-ESRGAN\'s RRDBNet files; "none": none; '
+        "default: the architecture's published weights': apache-2.0, bsd-3-clause for Real-ESRGAN's compact nets).",
+    )
+    parser.add_argument(
         "--push-to-hub", metavar="REPO_ID", default=None, help="Also upload the folder to this Hub repo."
     )
     parser.add_argument("--private", action="store_true", default=None, help="Create the Hub repo as private.")
@@ -92,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
                 bgr_to_rgb=args.bgr_to_rgb,
                 res_scale=args.res_scale,
                 act_type=args.act_type,
+                license=args.license,
                 push_to_hub=args.push_to_hub,
                 private=args.private,
                 token=args.token,

@@ -155,6 +155,12 @@ class ConversionSpec:
         """Extra text for the converted model's card."""
         return ""
 
+    def weights_license(self, naming: str | None) -> tuple[str, str]:
+        """``(Hub license id, whose weights)`` the converted card declares for checkpoints named the
+        ``naming`` way: MMagic's and BasicSR's released weights are Apache-2.0; a spec whose
+        published weights come from elsewhere overrides it (``hfmagic convert --license`` wins)."""
+        return "apache-2.0", "MMagic's and BasicSR's released weights"
+
 
 class SRConversionSpec(ConversionSpec):
     """A super-resolution network: one generator, hyper-parameters and the upscale factor read

@@ -27,6 +27,10 @@ class SRVGGNetCompactConversion(SRConversionSpec):
     summary_fields = ("mid_channels", "num_convs", "act_type")
     options = ("act_type",)
 
+    def weights_license(self, naming: str | None) -> tuple[str, str]:
+        # every published SRVGGNetCompact is Real-ESRGAN's (realesr-*.pth), released under BSD-3-Clause
+        return "bsd-3-clause", "Real-ESRGAN's released weights (realesr-*.pth)"
+
     def identifies(self, keys: set[str]) -> bool:
         # Only flat `body.N.weight/bias` keys: BasicSR's MSRResNet / EDSR and RRDBNet also have a
         # `body.` but with blocks inside it (`body.0.conv1.weight`) and a `conv_first`.
