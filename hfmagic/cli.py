@@ -14,8 +14,8 @@ from pathlib import Path
 # sub-command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "upscale": ("hfmagic.commands.upscale", "Upscale images or folders of images with a super-resolution model."),
-    "sample": ("hfmagic.commands.sample", "Draw images from a GAN generator (DCGAN)."),
-    "convert": ("hfmagic.commands.convert", "Convert an MMagic or BasicSR checkpoint into a from_pretrained folder."),
+    "sample": ("hfmagic.commands.sample", "Draw images from a GAN generator (DCGAN, StyleGAN2)."),
+    "convert": ("hfmagic.commands.convert", "Convert an MMagic, BasicSR, Real-ESRGAN or ESRGAN checkpoint into a from_pretrained folder."),
     "prepare-div2k": ("hfmagic.commands.prepare_div2k", "Cut DIV2K (folder or zip) into HR sub-images as an HF dataset."),
     "evaluate": ("hfmagic.commands.evaluate", "PSNR/SSIM of a super-resolution model on Set5/Set14/... next to bicubic."),
     "evaluate-gan": ("hfmagic.commands.evaluate_gan", "SWD and MS-SSIM (and FID with local Inception weights) of a GAN generator."),

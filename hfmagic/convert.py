@@ -308,7 +308,7 @@ def convert_checkpoint(
     return_discriminator: bool = False,
     license: str | None = None,
 ) -> PreTrainedModel | tuple[PreTrainedModel, PreTrainedModel | None]:
-    """Convert an MMagic or BasicSR checkpoint into hfmagic model(s), optionally saved and pushed.
+    """Convert an MMagic, BasicSR, Real-ESRGAN or ESRGAN checkpoint into hfmagic model(s), optionally saved and pushed.
 
     Args:
         checkpoint: path of a ``.pth`` file (read with ``torch.load(weights_only=True)``) or a
