@@ -64,6 +64,47 @@ def _stub(name: str, **attributes) -> types.ModuleType:
     return module
 
 
+class _BaseModule(nn.Module):
+    """mmengine.model.BaseModule minus its init_cfg machinery."""
+
+    def __init__(self, init_cfg=None):
+        super().__init__()
+        self.init_cfg = init_cfg
+
+
+# mmagic.registry.MODELS: its decorator returns the class as it is
+_REGISTRY = types.SimpleNamespace(register_module=lambda *args, **kwargs: (lambda cls: cls))
+
+
+def _exec_modules(path: Path, files: dict[str, str], texts: dict[str, str], stubs: dict[str, types.ModuleType]) -> dict:
+    """Run MMagic's ``files`` (module name -> path in the source) in order, with the ``stubs`` standing
+    in for mmengine/mmcv/mmagic packages only while their imports run (``sys.modules`` is restored).
+    Each module's public names are re-exported by its package stub, as the package's __init__ does.
+    Returns the loaded modules by name."""
+    saved = {name: sys.modules.get(name) for name in [*stubs, *files]}
+    sys.modules.update(stubs)
+    try:
+        loaded = {}
+        for name, file in files.items():
+            module = types.ModuleType(name)
+            module.__file__ = f"{path}!{file}"
+            module.__package__ = name.rpartition(".")[0]
+            sys.modules[name] = module
+            exec(compile(texts[file], module.__file__, "exec"), module.__dict__)  # noqa: S102  (MMagic's own code)
+            loaded[name] = module
+            package = stubs[module.__package__]
+            for attr, value in vars(module).items():
+                if not attr.startswith("_") and not hasattr(package, attr):
+                    setattr(package, attr, value)
+        return loaded
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+
+
 def _utils_functions(text: str, namespace: dict) -> None:
     """Execute only ``make_layer`` and ``default_init_weights`` from MMagic's model_utils.py."""
     tree = ast.parse(text)
@@ -78,11 +119,6 @@ def load_mmagic_networks(source: str | os.PathLike | None = None) -> types.Simpl
         return None
     texts = _read(path, [*_FILES.values(), _UTILS])
 
-    class BaseModule(nn.Module):  # mmengine.model.BaseModule minus its init_cfg machinery
-        def __init__(self, init_cfg=None):
-            super().__init__()
-            self.init_cfg = init_cfg
-
     def kaiming_init(module, a=0, mode="fan_out", nonlinearity="relu", bias=0, distribution="normal"):
         nn.init.kaiming_normal_(module.weight, a=a, mode=mode, nonlinearity=nonlinearity)
         if getattr(module, "bias", None) is not None:
@@ -93,16 +129,15 @@ def load_mmagic_networks(source: str | os.PathLike | None = None) -> types.Simpl
         if getattr(module, "bias", None) is not None:
             nn.init.constant_(module.bias, bias)
 
-    registry = types.SimpleNamespace(register_module=lambda *args, **kwargs: (lambda cls: cls))
     utils = _stub("mmagic.models.utils")
     exec_globals = {"nn": nn, "kaiming_init": kaiming_init, "constant_init": constant_init, "_BatchNorm": nn.modules.batchnorm._BatchNorm}
     _utils_functions(texts[_UTILS], exec_globals)
     utils.make_layer, utils.default_init_weights = exec_globals["make_layer"], exec_globals["default_init_weights"]
     stubs = {
         "mmengine": _stub("mmengine"),
-        "mmengine.model": _stub("mmengine.model", BaseModule=BaseModule),
+        "mmengine.model": _stub("mmengine.model", BaseModule=_BaseModule),
         "mmagic": _stub("mmagic"),
-        "mmagic.registry": _stub("mmagic.registry", MODELS=registry),
+        "mmagic.registry": _stub("mmagic.registry", MODELS=_REGISTRY),
         "mmagic.models": _stub("mmagic.models"),
         "mmagic.models.utils": utils,
         "mmagic.models.archs": _stub("mmagic.models.archs"),
@@ -110,27 +145,8 @@ def load_mmagic_networks(source: str | os.PathLike | None = None) -> types.Simpl
         "mmagic.models.editors.srgan": _stub("mmagic.models.editors.srgan"),
         "mmagic.models.editors.edsr": _stub("mmagic.models.editors.edsr"),
     }
-    saved = {name: sys.modules.get(name) for name in [*stubs, *_FILES]}
-    sys.modules.update(stubs)  # only while MMagic's files run their imports; restored below
-    try:
-        loaded = {}
-        for name, file in _FILES.items():
-            module = types.ModuleType(name)
-            module.__file__ = f"{path}!{file}"
-            module.__package__ = name.rpartition(".")[0]
-            sys.modules[name] = module
-            exec(compile(texts[file], module.__file__, "exec"), module.__dict__)  # noqa: S102
-            loaded[name] = module
-            if name.endswith("upsample"):  # what mmagic.models.archs re-exports
-                stubs["mmagic.models.archs"].PixelShufflePack = module.PixelShufflePack
-            if name.endswith("sr_backbone"):
-                stubs["mmagic.models.archs"].ResidualBlockNoBN = module.ResidualBlockNoBN
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
+    # mmagic.models.archs re-exports PixelShufflePack and ResidualBlockNoBN (from upsample, sr_backbone)
+    loaded = _exec_modules(path, _FILES, texts, stubs)
     return types.SimpleNamespace(
         MSRResNet=loaded["mmagic.models.editors.srgan.sr_resnet"].MSRResNet,
         EDSRNet=loaded["mmagic.models.editors.edsr.edsr_net"].EDSRNet,

@@ -26,14 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import types
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _mmagic_reference import _read, _stub, find_mmagic_source
+from _mmagic_reference import _REGISTRY, _BaseModule, _exec_modules, _read, _stub, find_mmagic_source
 
 __all__ = ["load_mmagic_stylegan2", "reference_upfirdn2d", "reference_fused_bias_leakyrelu", "mmagic_twins"]
 
@@ -113,11 +112,6 @@ def load_mmagic_stylegan2(source: str | os.PathLike | None = None) -> types.Simp
         return None
     texts = _read(path, list(_FILES.values()))
 
-    class BaseModule(nn.Module):
-        def __init__(self, init_cfg=None):
-            super().__init__()
-            self.init_cfg = init_cfg
-
     def normal_init(module, mean=0.0, std=1.0, bias=0.0):
         nn.init.normal_(module.weight, mean, std)
         if getattr(module, "bias", None) is not None:
@@ -132,7 +126,6 @@ def load_mmagic_stylegan2(source: str | os.PathLike | None = None) -> types.Simp
             raise NotImplementedError("the autocast stand-in runs fp32 only")
         yield
 
-    registry = types.SimpleNamespace(register_module=lambda *args, **kwargs: (lambda cls: cls))
     stubs = {
         "mmcv": _stub("mmcv"),
         "mmcv.cnn": _stub("mmcv.cnn"),
@@ -143,13 +136,13 @@ def load_mmagic_stylegan2(source: str | os.PathLike | None = None) -> types.Simp
             "mmcv.ops.fused_bias_leakyrelu", FusedBiasLeakyReLU=_FusedBiasLeakyReLU, fused_bias_leakyrelu=reference_fused_bias_leakyrelu
         ),
         "mmengine": _stub("mmengine", print_log=lambda *a, **k: None, is_seq_of=is_seq_of),
-        "mmengine.model": _stub("mmengine.model", BaseModule=BaseModule, normal_init=normal_init),
+        "mmengine.model": _stub("mmengine.model", BaseModule=_BaseModule, normal_init=normal_init),
         "mmengine.dist": _stub("mmengine.dist", get_dist_info=lambda: (0, 1)),
         "mmengine.runner": _stub("mmengine.runner"),
         "mmengine.runner.amp": _stub("mmengine.runner.amp", autocast=autocast),
         "mmengine.runner.checkpoint": _stub("mmengine.runner.checkpoint", _load_checkpoint_with_prefix=None),
         "mmagic": _stub("mmagic"),
-        "mmagic.registry": _stub("mmagic.registry", MODELS=registry),
+        "mmagic.registry": _stub("mmagic.registry", MODELS=_REGISTRY),
         "mmagic.models": _stub("mmagic.models"),
         "mmagic.models.archs": _stub("mmagic.models.archs", AllGatherLayer=None),
         "mmagic.models.utils": _stub("mmagic.models.utils", get_module_device=lambda m: next(m.parameters()).device),
@@ -163,27 +156,7 @@ def load_mmagic_stylegan2(source: str | os.PathLike | None = None) -> types.Simp
         "mmagic.models.editors.stylegan3": _stub("mmagic.models.editors.stylegan3"),
         "mmagic.models.editors.stylegan3.stylegan3_modules": _stub("mmagic.models.editors.stylegan3.stylegan3_modules", MappingNetwork=None),
     }
-    saved = {name: sys.modules.get(name) for name in [*stubs, *_FILES]}
-    sys.modules.update(stubs)  # only while MMagic's files run their imports; restored below
-    try:
-        loaded = {}
-        for name, file in _FILES.items():
-            module = types.ModuleType(name)
-            module.__file__ = f"{path}!{file}"
-            module.__package__ = name.rpartition(".")[0]
-            sys.modules[name] = module
-            exec(compile(texts[file], module.__file__, "exec"), module.__dict__)  # noqa: S102  (MMagic's own code)
-            loaded[name] = module
-            package = stubs[module.__package__]  # what the package's __init__ re-exports
-            for attr, value in vars(module).items():
-                if not attr.startswith("_") and not hasattr(package, attr):
-                    setattr(package, attr, value)
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
+    loaded = _exec_modules(path, _FILES, texts, stubs)
     return types.SimpleNamespace(
         StyleGAN2Generator=loaded["mmagic.models.editors.stylegan2.stylegan2_generator"].StyleGAN2Generator,
         StyleGAN2Discriminator=loaded["mmagic.models.editors.stylegan2.stylegan2_discriminator"].StyleGAN2Discriminator,
